@@ -1,0 +1,12 @@
+"""The one exception type users see.
+
+Every mistake a user can make (unknown model, impossible spec, input too small, bad checkpoint)
+raises :class:`ResvizError` with a one-line message. Surfaces print the message and exit with
+code 2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+
+class ResvizError(ValueError):
+    """A user error with a one-line, human-readable message."""

@@ -1,0 +1,328 @@
+"""Static analysis on the ``meta`` device: shapes, parameters, MACs, activation memory.
+
+The model runs once with meta tensors standing in for every parameter, buffer and input
+(``torch.func.functional_call``), so nothing is computed or allocated and the cost does not grow
+with batch size or resolution. A user's own module is analysed the same way and left untouched.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from resviz.errors import ResvizError
+from resviz.model.blocks import Fork, ResidualBlock, is_residual_block
+from resviz.spec import ResNetSpec, Stem
+from resviz.trace.fastmeta import FastMeta
+from resviz.trace.counting import count_elementwise, count_macs, kernel_and_stride
+from resviz.trace.records import BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
+
+_LAYER_RE = re.compile(r"^layer(\d+)$")
+
+
+def parse_input_size(text: str | Sequence[int]) -> Shape:
+    """``"1x3x224x224"`` (or ``1,3,224,224`` or a sequence) -> ``(1, 3, 224, 224)``."""
+    if isinstance(text, str):
+        parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
+        try:
+            dims = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ResvizError(
+                f"malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224"
+            ) from None
+    else:
+        dims = tuple(int(d) for d in text)
+    if len(dims) == 3:
+        dims = (1, *dims)
+    if len(dims) != 4:
+        raise ResvizError(
+            f"malformed input size {text!r}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
+        )
+    if any(d < 1 for d in dims):
+        raise ResvizError(f"input size {shape_str(dims)} has a dimension below 1")
+    return dims
+
+
+def default_input_size(spec: ResNetSpec | None) -> Shape:
+    """224x224 for ImageNet stems (torchvision's ``_ops`` resolution), 32x32 for CIFAR stems."""
+    if spec is None:
+        return (1, 3, 224, 224)
+    side = 32 if spec.stem is Stem.CIFAR else 224
+    return (1, spec.in_channels, side, side)
+
+
+def _stage_of(name: str, num_stages: int) -> str:
+    """Map a qualified name to He et al. 2015's Table 1 stage names."""
+    top = name.split(".", 1)[0]
+    m = _LAYER_RE.match(top)
+    if m:
+        return f"conv{int(m.group(1)) + 1}_x"
+    if top == "maxpool":
+        return "conv2_x"  # the paper lists the 3x3 max-pool at the top of conv2_x
+    if top in ("conv1", "bn1", "relu"):
+        return "conv1"
+    return "head"
+
+
+class _Recorder:
+    """Forward hooks that turn each executed leaf into a :class:`LayerRecord`."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+        self.names = {m: n for n, m in model.named_modules()}
+        self.blocks = {n for n, m in model.named_modules() if is_residual_block(m)}
+        self.num_stages = sum(1 for n, _ in model.named_children() if _LAYER_RE.match(n))
+        self.layers: list[LayerRecord] = []
+        self.block_io: dict[str, tuple[Shape, Shape]] = {}
+        self.current = ""
+        self.current_input: Shape = ()
+
+    def block_of(self, name: str) -> str:
+        parts = name.split(".")
+        for i in range(len(parts) - 1, 0, -1):
+            prefix = ".".join(parts[:i])
+            if prefix in self.blocks:
+                return prefix
+        return ""
+
+    def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
+        self.current = self.names[module]
+        x = args[0] if args else None
+        self.current_input = tuple(x.shape) if isinstance(x, Tensor) else ()
+        if isinstance(module, nn.modules.conv._ConvNd) and isinstance(x, Tensor) and x.dim() >= 2:
+            if x.shape[1] != module.in_channels:
+                raise ResvizError(
+                    f"{self.current} ({type(module).__name__}) expects {module.in_channels} input "
+                    f"channels but gets {x.shape[1]} (input {shape_str(tuple(x.shape))})"
+                )
+
+    def hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        name = self.names[module]
+        if isinstance(module, Fork):
+            return
+        x = args[0] if args and isinstance(args[0], Tensor) else None
+        y = out[0] if isinstance(out, (tuple, list)) else out
+        if x is None or not isinstance(y, Tensor):
+            return
+        block = self.block_of(name)
+        rel = name[len(block) + 1:] if block else ""
+        branch = ""
+        if block:
+            if rel.startswith("downsample") or rel.startswith("shortcut"):
+                branch = "skip"
+            elif rel == "add":
+                branch = "join"
+            else:
+                branch = "main"
+        kernel, stride = kernel_and_stride(module)
+        self.layers.append(
+            LayerRecord(
+                name=name,
+                type=type(module).__name__,
+                input_shape=tuple(x.shape),
+                output_shape=tuple(y.shape),
+                params=sum(p.numel() for p in module.parameters(recurse=False)),
+                macs=count_macs(module, x, y),
+                elementwise=count_elementwise(module, x, y),
+                activation_bytes=y.numel() * y.element_size(),
+                stage=_stage_of(name, self.num_stages),
+                block=block,
+                branch=branch,
+                kernel=kernel,
+                stride=stride,
+                groups=int(getattr(module, "groups", 1)),
+            )
+        )
+
+    def block_hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+        x = args[0]
+        self.block_io[self.names[module]] = (tuple(x.shape), tuple(out.shape))
+
+    @contextmanager
+    def attached(self) -> Iterator[None]:
+        handles = []
+        try:
+            for name, m in self.model.named_modules():
+                if name in self.blocks:
+                    handles.append(m.register_forward_hook(self.block_hook))
+                if not any(True for _ in m.children()):
+                    handles.append(m.register_forward_pre_hook(self.pre_hook))
+                    handles.append(m.register_forward_hook(self.hook))
+            yield
+        finally:
+            for h in handles:
+                h.remove()
+
+
+def _meta_state(model: nn.Module) -> dict[str, Tensor]:
+    """Meta stand-ins for every parameter and buffer, so the real ones are never touched."""
+    state: dict[str, Tensor] = {}
+    for name, p in model.named_parameters(remove_duplicate=False):
+        state[name] = torch.empty(p.shape, dtype=p.dtype, device="meta")
+    for name, b in model.named_buffers(remove_duplicate=False):
+        state[name] = torch.empty(b.shape, dtype=b.dtype, device="meta")
+    return state
+
+
+def _all_meta(model: nn.Module) -> bool:
+    tensors = [*model.parameters(), *model.buffers()]
+    return all(t.device.type == "meta" for t in tensors)
+
+
+def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) -> None:
+    x = torch.empty(input_shape, device="meta")
+    with rec.attached(), torch.no_grad(), FastMeta():
+        try:
+            if _all_meta(model):
+                model(x)
+            else:
+                torch.func.functional_call(model, _meta_state(model), (x,))
+        except ResvizError:
+            raise
+        except (RuntimeError, ValueError, IndexError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            small = ("too small", "can't be greater", "non-positive", "output size", "size is 0")
+            where = f"{rec.current} (input {shape_str(rec.current_input)})"
+            if any(s in first.lower() for s in small):
+                raise ResvizError(
+                    f"input {shape_str(input_shape)} is too small for {label}: the spatial size "
+                    f"reaches zero at {where}"
+                ) from None
+            raise ResvizError(f"{label} fails on input {shape_str(input_shape)} at {where}: {first}") from None
+
+
+def _receptive_fields(layers: Sequence[LayerRecord]) -> dict[str, tuple[int, int]]:
+    """Receptive field and jump at the end of each stage, following the main path only."""
+    r, j = 1, 1
+    out: dict[str, tuple[int, int]] = {}
+    for lr in layers:
+        if lr.branch == "skip":
+            continue
+        if lr.kernel:
+            r += (lr.kernel[0] - 1) * j
+            j *= lr.stride[0]
+        elif lr.type.startswith("Adaptive") and len(lr.input_shape) == 4:
+            r += (lr.input_shape[2] - 1) * j  # global pooling sees the whole remaining map
+        out[lr.stage] = (r, j)
+    return out
+
+
+def _block_kind(module: nn.Module) -> str:
+    kind = getattr(module, "kind", None)
+    base = str(kind.value) if kind is not None else (
+        "bottleneck" if hasattr(module, "conv3") else "basic"
+    )
+    return f"preact-{base}" if getattr(module, "preact", False) else base
+
+
+def _shortcut_type(module: nn.Module) -> str:
+    if isinstance(module, ResidualBlock):
+        return module.shortcut_type
+    return "projection" if getattr(module, "downsample", None) is not None else "identity"
+
+
+def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], tuple[StageRecord, ...]]:
+    modules = dict(model.named_modules())
+    blocks = []
+    for name in rec.blocks:
+        if name not in rec.block_io:
+            continue
+        rows = [lr for lr in rec.layers if lr.block == name]
+        inp, outp = rec.block_io[name]
+        blocks.append(
+            BlockRecord(
+                name=name,
+                stage=rows[0].stage if rows else _stage_of(name, rec.num_stages),
+                kind=_block_kind(modules[name]),
+                shortcut=_shortcut_type(modules[name]),
+                input_shape=inp,
+                output_shape=outp,
+                params=sum(lr.params for lr in rows),
+                macs=sum(lr.macs for lr in rows),
+                elementwise=sum(lr.elementwise for lr in rows),
+            )
+        )
+    order = {lr.block: i for i, lr in reversed(list(enumerate(rec.layers))) if lr.block}
+    blocks.sort(key=lambda b: order.get(b.name, 0))
+    rf = _receptive_fields(rec.layers)
+    stages: list[StageRecord] = []
+    for lr in rec.layers:
+        if not stages or stages[-1].name != lr.stage:
+            names = [s.name for s in stages]
+            if lr.stage in names:  # a stage seen before (e.g. an oddly ordered user model)
+                continue
+            rows = [x for x in rec.layers if x.stage == lr.stage]
+            main_rows = [x for x in rows if x.branch != "skip"]
+            r, j = rf.get(lr.stage, (1, 1))
+            stages.append(
+                StageRecord(
+                    name=lr.stage,
+                    output_shape=main_rows[-1].output_shape if main_rows else rows[-1].output_shape,
+                    num_blocks=sum(1 for b in blocks if b.stage == lr.stage),
+                    params=sum(x.params for x in rows),
+                    macs=sum(x.macs for x in rows),
+                    elementwise=sum(x.elementwise for x in rows),
+                    receptive_field=r,
+                    jump=j,
+                )
+            )
+    return tuple(blocks), tuple(stages)
+
+
+def _small_input_notes(layers: Sequence[LayerRecord]) -> list[str]:
+    for lr in layers:
+        if lr.stride and max(lr.stride) > 1 and len(lr.input_shape) == 4 and lr.input_shape[2] == 1:
+            return [
+                f"input is smaller than the network's total stride: {lr.name} downsamples a 1x1 "
+                "map, so deeper stages see padding only"
+            ]
+    return []
+
+
+def analyze_module(
+    model: nn.Module,
+    input_shape: Shape,
+    label: str | None = None,
+    spec: ResNetSpec | None = None,
+    notes: Sequence[str] = (),
+) -> Summary:
+    """Static analysis of any ``nn.Module`` at ``input_shape``; the module is not modified."""
+    label = label or (spec.name if spec else type(model).__name__)
+    if spec is not None and input_shape[1] != spec.in_channels:
+        raise ResvizError(
+            f"{label} expects {spec.in_channels} input channels, got {input_shape[1]} "
+            f"(input {shape_str(input_shape)})"
+        )
+    rec = _Recorder(model)
+    _run_meta(model, rec, input_shape, label)
+    blocks, stages = _rollup(rec, model)
+    seen: set[int] = set()
+    total = trainable = param_bytes = 0
+    for p in model.parameters():
+        if id(p) in seen:
+            continue
+        seen.add(id(p))
+        total += p.numel()
+        trainable += p.numel() if p.requires_grad else 0
+        param_bytes += p.numel() * p.element_size()
+    layers = tuple(rec.layers)
+    return Summary(
+        model=label,
+        input_shape=tuple(input_shape),
+        total_params=total,
+        trainable_params=trainable,
+        total_macs=sum(lr.macs for lr in layers),
+        total_elementwise=sum(lr.elementwise for lr in layers),
+        activation_bytes=sum(lr.activation_bytes for lr in layers),
+        param_bytes=param_bytes,
+        layers=layers,
+        blocks=blocks,
+        stages=stages,
+        notes=tuple(notes) + tuple(_small_input_notes(layers)),
+        spec=spec.to_dict() if spec else None,
+    )

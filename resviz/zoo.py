@@ -1,0 +1,109 @@
+"""Named presets: torchvision's ten ResNets, the 2015 paper's CIFAR nets, pre-activation nets.
+
+Sources of the configurations:
+* torchvision ``resnet18`` ... ``resnext101_64x4d`` builders (blocks per stage, groups,
+  ``width_per_group``); counts pinned in ``tests/data/torchvision_resnets.json``.
+* He et al. 2015, Sec. 4.2: CIFAR-10 nets of depth 6n+2 with 16/32/64 filters and option A shortcuts
+  (Table 6: 0.27M, 0.46M, 0.66M, 0.85M, 1.7M, 19.4M parameters for 20 ... 1202 layers).
+* He et al. 2016 (pre-activation), Table 2 and Sec. 5: CIFAR bottleneck nets of depth 9n+2 with
+  64/128/256 output channels (ResNet-164: 1.7M, ResNet-1001: 10.2M parameters), and ImageNet
+  pre-activation nets with torchvision's stage layout (ResNet-200: 3, 24, 36, 3 blocks).
+
+Every preset has a plain twin (``plain34``, ``plain56``, ``plain_preact_resnet164`` ...): the
+same layers without shortcuts.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from resviz.errors import ResvizError
+from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
+
+_IMAGENET_WIDTHS = (64, 128, 256, 512)
+_CIFAR_WIDTHS = (16, 32, 64)
+
+_TV_LAYERS = {
+    18: (BlockKind.BASIC, (2, 2, 2, 2)),
+    34: (BlockKind.BASIC, (3, 4, 6, 3)),
+    50: (BlockKind.BOTTLENECK, (3, 4, 6, 3)),
+    101: (BlockKind.BOTTLENECK, (3, 4, 23, 3)),
+    152: (BlockKind.BOTTLENECK, (3, 8, 36, 3)),
+    200: (BlockKind.BOTTLENECK, (3, 24, 36, 3)),
+}
+
+
+def _imagenet(name: str, depth: int, groups: int = 1, wpg: int = 64, preact: bool = False) -> ResNetSpec:
+    block, layers = _TV_LAYERS[depth]
+    return ResNetSpec(
+        name=name, block=block, layers=layers, widths=_IMAGENET_WIDTHS,
+        groups=groups, width_per_group=wpg, preact=preact,
+    )
+
+
+def _cifar(name: str, depth: int) -> ResNetSpec:
+    n = (depth - 2) // 6
+    return ResNetSpec(
+        name=name, block=BlockKind.BASIC, layers=(n, n, n), widths=_CIFAR_WIDTHS,
+        stem=Stem.CIFAR, stem_width=16, shortcut=Shortcut.A, num_classes=10,
+    )
+
+
+def _cifar_preact(name: str, depth: int) -> ResNetSpec:
+    n = (depth - 2) // 9
+    return ResNetSpec(
+        name=name, block=BlockKind.BOTTLENECK, layers=(n, n, n), widths=_CIFAR_WIDTHS,
+        stem=Stem.CIFAR, stem_width=16, preact=True, num_classes=10,
+    )
+
+
+def _build_registry() -> dict[str, ResNetSpec]:
+    specs = [
+        _imagenet("resnet18", 18),
+        _imagenet("resnet34", 34),
+        _imagenet("resnet50", 50),
+        _imagenet("resnet101", 101),
+        _imagenet("resnet152", 152),
+        _imagenet("wide_resnet50_2", 50, wpg=128),
+        _imagenet("wide_resnet101_2", 101, wpg=128),
+        _imagenet("resnext50_32x4d", 50, groups=32, wpg=4),
+        _imagenet("resnext101_32x8d", 101, groups=32, wpg=8),
+        _imagenet("resnext101_64x4d", 101, groups=64, wpg=4),
+        *(_cifar(f"resnet{d}", d) for d in (20, 32, 44, 56, 110, 1202)),
+        _cifar_preact("preact_resnet164", 164),
+        _cifar_preact("preact_resnet1001", 1001),
+        *(_imagenet(f"preact_resnet{d}", d, preact=True) for d in (18, 34, 50, 101, 152, 200)),
+    ]
+    return {s.name: s.validate() for s in specs}
+
+
+_REGISTRY = _build_registry()
+_PLAIN = {plain_name(n): n for n in _REGISTRY}
+
+#: Presets whose state_dict, parameter count and forward function equal torchvision's builders.
+TORCHVISION_PRESETS = (
+    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "wide_resnet50_2", "wide_resnet101_2",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
+)
+
+
+def list_models(include_plain: bool = False) -> list[str]:
+    """Preset names in registry order (torchvision first, then CIFAR, then pre-activation)."""
+    names = list(_REGISTRY)
+    if include_plain:
+        names += list(_PLAIN)
+    return names
+
+
+def get_spec(name: str) -> ResNetSpec:
+    """The preset called ``name`` (or its plain twin); unknown names suggest the closest ones."""
+    key = name.strip().lower().replace("-", "_")
+    if key in _REGISTRY:
+        return _REGISTRY[key]
+    if key in _PLAIN:
+        return _REGISTRY[_PLAIN[key]].plain()
+    candidates = list(_REGISTRY) + list(_PLAIN)
+    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
+    hint = f"; did you mean {', '.join(close)}?" if close else "; run `resviz list` for the presets"
+    raise ResvizError(f"unknown model {name!r}{hint}")
