@@ -1,0 +1,56 @@
+"""resviz: see inside residual networks.
+
+Public API (imported lazily, so ``import resviz`` costs no more than the pieces you use)::
+
+    resviz.list_models()                       # preset names
+    resviz.get_spec("resnet50")                # a frozen ResNetSpec
+    resviz.build_model("resnet50", device="auto")
+    resviz.summarize("resnet50", input_size="1x3x224x224")   # shapes, params, MACs (meta device)
+    resviz.trace("resnet20", input_size="8x3x32x32")          # activations and branch gradients
+    resviz.monitor(model, every=10)            # statistics during your own training loop
+    resviz.diagram("resnet50", view="overview")               # a graphviz.Digraph
+    resviz.compare(["resnet56", "plain56"], steps=20)         # gradient-flow comparison report
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "ResvizError": "resviz.errors",
+    "ResNetSpec": "resviz.spec",
+    "BlockKind": "resviz.spec",
+    "Shortcut": "resviz.spec",
+    "Stem": "resviz.spec",
+    "StrideAt": "resviz.spec",
+    "load_spec_file": "resviz.spec",
+    "list_models": "resviz.zoo",
+    "get_spec": "resviz.zoo",
+    "build_model": "resviz.model.resnet",
+    "ResNet": "resviz.model.resnet",
+    "load_checkpoint": "resviz.model.weights",
+    "summarize": "resviz.api",
+    "Summary": "resviz.trace.records",
+    "trace": "resviz.trace.tracer",
+    "monitor": "resviz.trace.monitor",
+    "diagram": "resviz.render.diagrams",
+    "compare": "resviz.analysis.compare",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resviz' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

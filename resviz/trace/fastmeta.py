@@ -120,6 +120,20 @@ _SHAPE_FNS: dict[Callable[..., Any], Callable[..., Any]] = {
 }
 
 
+def _broadcast(a: tuple[int, ...], b: tuple[int, ...]) -> tuple[int, ...]:
+    """NumPy broadcasting (``torch.broadcast_shapes`` imports sympy on first use)."""
+    if a == b:
+        return tuple(a)
+    n = max(len(a), len(b))
+    pa, pb = (1,) * (n - len(a)) + tuple(a), (1,) * (n - len(b)) + tuple(b)
+    out = []
+    for x, y in zip(pa, pb, strict=True):
+        if x != y and 1 not in (x, y):
+            raise RuntimeError(f"shapes {tuple(a)} and {tuple(b)} cannot be broadcast together")
+        out.append(max(x, y) if 1 in (x, y) else x)
+    return tuple(out)
+
+
 def _is_meta(x: object) -> bool:
     return isinstance(x, Tensor) and x.device.type == "meta"
 
@@ -139,9 +153,7 @@ class FastMeta(TorchFunctionMode):
                 )
             if func in _BINARY and len(args) >= 2:
                 other = args[1]
-                shape = torch.broadcast_shapes(first.shape, other.shape) if isinstance(
-                    other, Tensor
-                ) else first.shape
+                shape = _broadcast(first.shape, other.shape) if isinstance(other, Tensor) else first.shape
                 if func in (Tensor.add_, Tensor.__iadd__):
                     return first
                 return torch.empty(shape, dtype=first.dtype, device="meta")

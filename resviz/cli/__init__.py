@@ -1,0 +1,24 @@
+"""The ``resviz`` command line: one Typer command per job.
+
+Command modules import heavy libraries inside their functions, so ``resviz --help`` and the
+static commands start in about the time of ``import torch``.
+"""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(
+    name="resviz",
+    help="See inside residual networks: build, measure, trace, draw and compare ResNets.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+# Each module registers its commands on ``app`` when imported.
+from resviz.cli import core_cmds  # noqa: E402,F401
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,152 @@
+"""Shared pieces of the CLI: spec options, one-line user errors, atomic file output.
+
+User errors (:class:`~resviz.errors.ResvizError`) print ``error: <message>`` on stderr and exit with
+code 2, with no traceback. Files are written to a temporary file beside the target and renamed into
+place, so a failed or interrupted command never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from resviz.errors import ResvizError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+ModelArg = Annotated[
+    str,
+    typer.Argument(help="Preset name (see `resviz list`), a spec file (.json/.yaml), or `custom`."),
+]
+PlainOpt = Annotated[bool, typer.Option("--plain", help="Use the plain twin: same layers, no skips.")]
+SetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a spec field, e.g. --set shortcut=C --set layers=2,2,2,2."),
+]
+InputOpt = Annotated[
+    str | None, typer.Option("--input", "-i", help="Input size NxCxHxW, e.g. 1x3x224x224.")
+]
+FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")]
+
+_LIST_FIELDS = {"layers", "widths"}
+_INT_FIELDS = {"stem_width", "groups", "width_per_group", "num_classes", "in_channels"}
+
+
+def fail(message: str) -> typer.Exit:
+    """Print a one-line user error and return the exit to raise."""
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+def user_errors(fn: F) -> F:
+    """Turn :class:`ResvizError` (and unreadable files) into one line on stderr and exit code 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ResvizError as exc:
+            raise fail(str(exc).splitlines()[0]) from None
+        except KeyboardInterrupt:
+            raise fail("interrupted") from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+def _parse_override(item: str) -> tuple[str, Any]:
+    if "=" not in item:
+        raise ResvizError(f"--set expects KEY=VALUE, got {item!r}")
+    key, value = (s.strip() for s in item.split("=", 1))
+    key = key.replace("-", "_")
+    if key in _LIST_FIELDS:
+        try:
+            return key, tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
+        except ValueError:
+            raise ResvizError(f"--set {key} expects comma-separated integers, got {value!r}") from None
+    if key in _INT_FIELDS:
+        try:
+            return key, int(value)
+        except ValueError:
+            raise ResvizError(f"--set {key} expects an integer, got {value!r}") from None
+    if key == "preact":
+        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+            raise ResvizError(f"--set preact expects true or false, got {value!r}")
+        return key, value.lower() in ("true", "1", "yes")
+    return key, value
+
+
+def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = None) -> Any:
+    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec."""
+    from resviz.spec import ResNetSpec, load_spec_file
+    from resviz.zoo import get_spec
+
+    overrides = dict(_parse_override(s) for s in sets or [])
+    if model.lower().endswith((".json", ".yaml", ".yml")):
+        spec = load_spec_file(model)
+    elif model.lower() == "custom":
+        layers = overrides.get("layers")
+        if not layers:
+            raise ResvizError("a custom model needs at least --set layers=..., e.g. layers=2,2,2,2")
+        base = {"name": "custom", "block": "basic", "widths": (64, 128, 256, 512)[: len(layers)]}
+        if len(layers) > 4 and "widths" not in overrides:
+            raise ResvizError("more than 4 stages: give the widths too, e.g. --set widths=...")
+        return _finish(ResNetSpec.from_dict({**base, **overrides}), plain)
+    else:
+        spec = get_spec(model)
+    if overrides:
+        known = {f.name for f in dataclasses.fields(spec)}
+        unknown = sorted(set(overrides) - known)
+        if unknown:
+            raise ResvizError(f"unknown spec field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        spec = dataclasses.replace(spec, **overrides)
+    return _finish(spec, plain)
+
+
+def _finish(spec: Any, plain: bool) -> Any:
+    spec = spec.validate()
+    return spec.plain() if plain and spec.has_skips else spec
+
+
+def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "csv")) -> str:
+    f = fmt.strip().lower()
+    if f not in allowed:
+        raise ResvizError(f"unknown format {fmt!r}: choose one of {', '.join(allowed)}")
+    return f
+
+
+def write_atomic(path: str | Path, data: str | bytes) -> Path:
+    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
+
+    Raises :class:`ResvizError` with one line when the folder does not exist or is not writable.
+    """
+    target = Path(path)
+    folder = target.parent if str(target.parent) else Path(".")
+    if not folder.is_dir():
+        raise ResvizError(f"cannot write {target}: folder {folder} does not exist")
+    mode = "wb" if isinstance(data, bytes) else "w"
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise ResvizError(f"cannot write {target}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(fd, mode, **({} if mode == "wb" else {"encoding": "utf-8"})) as fh:
+            fh.write(data)
+        os.replace(tmp, target)
+    except BaseException as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise ResvizError(f"cannot write {target}: {exc.strerror or exc}") from None
+        raise
+    return target
+
+
+def echo(text: str) -> None:
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")

@@ -1,0 +1,75 @@
+"""Static commands: ``resviz list``, ``resviz summary``, ``resviz flops``."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from resviz.cli import app
+from resviz.cli.common import (
+    FormatOpt, InputOpt, ModelArg, PlainOpt, SetOpt, check_format, echo, resolve_cli_spec, user_errors,
+)
+
+
+@app.command("list")
+@user_errors
+def list_cmd(
+    fmt: FormatOpt = "table",
+    plain: Annotated[bool, typer.Option("--plain", help="Also list every plain twin.")] = False,
+) -> None:
+    """List the presets with their parameters and MACs at their native resolution."""
+    from resviz.analysis.catalog import catalog
+    from resviz.render.tables import human
+
+    fmt = check_format(fmt)
+    rows = catalog(include_plain=plain)
+    if fmt == "json":
+        echo(json.dumps([r._asdict() for r in rows], indent=2))
+        return
+    if fmt == "csv":
+        echo("name,family,depth,params,macs,input")
+        for r in rows:
+            echo(f"{r.name},{r.family},{r.depth},{r.params},{r.macs},{r.input}")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="resviz presets")
+    for col in ("name", "family", "depth", "params", "MACs", "input"):
+        table.add_column(col, justify="left" if col in ("name", "family") else "right")
+    for r in rows:
+        table.add_row(r.name, r.family, str(r.depth), human(r.params), human(r.macs), r.input)
+    Console().print(table)
+
+
+@app.command("summary")
+@user_errors
+def summary_cmd(
+    model: ModelArg,
+    input: InputOpt = None,
+    fmt: FormatOpt = "table",
+    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1, help="Fold layers to this depth.")] = None,
+    plain: PlainOpt = False,
+    sets: SetOpt = None,
+) -> None:
+    """Shapes, parameters, MACs and memory of every layer (computed on the meta device)."""
+    from resviz.api import summarize
+    from resviz.render.tables import layers_csv, stage_table, summary_json, summary_table
+
+    fmt = check_format(fmt)
+    spec = resolve_cli_spec(model, plain, sets)
+    summary = summarize(spec, input_size=input)
+    if fmt == "json":
+        echo(json.dumps(summary_json(summary, depth)))
+    elif fmt == "csv":
+        echo(layers_csv(summary, depth))
+    else:
+        from rich.console import Console
+
+        console = Console()
+        console.print(summary_table(summary, depth))
+        console.print(stage_table(summary))
+        for note in summary.notes:
+            console.print(f"[dim]note:[/dim] {note}", highlight=False)
