@@ -73,3 +73,55 @@ def summary_cmd(
         console.print(stage_table(summary))
         for note in summary.notes:
             console.print(f"[dim]note:[/dim] {note}", highlight=False)
+
+
+@app.command("flops")
+@user_errors
+def flops_cmd(
+    model: ModelArg,
+    input: InputOpt = None,
+    reconcile: Annotated[
+        bool, typer.Option("--reconcile", help="Compare with fvcore, torchinfo and FlopCounterMode.")
+    ] = False,
+    fmt: FormatOpt = "table",
+    plain: PlainOpt = False,
+    sets: SetOpt = None,
+) -> None:
+    """MACs and FLOPs (= 2 x MACs) per stage; --reconcile explains other counters per layer type."""
+    from resviz.api import summarize
+    from resviz.render.tables import human, stage_table
+
+    fmt = check_format(fmt)
+    spec = resolve_cli_spec(model, plain, sets)
+    if not reconcile:
+        summary = summarize(spec, input_size=input)
+        if fmt == "json":
+            echo(json.dumps({"model": summary.model, "input_shape": list(summary.input_shape),
+                             "macs": summary.total_macs, "flops": summary.total_flops,
+                             "elementwise": summary.total_elementwise,
+                             "stages": [s.to_dict() for s in summary.stages]}))
+            return
+        if fmt == "csv":
+            echo("stage,macs,elementwise")
+            for s in summary.stages:
+                echo(f"{s.name},{s.macs},{s.elementwise}")
+            return
+        from rich.console import Console
+
+        console = Console()
+        console.print(stage_table(summary))
+        console.print(f"MACs {human(summary.total_macs)}  FLOPs {human(summary.total_flops)}  "
+                      f"elementwise {human(summary.total_elementwise)}", highlight=False)
+        return
+    from resviz.analysis.reconcile import reconcile as run_reconcile
+    from resviz.render.tables import reconcile_csv, reconcile_table
+
+    result = run_reconcile(spec, input_size=input)
+    if fmt == "json":
+        echo(json.dumps(result.to_dict()))
+    elif fmt == "csv":
+        echo(reconcile_csv(result))
+    else:
+        from rich.console import Console
+
+        Console(width=160).print(reconcile_table(result))

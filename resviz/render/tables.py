@@ -140,3 +140,32 @@ def summary_json(summary: Summary, depth: int | None = None) -> dict[str, Any]:
         ]
         d["depth"] = depth
     return d
+
+
+def reconcile_table(result: Any) -> Any:
+    """resviz beside fvcore, torchinfo and FlopCounterMode, one row per layer type."""
+    from rich.table import Table
+
+    table = Table(title=f"{result.model} @ {shape_str(result.input_shape)}: counters side by side")
+    for col in ("layer type", "n", "resviz MACs", "resviz elementwise", "fvcore", "torchinfo",
+                "FlopCounterMode", "why they differ"):
+        table.add_column(col, justify="left" if col in ("layer type", "why they differ") else "right")
+    for r in result.rows:
+        table.add_row(r.layer_type, str(r.layers), f"{r.resviz_macs:,}", f"{r.resviz_elementwise:,}",
+                      f"{r.fvcore:,}", f"{r.torchinfo:,}", f"{r.flop_counter:,}", r.explanation)
+    t = result.totals
+    table.add_row("total", "", f"{t['resviz_macs']:,}", f"{t['resviz_elementwise']:,}", f"{t['fvcore']:,}",
+                  f"{t['torchinfo']:,}", f"{t['flop_counter']:,}", "", style="bold")
+    table.caption = ", ".join(f"{k} {v}" for k, v in result.versions.items())
+    return table
+
+
+def reconcile_csv(result: Any) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(["layer_type", "layers", "resviz_macs", "resviz_elementwise", "fvcore", "torchinfo",
+                "flop_counter", "explanation"])
+    for r in result.rows:
+        w.writerow([r.layer_type, r.layers, r.resviz_macs, r.resviz_elementwise, r.fvcore, r.torchinfo,
+                    r.flop_counter, r.explanation])
+    return buf.getvalue()

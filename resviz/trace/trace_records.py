@@ -1,0 +1,262 @@
+"""Plain records of a traced forward/backward pass and of a monitored training loop.
+
+These are the dynamic counterparts of :mod:`resviz.trace.records`: frozen dataclasses of numbers,
+strings and tuples, never a tensor or a module, so a :class:`Trace` can be cached by Streamlit,
+written to JSON, read back with :meth:`Trace.from_dict` and compared across runs.
+
+Conventions shared by every consumer (diagrams, dashboard, reports):
+
+* norms are L2 norms over the whole tensor (all samples of the batch together);
+* ``grad_*`` fields are ``None`` when no backward pass ran;
+* at a block input x, ``grad_main`` and ``grad_skip`` are the norms of the two parts of dL/dx
+  that arrive through the main path and through the shortcut; their vector sum is dL/dx, whose norm
+  is ``grad_total``. A plain block (no shortcut) has ``grad_skip == 0.0`` and ``skip_rms == 0.0``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from resviz.trace.records import Shape, _plain
+
+
+def _num(value: Any) -> Any:
+    """JSON has no NaN/Inf: write them as strings that :func:`_unnum` reads back."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _num(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_num(v) for v in value]
+    return value
+
+
+def _unnum(value: Any) -> Any:
+    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
+        return float(value)
+    if isinstance(value, list):
+        return tuple(_unnum(v) for v in value)
+    return value
+
+
+def _build(kind: type[Any], row: dict[str, Any]) -> Any:
+    """Rebuild a record from a dict, ignoring keys a newer or older version may add."""
+    names = {f.name for f in dataclasses.fields(kind)}
+    return kind(**{k: _unnum(v) for k, v in row.items() if k in names})
+
+
+def _to_dict(record: Any) -> dict[str, Any]:
+    return dict(_num(_plain(record)))
+
+
+@dataclass(frozen=True)
+class LayerStats:
+    """Output statistics of one executed leaf module, with its static facts for context.
+
+    ``zero_fraction`` counts exact zeros (dead ReLU units show up here). ``mean``/``std``/``rms``
+    are over finite and non-finite values alike, so a single NaN makes them NaN: look at
+    ``nan_count``/``inf_count`` first. The histogram has fixed edges (:data:`HIST_EDGES` in
+    :mod:`resviz.trace.stats`); values outside the outer edges are counted in the outer bins.
+    """
+
+    name: str
+    type: str
+    output_shape: Shape
+    mean: float
+    std: float
+    min: float
+    max: float
+    rms: float
+    zero_fraction: float
+    nan_count: int
+    inf_count: int
+    hist_edges: tuple[float, ...]
+    hist_counts: tuple[int, ...]
+    params: int = 0
+    macs: int = 0
+    stage: str = ""
+    block: str = ""
+    branch: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    """Signal and gradient at one residual block.
+
+    ``main_rms``/``skip_rms`` are the RMS of the two operands of the residual addition (main branch
+    output, shortcut output): their ratio says how much a block changes the signal it passes on
+    (Veit et al. 2016 read ResNets as ensembles of shallow paths because this ratio is small).
+    """
+
+    name: str
+    stage: str
+    index: int
+    shortcut: str
+    main_rms: float
+    skip_rms: float
+    grad_main: float | None
+    grad_skip: float | None
+    grad_total: float | None
+
+    @property
+    def rms_ratio(self) -> float:
+        """main_rms / skip_rms (inf for a plain block, whose skip carries nothing)."""
+        if self.skip_rms == 0.0:
+            return math.inf if self.main_rms else math.nan
+        return self.main_rms / self.skip_rms
+
+    @property
+    def skip_share(self) -> float | None:
+        """grad_skip / (grad_main + grad_skip): the share of the gradient the shortcut carries."""
+        if self.grad_main is None or self.grad_skip is None:
+            return None
+        denom = self.grad_main + self.grad_skip
+        return self.grad_skip / denom if denom else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class ParamStats:
+    """One parameter tensor: its gradient norm, its weight norm and ``grad_norm / weight_norm``.
+
+    The ratio approximates the relative update size of plain SGD (lr x ratio), the quantity LARS
+    (You et al. 2017) normalises per layer.
+    """
+
+    name: str
+    grad_norm: float | None
+    weight_norm: float
+    ratio: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One traced forward (and usually backward) pass of one model on one batch."""
+
+    model: str
+    input_shape: Shape
+    device: str
+    dtype: str
+    torch_version: str
+    seed: int
+    loss: float | None
+    layers: tuple[LayerStats, ...]
+    blocks: tuple[BlockStats, ...]
+    params: tuple[ParamStats, ...]
+    notes: tuple[str, ...] = ()
+
+    def block(self, name: str) -> BlockStats:
+        for b in self.blocks:
+            if b.name == name:
+                return b
+        raise KeyError(name)
+
+    def layer(self, name: str) -> LayerStats:
+        for lr in self.layers:
+            if lr.name == name:
+                return lr
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Trace:
+        return cls(
+            model=data["model"],
+            input_shape=tuple(data["input_shape"]),
+            device=data["device"],
+            dtype=data["dtype"],
+            torch_version=data["torch_version"],
+            seed=int(data["seed"]),
+            loss=_unnum(data.get("loss")),
+            layers=tuple(_build(LayerStats, r) for r in data.get("layers", ())),
+            blocks=tuple(_build(BlockStats, r) for r in data.get("blocks", ())),
+            params=tuple(_build(ParamStats, r) for r in data.get("params", ())),
+            notes=tuple(data.get("notes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class StepStats:
+    """What :func:`resviz.monitor` records at one training step (the k-th forward in train mode)."""
+
+    step: int
+    loss: float | None
+    blocks: tuple[BlockStats, ...]
+    params: tuple[ParamStats, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_dict(self)
+
+
+@dataclass(frozen=True)
+class MonitorSeries:
+    """A training run seen through :func:`resviz.monitor`: snapshots every ``every`` steps.
+
+    ``loss_steps``/``loss_values`` hold every loss passed to ``mon.log_loss`` (one per step, not
+    only at snapshots), for loss curves. :meth:`matrix` gives block x step grids for heatmaps.
+    """
+
+    model: str
+    every: int
+    snapshots: tuple[StepStats, ...]
+    loss_steps: tuple[int, ...] = ()
+    loss_values: tuple[float, ...] = ()
+
+    @property
+    def steps(self) -> tuple[int, ...]:
+        return tuple(s.step for s in self.snapshots)
+
+    @property
+    def block_names(self) -> tuple[str, ...]:
+        return tuple(b.name for b in self.snapshots[0].blocks) if self.snapshots else ()
+
+    def matrix(self, field: str = "grad_skip") -> list[list[float | None]]:
+        """``rows[block][snapshot]`` of a :class:`BlockStats` field (``grad_main``, ``main_rms`` ...)."""
+        names = {f.name for f in dataclasses.fields(BlockStats)}
+        if field not in names:
+            raise KeyError(f"unknown BlockStats field {field!r}")
+        rows: list[list[float | None]] = [[] for _ in self.block_names]
+        for snap in self.snapshots:
+            for i, b in enumerate(snap.blocks[: len(rows)]):
+                rows[i].append(getattr(b, field))
+        return rows
+
+    def to_dict(self) -> dict[str, Any]:
+        d = _to_dict(self)
+        d["steps"] = list(self.steps)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MonitorSeries:
+        snaps = tuple(
+            StepStats(
+                step=int(s["step"]),
+                loss=_unnum(s.get("loss")),
+                blocks=tuple(_build(BlockStats, b) for b in s.get("blocks", ())),
+                params=tuple(_build(ParamStats, p) for p in s.get("params", ())),
+            )
+            for s in data.get("snapshots", ())
+        )
+        return cls(
+            model=data["model"],
+            every=int(data["every"]),
+            snapshots=snaps,
+            loss_steps=tuple(int(v) for v in data.get("loss_steps", ())),
+            loss_values=tuple(float(v) for v in _unnum(data.get("loss_values", []))),
+        )
+
+
+__all__ = ["BlockStats", "LayerStats", "MonitorSeries", "ParamStats", "StepStats", "Trace"]
