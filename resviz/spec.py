@@ -218,7 +218,7 @@ def load_spec_file(path: str | Path) -> ResNetSpec:
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)
-    except Exception as exc:  # noqa: BLE001 - parser errors vary; report them in one line
+    except Exception as exc:
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise ResvizError(f"cannot parse spec file {p}: {first}") from None
     if isinstance(data, dict) and "name" not in data:

@@ -104,6 +104,7 @@ def get_spec(name: str) -> ResNetSpec:
     if key in _PLAIN:
         return _REGISTRY[_PLAIN[key]].plain()
     candidates = list(_REGISTRY) + list(_PLAIN)
-    close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)
+    prefixed = [c for c in candidates if c.startswith(key) or key.startswith(c)]
+    close = list(dict.fromkeys(prefixed[:2] + difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)))[:3]
     hint = f"; did you mean {', '.join(close)}?" if close else "; run `resviz list` for the presets"
     raise ResvizError(f"unknown model {name!r}{hint}")

@@ -13,12 +13,18 @@ _UNITS = {"K": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9}
 
 
 def matches_printed(value: int, printed: str) -> bool:
-    """Whether ``value`` rounds to a figure printed as e.g. ``"0.27M"`` (half a last digit)."""
+    """Whether ``value`` rounds or truncates to a figure printed as e.g. ``"0.27M"``.
+
+    The papers round some figures and truncate others (He et al. 2015 Table 1 prints ResNet-34's
+    3.66e9 multiply-adds as 3.6 but ResNet-101's 7.57e9 as 7.6), so both readings are accepted:
+    ``printed - half a last digit <= value < printed + one last digit``.
+    """
     number, unit = Decimal(printed[:-1]), _UNITS[printed[-1]]
     exponent = number.as_tuple().exponent
     assert isinstance(exponent, int)
-    half = Decimal(5) * Decimal(10) ** (exponent - 1) * unit
-    return abs(Decimal(value) - number * unit) <= half
+    digit = Decimal(10) ** exponent * unit
+    low = number * unit - digit / 2
+    return low <= Decimal(value) < number * unit + digit
 
 
 def _paper_resolution(spec: ResNetSpec, summary: Summary) -> bool:
@@ -67,7 +73,7 @@ def reference_notes(spec: ResNetSpec, summary: Summary, macs_stride_1x1: int | N
         elif macs_stride_1x1 is not None and matches_printed(macs_stride_1x1, fig.macs):
             notes.append(
                 f"{fig.source} prints {fig.macs} multiply-adds for the paper's bottleneck, which "
-                f"strides its first 1x1 conv ({macs_stride_1x1 / 1e9:.2f}G with --stride-at 1x1); "
+                f"strides its first 1x1 conv ({macs_stride_1x1 / 1e9:.2f}G with --set stride_at=1x1); "
                 f"torchvision strides the 3x3 conv (ResNet v1.5), which costs "
                 f"{summary.total_macs / 1e9:.2f}G"
             )

@@ -175,7 +175,7 @@ def _numel(shape: Sequence[int]) -> int:
 def _versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    out = {"torch": torch.__version__}
+    out: dict[str, str] = {"torch": str(torch.__version__)}
     for pkg in ("fvcore", "torchinfo"):
         try:
             out[pkg] = version(pkg)

@@ -9,7 +9,16 @@ import typer
 
 from resviz.cli import app
 from resviz.cli.common import (
-    FormatOpt, InputOpt, ModelArg, PlainOpt, SetOpt, check_format, echo, resolve_cli_spec, user_errors,
+    FormatOpt,
+    InputOpt,
+    ModelArg,
+    PlainOpt,
+    SetOpt,
+    check_format,
+    console,
+    echo,
+    resolve_cli_spec,
+    user_errors,
 )
 
 
@@ -33,7 +42,6 @@ def list_cmd(
         for r in rows:
             echo(f"{r.name},{r.family},{r.depth},{r.params},{r.macs},{r.input}")
         return
-    from rich.console import Console
     from rich.table import Table
 
     table = Table(title="resviz presets")
@@ -41,7 +49,7 @@ def list_cmd(
         table.add_column(col, justify="left" if col in ("name", "family") else "right")
     for r in rows:
         table.add_row(r.name, r.family, str(r.depth), human(r.params), human(r.macs), r.input)
-    Console().print(table)
+    console().print(table)
 
 
 @app.command("summary")
@@ -66,13 +74,11 @@ def summary_cmd(
     elif fmt == "csv":
         echo(layers_csv(summary, depth))
     else:
-        from rich.console import Console
-
-        console = Console()
-        console.print(summary_table(summary, depth))
-        console.print(stage_table(summary))
+        out = console()
+        out.print(summary_table(summary, depth))
+        out.print(stage_table(summary))
         for note in summary.notes:
-            console.print(f"[dim]note:[/dim] {note}", highlight=False)
+            out.print(f"[dim]note:[/dim] {note}", highlight=False)
 
 
 @app.command("flops")
@@ -106,11 +112,9 @@ def flops_cmd(
             for s in summary.stages:
                 echo(f"{s.name},{s.macs},{s.elementwise}")
             return
-        from rich.console import Console
-
-        console = Console()
-        console.print(stage_table(summary))
-        console.print(f"MACs {human(summary.total_macs)}  FLOPs {human(summary.total_flops)}  "
+        out = console()
+        out.print(stage_table(summary))
+        out.print(f"MACs {human(summary.total_macs)}  FLOPs {human(summary.total_flops)}  "
                       f"elementwise {human(summary.total_elementwise)}", highlight=False)
         return
     from resviz.analysis.reconcile import reconcile as run_reconcile
@@ -122,6 +126,4 @@ def flops_cmd(
     elif fmt == "csv":
         echo(reconcile_csv(result))
     else:
-        from rich.console import Console
-
-        Console(width=160).print(reconcile_table(result))
+        console().print(reconcile_table(result))

@@ -38,7 +38,7 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
             obj: Any = st_load(raw)
         else:
             obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - torch/safetensors raise many types for bad files
+    except Exception as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             msg = "it contains pickled objects other than tensors, which resviz does not unpickle"

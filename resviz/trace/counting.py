@@ -51,9 +51,7 @@ def count_macs(module: nn.Module, inp: Tensor, out: Tensor) -> int:
 
 def count_elementwise(module: nn.Module, inp: Tensor, out: Tensor) -> int:
     """Non-headline arithmetic, see the module docstring for each rule."""
-    if isinstance(module, _NORMS) or isinstance(module, _ACTIVATIONS):
-        return out.numel()
-    if isinstance(module, ResidualAdd):
+    if isinstance(module, (*_NORMS, *_ACTIVATIONS, ResidualAdd)):
         return out.numel()
     if isinstance(module, nn.MaxPool2d):
         return out.numel() * math.prod(_pair(module.kernel_size))  # type: ignore[arg-type]

@@ -18,8 +18,8 @@ from torch import Tensor, nn
 from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, ResidualBlock, is_residual_block
 from resviz.spec import ResNetSpec, Stem
-from resviz.trace.fastmeta import FastMeta
 from resviz.trace.counting import count_elementwise, count_macs, kernel_and_stride
+from resviz.trace.fastmeta import FastMeta
 from resviz.trace.records import BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
 
 _LAYER_RE = re.compile(r"^layer(\d+)$")
@@ -94,12 +94,12 @@ class _Recorder:
         self.current = self.names[module]
         x = args[0] if args else None
         self.current_input = tuple(x.shape) if isinstance(x, Tensor) else ()
-        if isinstance(module, nn.modules.conv._ConvNd) and isinstance(x, Tensor) and x.dim() >= 2:
-            if x.shape[1] != module.in_channels:
-                raise ResvizError(
-                    f"{self.current} ({type(module).__name__}) expects {module.in_channels} input "
-                    f"channels but gets {x.shape[1]} (input {shape_str(tuple(x.shape))})"
-                )
+        conv = isinstance(module, nn.modules.conv._ConvNd)
+        if conv and isinstance(x, Tensor) and x.dim() >= 2 and x.shape[1] != module.in_channels:
+            raise ResvizError(
+                f"{self.current} ({type(module).__name__}) expects {module.in_channels} input "
+                f"channels but gets {x.shape[1]} (input {shape_str(tuple(x.shape))})"
+            )
 
     def hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         name = self.names[module]

@@ -1,0 +1,80 @@
+"""resviz dashboard: ``streamlit run app.py``.
+
+Widgets and layout only; every computation lives in :mod:`resviz.dashboard`. The sidebar picks a
+preset or a custom spec and the run settings, the URL mirrors them, and one page is drawn per run,
+so a page that needs a trace never slows down one that does not.
+"""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from resviz.dashboard import PAGES, compute, pages_compare, pages_static, pages_traced, session, state
+from resviz.errors import ResvizError
+from resviz.model.resnet import resolve_device
+
+st.set_page_config(page_title="resviz", page_icon=":material/account_tree:", layout="wide")
+ignored = state.init_session(st.session_state, st.query_params.to_dict())
+session.keep(st.session_state)
+
+with st.sidebar:
+    st.title("resviz")
+    st.selectbox("Model", state.model_choices(), key="model", on_change=state.apply_preset,
+                 args=(st.session_state,), help="a preset, its plain twin, or a custom spec")
+    with st.expander("Architecture", expanded=st.session_state["model"] == state.CUSTOM):
+        st.selectbox("Block", state.BLOCKS, key="block")
+        st.text_input("Blocks per stage", key="layers", help="comma-separated, e.g. 3,4,6,3")
+        st.text_input("Widths", key="widths", help="planes per stage, e.g. 64,128,256,512")
+        c1, c2 = st.columns(2)
+        c1.number_input("Groups", 1, 256, key="groups")
+        c2.number_input("Width/group", 1, 1024, key="wpg")
+        st.selectbox("Shortcut", state.SHORTCUTS, key="shortcut",
+                     help="A zero-pad identity, B projection where the shape changes, C projection "
+                          "everywhere, none: the plain twin (He et al. 2015, Sec. 3.3)")
+        st.checkbox("Pre-activation", key="preact", help="BN-ReLU before each convolution (He et al. 2016)")
+        st.selectbox("Stem", state.STEMS, key="stem")
+    st.number_input("Input size (pixels)", 1, 1024, key="input", help="height = width; counts are per image")
+    st.subheader("Trace")
+    c1, c2 = st.columns(2)
+    c1.number_input("Batch", 1, 256, key="batch")
+    c2.number_input("Trace size", 1, 512, key="tsize", help="input side used by traces")
+    c1, c2 = st.columns(2)
+    c1.selectbox("Device", state.DEVICES, key="device")
+    c2.selectbox("Dtype", state.DTYPES, key="dtype")
+    st.number_input("Seed", 0, 2**31 - 1, key="seed")
+    uploaded = st.file_uploader("Checkpoint", type=["pt", "pth", "safetensors"], key="ckpt_file",
+                                help="loaded with weights_only / safetensors: no arbitrary unpickling")
+
+view = state.ViewState.from_mapping(st.session_state)
+session.sync_url(view)
+for item in ignored:
+    st.warning(f"Ignored URL parameter {item}.")
+
+st.radio("Page", PAGES, key="page", horizontal=True, label_visibility="collapsed")
+ctx = None
+try:
+    spec = view.spec()
+    summary = compute.summary(spec.to_dict(), view.input_shape(spec.in_channels))
+    compute.check_input(summary)
+    ctx = state.PageContext(view, spec, summary, session.read_upload(spec, uploaded))
+except ResvizError as exc:
+    st.error(str(exc))
+
+if view.page == "Compare":
+    pages_compare.compare_page(view, ctx.spec if ctx else None)
+elif ctx is None:
+    st.info("Fix the architecture or input size in the sidebar; the Compare page works meanwhile.")
+else:
+    if view.page in ("Architecture", "Layers", "Cost"):
+        try:
+            resolve_device(view.device)
+        except ResvizError as exc:
+            st.error(f"{exc} (this page needs no device)")
+    st.subheader(f"{ctx.spec.name} · {'x'.join(map(str, ctx.summary.input_shape[1:]))}")
+    {
+        "Architecture": pages_static.architecture,
+        "Layers": pages_static.layers,
+        "Cost": pages_static.cost,
+        "Activations": pages_traced.activations,
+        "Gradient flow": pages_traced.gradient_flow,
+    }[view.page](ctx)

@@ -1,0 +1,374 @@
+"""Gradient-flow comparison: why skip connections let very deep networks train, measured.
+
+:func:`compare` builds every model from the same seed, traces one forward/backward pass at
+initialisation on the same batch, then (optionally) trains all of them for N steps on the same
+batches. It returns a :class:`Comparison`: plain data, renderable as HTML, Markdown or JSON.
+
+What is measured, and where the idea comes from:
+
+* **headline**: gradient norm at the first block's input divided by that at the last block's input.
+  He et al. 2015 (arXiv:1512.03385, Sec. 4.1) argue that the degradation of deep plain nets is an
+  optimisation difficulty; He et al. 2016 (arXiv:1603.05027, Eqs. 4-5) show that with identity
+  shortcuts dL/dx_l = dL/dx_L (1 + d/dx_l sum F), so the gradient at a shallow unit keeps a direct
+  copy of the deep one. Without shortcuts the gradient is a product of per-layer Jacobians, which in
+  batch-normalised plain nets grows with depth going backward (Yang et al. 2019, arXiv:1902.08129).
+* **per block**: norms of the gradient arriving at the block input through the main path and through
+  the shortcut, and their ratio skip/main (0 for a plain block).
+* **activation std against depth**: responses of each 3x3 layer after its BatchNorm, before the
+  nonlinearity or addition, as in He et al. 2015, Fig. 7. Where no BN directly follows a 3x3 layer
+  (pre-activation blocks) the convolution's own output is used.
+* **per stage**: the same numbers summarised over the blocks of each stage (Table 1 names).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import platform
+import statistics
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from resviz.analysis.data import Batches, DataInfo, load_batches
+from resviz.analysis.training import TrainingRun, train
+from resviz.errors import ResvizError
+from resviz.spec import ResNetSpec
+from resviz.trace.records import Summary
+from resviz.trace.trace_records import Trace
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class BlockFlow:
+    """Gradient and signal at one block at initialisation (norms over the whole batch)."""
+
+    name: str
+    stage: str
+    depth: int
+    shortcut: str
+    grad_main: float
+    grad_skip: float
+    grad_total: float
+    ratio: float  # grad_skip / grad_main
+    main_rms: float
+    skip_rms: float
+
+
+@dataclass(frozen=True)
+class LayerStd:
+    """One point of the Fig. 7 curve: the std of a 3x3 layer's response (after BN when present)."""
+
+    depth: int
+    name: str
+    stage: str
+    std: float
+
+
+@dataclass(frozen=True)
+class StageFlow:
+    """One stage's blocks summarised: gradient at its first and last block, shares, response std."""
+
+    name: str
+    blocks: int
+    grad_first: float
+    grad_last: float
+    attenuation: float  # grad_first / grad_last inside the stage
+    mean_ratio: float
+    mean_act_std: float
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Everything measured for one model; ``trace`` is the full record behind the numbers."""
+
+    name: str
+    has_skips: bool
+    depth: int
+    params: int
+    macs: int
+    blocks_count: int
+    loss_init: float
+    grad_first: float
+    grad_last: float
+    headline: float  # grad_first / grad_last
+    blocks: tuple[BlockFlow, ...]
+    act_std: tuple[LayerStd, ...]
+    stages: tuple[StageFlow, ...]
+    spec: dict[str, Any]
+    trace: Trace
+    training: TrainingRun | None = None
+    summary: Summary | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def status(self) -> str:
+        return self.training.status if self.training else "ok"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d.pop("summary")
+        d["blocks"] = [dataclasses.asdict(b) for b in self.blocks]
+        d["act_std"] = [dataclasses.asdict(a) for a in self.act_std]
+        d["stages"] = [dataclasses.asdict(s) for s in self.stages]
+        d["trace"] = self.trace.to_dict()
+        d["training"] = self.training.to_dict() if self.training else None
+        d["status"] = self.status
+        return _finite(d)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How the run was made: enough to reproduce it."""
+
+    models: tuple[str, ...]
+    steps: int
+    steps_done: int
+    batch: int
+    input_shape: tuple[int, int, int, int]
+    data: DataInfo
+    seed: int
+    device: str
+    lr: float
+    interrupted: bool
+    versions: dict[str, str]
+    command: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["models"] = list(self.models)
+        d["input_shape"] = list(self.input_shape)
+        d["data"] = self.data.to_dict()
+        return d
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The result of :func:`compare`: one :class:`ModelResult` per model and the run's settings."""
+
+    models: tuple[ModelResult, ...]
+    settings: Settings
+
+    def model(self, name: str) -> ModelResult:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": "resviz.comparison", "version": 1,
+            "settings": self.settings.to_dict(), "models": [m.to_dict() for m in self.models],
+        }
+
+    def to_json(self, indent: int | None = None) -> str:
+        import json
+
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+
+    def to_html(self) -> str:
+        from resviz.report import render_html
+
+        return render_html(self)
+
+    def to_markdown(self) -> str:
+        from resviz.report import render_markdown
+
+        return render_markdown(self)
+
+    def with_command(self, command: str) -> Comparison:
+        return dataclasses.replace(self, settings=dataclasses.replace(self.settings, command=command))
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: write them as strings, as the trace records do."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _ratio(num: float | None, den: float | None) -> float:
+    if num is None or den is None:
+        return math.nan
+    if den == 0.0:
+        return 0.0 if num == 0.0 else math.inf
+    return num / den
+
+
+def block_flows(trace: Trace) -> tuple[BlockFlow, ...]:
+    return tuple(
+        BlockFlow(
+            b.name, b.stage, i + 1, b.shortcut, _f(b.grad_main), _f(b.grad_skip), _f(b.grad_total),
+            _ratio(b.grad_skip, b.grad_main), b.main_rms, b.skip_rms,
+        )
+        for i, b in enumerate(trace.blocks)
+    )
+
+
+def _f(v: float | None) -> float:
+    return math.nan if v is None else float(v)
+
+
+def response_stds(trace: Trace, model: nn.Module) -> tuple[LayerStd, ...]:
+    """He et al. 2015, Fig. 7: std of each 3x3 layer's response, after BN where BN follows it."""
+    modules = dict(model.named_modules())
+    layers = trace.layers
+    points: list[LayerStd] = []
+    for i, layer in enumerate(layers):
+        mod = modules.get(layer.name)
+        if not isinstance(mod, nn.Conv2d) or tuple(mod.kernel_size) != (3, 3):
+            continue
+        nxt = layers[i + 1] if i + 1 < len(layers) else None
+        chosen = layer
+        if nxt is not None and "norm" in nxt.type.lower() and nxt.block == layer.block:
+            chosen = nxt
+        points.append(LayerStd(len(points) + 1, chosen.name, layer.stage, chosen.std))
+    return tuple(points)
+
+
+def stage_flows(blocks: Sequence[BlockFlow], stds: Sequence[LayerStd]) -> tuple[StageFlow, ...]:
+    out: list[StageFlow] = []
+    for stage in dict.fromkeys(b.stage for b in blocks):
+        bs = [b for b in blocks if b.stage == stage]
+        ratios = [b.ratio for b in bs if math.isfinite(b.ratio)]
+        act = [s.std for s in stds if s.stage == stage]
+        out.append(StageFlow(
+            stage, len(bs), bs[0].grad_total, bs[-1].grad_total,
+            _ratio(bs[0].grad_total, bs[-1].grad_total),
+            statistics.fmean(ratios) if ratios else math.nan,
+            statistics.fmean(act) if act else math.nan,
+        ))
+    return tuple(out)
+
+
+def _resolve(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
+    from resviz.api import resolve_spec
+
+    if isinstance(models, (str, ResNetSpec)) or len(models) < 2:
+        count = 1 if isinstance(models, (str, ResNetSpec)) else len(models)
+        raise ResvizError(f"a comparison needs at least two models, got {count}")
+    specs = [resolve_spec(m) for m in models]
+    names = [s.name for s in specs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ResvizError(f"model {dup[0]} is given more than once; give each model once")
+    return specs
+
+
+def _input_shape(input_size: str | Sequence[int], batch: int | None) -> tuple[int, int, int, int]:
+    from resviz.trace.static import parse_input_size
+
+    given = input_size.strip().lower() if isinstance(input_size, str) else input_size
+    shape = parse_input_size(given)
+    explicit_n = (len([p for p in str(given).replace(",", "x").split("x") if p.strip()]) == 4
+                  if isinstance(given, str) else len(given) == 4)
+    if batch is not None:
+        if batch < 1:
+            raise ResvizError(f"batch size must be at least 1, got {batch}")
+        return (batch, *shape[1:])  # type: ignore[return-value]
+    n = shape[0] if explicit_n else 8
+    return (n, *shape[1:])  # type: ignore[return-value]
+
+
+def versions() -> dict[str, str]:
+    import plotly
+
+    import resviz
+
+    return {
+        "resviz": resviz.__version__, "torch": torch.__version__, "plotly": plotly.__version__,
+        "python": sys.version.split()[0], "platform": platform.platform(terse=True),
+    }
+
+
+def compare(
+    models: Sequence[str | ResNetSpec],
+    steps: int = 0,
+    batch: int | None = None,
+    input_size: str | Sequence[int] = "3x32x32",
+    data: str = "synthetic",
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    lr: float = 0.05,
+    every: int = 1,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Measure gradient flow in ``models`` at initialisation and, with ``steps > 0``, during training.
+
+    ``input_size`` is ``CxHxW`` (or ``NxCxHxW``, whose N is the batch unless ``batch`` is given).
+    ``data`` is ``synthetic``, ``digits`` or an ImageFolder-style directory. Every model is built
+    after ``torch.manual_seed(seed)`` and sees the same batches, so the same call gives the same
+    numbers. ``progress(done, total, label)`` is called after each traced model and training step.
+    """
+    from resviz.api import summarize
+    from resviz.model.resnet import build_model, resolve_device
+    from resviz.trace.tracer import trace
+
+    specs = _resolve(models)
+    if steps < 0:
+        raise ResvizError(f"steps must be 0 or more, got {steps}")
+    if not lr > 0 or not math.isfinite(lr):
+        raise ResvizError(f"learning rate must be a positive number, got {lr}")
+    if every < 1:
+        raise ResvizError(f"every must be at least 1, got {every}")
+    shape = _input_shape(input_size, batch)
+    summaries = [summarize(s, input_size=(1, *shape[1:])) for s in specs]  # validates the input size
+    for s in specs:
+        if s.in_channels != shape[1]:
+            raise ResvizError(f"{s.name} takes {s.in_channels} input channel(s); the input has {shape[1]}")
+    dev = resolve_device(device)
+    batches: Batches = load_batches(
+        data, steps + 1, shape[0], shape[1:], seed, max_classes=min(s.num_classes for s in specs),
+    )
+    total = len(specs) * (steps + 1)
+    built: list[tuple[str, nn.Module]] = []
+    results: list[dict[str, Any]] = []
+    x0, y0 = batches[0]
+    for i, (spec, summ) in enumerate(zip(specs, summaries, strict=True)):
+        torch.manual_seed(seed)
+        model = build_model(spec, device=dev).train()
+        tr = trace(model, inputs=x0.to(dev), targets=y0.to(dev), device=dev, seed=seed)
+        results.append(_init_result(spec, summ, model, tr))
+        built.append((spec.name, model))
+        if progress is not None:
+            progress(i + 1, total, f"init {spec.name}")
+    runs: list[TrainingRun | None] = [None] * len(specs)
+    interrupted = False
+    if steps > 0:
+        def step_progress(step: int, _steps: int, name: str) -> None:
+            if progress is not None:
+                done = len(specs) + (step - 1) * len(specs) + [n for n, _ in built].index(name) + 1
+                progress(done, total, f"step {step}/{steps} {name}")
+
+        trained, interrupted = train(built, batches, steps, lr, dev, every, step_progress)
+        runs = list(trained)
+    settings = Settings(
+        tuple(s.name for s in specs), steps, max((r.steps_done for r in runs if r), default=0),
+        shape[0], shape, batches.info, seed, str(dev), lr, interrupted, versions(),
+    )
+    return Comparison(
+        tuple(ModelResult(**r, training=run) for r, run in zip(results, runs, strict=True)), settings,
+    )
+
+
+def _init_result(spec: ResNetSpec, summ: Summary, model: nn.Module, tr: Trace) -> dict[str, Any]:
+    blocks = block_flows(tr)
+    stds = response_stds(tr, model)
+    first = blocks[0].grad_total if blocks else math.nan
+    last = blocks[-1].grad_total if blocks else math.nan
+    return {
+        "name": spec.name, "has_skips": spec.has_skips, "depth": spec.depth, "params": summ.total_params,
+        "macs": summ.total_macs, "blocks_count": len(blocks), "loss_init": _f(tr.loss),
+        "grad_first": first, "grad_last": last, "headline": _ratio(first, last),
+        "blocks": blocks, "act_std": stds, "stages": stage_flows(blocks, stds),
+        "spec": spec.to_dict(),
+        "trace": tr, "summary": summ,
+    }

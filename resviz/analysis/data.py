@@ -1,0 +1,221 @@
+"""Batches for comparison runs: synthetic, a small real data set, or an ImageFolder-style directory.
+
+Every model in a comparison sees the *same* batches in the same order, drawn once from a seeded
+generator, so differences between models come from the architectures and not from the data.
+
+* ``synthetic``: one smooth random template per class plus Gaussian noise. The signal is learnable
+  (a linear read-out of the template separates the classes), so a loss curve that does not fall says
+  something about optimisation, which is what He et al. 2015 (arXiv:1512.03385, Fig. 1 and Sec. 4.1)
+  compare plain and residual nets on.
+* ``digits``: the 1,797 8x8 handwritten digits (UCI ML hand-written digits, as shipped inside
+  scikit-learn), upsampled to the requested size. scikit-learn is optional: asking for ``digits``
+  without it is a one-line error.
+* a directory ``PATH/<class>/<image>`` as torchvision's ``ImageFolder`` reads it, decoded with Pillow.
+  Corrupt or unreadable images are skipped and listed; too few classes or images is a user error.
+"""
+
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from resviz.errors import ResvizError
+
+ImageShape = tuple[int, int, int]
+Batch = tuple[Tensor, Tensor]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+SYNTHETIC_CLASSES = 10
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What the batches were drawn from: plain data for the report's settings section."""
+
+    kind: str  # synthetic | digits | folder
+    source: str
+    num_classes: int
+    classes: tuple[str, ...]
+    num_images: int
+    image_shape: ImageShape
+    skipped: tuple[str, ...] = ()
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind, "source": self.source, "num_classes": self.num_classes,
+            "classes": list(self.classes), "num_images": self.num_images,
+            "image_shape": list(self.image_shape), "skipped": list(self.skipped), "notes": list(self.notes),
+        }
+
+
+@dataclass
+class Batches:
+    """A fixed list of CPU batches (inputs, integer labels) and where they came from."""
+
+    info: DataInfo
+    items: list[Batch] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> Batch:
+        return self.items[index % len(self.items)]
+
+
+def load_batches(
+    data: str | os.PathLike[str], count: int, batch: int, image_shape: ImageShape, seed: int = 0,
+    max_classes: int | None = None,
+) -> Batches:
+    """``count`` batches of ``batch`` images shaped ``image_shape`` (C, H, W) from ``data``.
+
+    ``max_classes`` is the smallest number of outputs among the compared models: labels must fit.
+    """
+    if batch < 1 or count < 1:
+        raise ResvizError(f"batch size and batch count must be at least 1, got {batch} and {count}")
+    c, h, w = image_shape
+    if min(c, h, w) < 1:
+        raise ResvizError(f"image shape {c}x{h}x{w} has a dimension below 1")
+    gen = torch.Generator().manual_seed(seed)
+    key = str(data).strip()
+    if key.lower() == "synthetic":
+        classes = SYNTHETIC_CLASSES if max_classes is None else max(2, min(SYNTHETIC_CLASSES, max_classes))
+        return _synthetic(count, batch, image_shape, classes, gen)
+    if key.lower() == "digits":
+        images, labels, names = _digits_arrays()
+        info = DataInfo("digits", "UCI hand-written digits (scikit-learn)", 10, names, len(labels), image_shape)
+        x = torch.from_numpy(images).float().unsqueeze(1) / 16.0
+        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).expand(-1, c, -1, -1)
+        out = _sample(x, torch.from_numpy(labels).long(), count, batch, gen, info)
+    else:
+        out = _folder(Path(key).expanduser(), count, batch, image_shape, gen)
+    if max_classes is not None and out.info.num_classes > max_classes:
+        raise ResvizError(
+            f"the data has {out.info.num_classes} classes but a compared model has only "
+            f"{max_classes} outputs; set num_classes in its spec"
+        )
+    return out
+
+
+def _synthetic(count: int, batch: int, shape: ImageShape, classes: int, gen: torch.Generator) -> Batches:
+    """Class templates: 4x4 random patterns upsampled (smooth, so convolutions can pick them up)."""
+    c, h, w = shape
+    coarse = torch.randn(classes, c, 4, 4, generator=gen)
+    templates = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
+    templates = templates / templates.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
+    items: list[Batch] = []
+    for _ in range(count):
+        y = torch.randint(0, classes, (batch,), generator=gen)
+        x = templates[y] + torch.randn(batch, c, h, w, generator=gen)
+        items.append((x, y))
+    info = DataInfo(
+        "synthetic", "class templates + unit Gaussian noise", classes,
+        tuple(str(i) for i in range(classes)), count * batch, shape,
+    )
+    return Batches(info, items)
+
+
+def _sample(x: Tensor, y: Tensor, count: int, batch: int, gen: torch.Generator, info: DataInfo) -> Batches:
+    """Standardise per channel, then draw batches from a seeded permutation (cycled when short)."""
+    x = x.float()
+    mean = x.mean(dim=(0, 2, 3), keepdim=True)
+    std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
+    x = (x - mean) / std
+    need = count * batch
+    order = torch.cat([torch.randperm(len(y), generator=gen) for _ in range(-(-need // len(y)))])[:need]
+    items = [(x[idx].contiguous(), y[idx].contiguous()) for idx in order.split(batch)]
+    return Batches(info, items)
+
+
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """Read scikit-learn's packaged copy of the digits without importing all of scikit-learn."""
+    spec = importlib.util.find_spec("sklearn")
+    if spec is None or not spec.submodule_search_locations:
+        raise ResvizError("--data digits needs scikit-learn (pip install scikit-learn), or use synthetic/PATH")
+    path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
+    if path.is_file():
+        with gzip.open(path, "rt") as fh:
+            table = np.loadtxt(fh, delimiter=",")
+        images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
+    else:  # a future layout: fall back to the public loader
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images, labels = bunch.images, bunch.target.astype(np.int64)
+    return images.astype(np.float32), labels, tuple(str(i) for i in range(10))
+
+
+def _list_classes(root: Path) -> list[tuple[str, list[Path]]]:
+    if not root.exists():
+        raise ResvizError(f"data directory {root} does not exist (use synthetic, digits or a folder)")
+    if not root.is_dir():
+        raise ResvizError(f"data path {root} is not a directory of class folders")
+    try:
+        subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+        found = [
+            (d.name, sorted(f for f in d.rglob("*") if f.suffix.lower() in IMAGE_EXTENSIONS and f.is_file()))
+            for d in subdirs
+        ]
+    except PermissionError:
+        raise ResvizError(f"cannot read data directory {root}: permission denied") from None
+    found = [(name, files) for name, files in found if files]
+    if not found:
+        raise ResvizError(f"data directory {root} has no images in class folders (expected {root}/<class>/*.png)")
+    if len(found) < 2:
+        raise ResvizError(f"data directory {root} has one class ({found[0][0]}); a classifier needs at least two")
+    return found
+
+
+def _decode(path: Path, shape: ImageShape) -> np.ndarray | None:
+    """One image as float32 (C, H, W) in [0, 1], or None when Pillow cannot decode it."""
+    from PIL import Image
+
+    c, h, w = shape
+    try:
+        with Image.open(path) as im:
+            im.load()
+            small = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+            arr = np.asarray(small, dtype=np.float32) / 255.0
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+        return None
+    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+
+
+def _folder(root: Path, count: int, batch: int, shape: ImageShape, gen: torch.Generator) -> Batches:
+    """Decode as many images as the run needs, in a seeded order, skipping the corrupt ones."""
+    if shape[0] not in (1, 3):
+        raise ResvizError(f"image folders give 1 or 3 channels; --input asks for {shape[0]}")
+    classes = _list_classes(root)
+    files = [(f, label) for label, (_, fs) in enumerate(classes) for f in fs]
+    order = torch.randperm(len(files), generator=gen).tolist()
+    need = count * batch
+    images: list[np.ndarray] = []
+    labels: list[int] = []
+    skipped: list[str] = []
+    for i in order:
+        if len(images) >= need:
+            break
+        path, label = files[i]
+        arr = _decode(path, shape)
+        if arr is None:
+            skipped.append(str(path.relative_to(root)))
+            continue
+        images.append(arr)
+        labels.append(label)
+    if not images:
+        raise ResvizError(f"no readable image in {root}: all {len(skipped)} files failed to decode")
+    notes = (f"skipped {len(skipped)} corrupt or unreadable image(s)",) if skipped else ()
+    info = DataInfo(
+        "folder", str(root), len(classes), tuple(n for n, _ in classes), len(files), shape,
+        tuple(sorted(skipped)), notes,
+    )
+    return _sample(torch.from_numpy(np.stack(images)), torch.tensor(labels), count, batch, gen, info)

@@ -1,0 +1,155 @@
+"""The short training run of a comparison: N SGD steps, the same batches for every model.
+
+Models advance in lockstep (step 1 of every model, then step 2 ...), so an interrupted run still
+covers the same steps for all of them. A model whose loss turns NaN or infinite stops there and is
+marked; the others go on. Ctrl-C ends the loop cleanly: the steps done so far are kept.
+
+The optimiser is He et al. 2015's (arXiv:1512.03385, Sec. 3.4): SGD with momentum 0.9 and weight
+decay 1e-4; only the learning rate is a parameter. Per-block statistics come from
+:func:`resviz.trace.monitor.monitor`, which the loop opens around each model when ``every`` is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from resviz.analysis.data import Batches
+from resviz.trace.trace_records import MonitorSeries
+
+Progress = Callable[[int, int, str], None]
+
+OK, NAN, INTERRUPTED = "ok", "nan", "interrupted"
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """One model's run: a loss per step done, how it ended, and the monitored block statistics."""
+
+    model: str
+    status: str  # ok | nan | interrupted
+    steps_done: int
+    losses: tuple[float, ...]
+    seconds: float
+    message: str = ""
+    series: MonitorSeries | None = field(default=None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model, "status": self.status, "steps_done": self.steps_done,
+            "losses": [_json_float(v) for v in self.losses], "seconds": self.seconds,
+            "message": self.message, "series": self.series.to_dict() if self.series else None,
+        }
+
+
+def _json_float(v: float) -> float | str:
+    return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
+
+
+@dataclass
+class _State:
+    name: str
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    losses: list[float] = field(default_factory=list)
+    status: str = OK
+    message: str = ""
+    seconds: float = 0.0
+    mon: Any = None
+
+
+def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
+
+
+def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    """One step; returns the loss. NaN is returned before the update so weights stay finite."""
+    optimizer.zero_grad(set_to_none=True)
+    loss = F.cross_entropy(model(x), y)
+    value = float(loss.detach())  # one host sync per step, needed to stop a diverging model
+    if not math.isfinite(value):
+        return value
+    loss.backward()
+    optimizer.step()
+    return value
+
+
+def train(
+    models: Sequence[tuple[str, nn.Module]],
+    batches: Batches,
+    steps: int,
+    lr: float = 0.05,
+    device: torch.device | str = "cpu",
+    every: int | None = 1,
+    progress: Progress | None = None,
+) -> tuple[list[TrainingRun], bool]:
+    """Train every model for ``steps`` steps on ``batches[1..steps]`` (batch 0 is the init probe).
+
+    Returns one :class:`TrainingRun` per model and whether the run was interrupted. With
+    ``every=None`` no statistics are recorded (the plain-training baseline of the benchmark).
+    """
+    dev = torch.device(device)
+    states = [_State(name, m.to(dev).train(), make_optimizer(m, lr)) for name, m in models]
+    interrupted = False
+    with contextlib.ExitStack() as stack:
+        if every is not None:
+            from resviz.trace.monitor import monitor
+
+            for st in states:
+                st.mon = stack.enter_context(monitor(st.model, every=every))
+        try:
+            for step in range(1, steps + 1):
+                x, y = batches[step]
+                x, y = x.to(dev, non_blocking=True), y.to(dev, non_blocking=True)
+                for st in states:
+                    if st.status == OK:
+                        _advance(st, x, y, step)
+                    if progress is not None:
+                        progress(step, steps, st.name)
+                if all(st.status != OK for st in states):
+                    break
+        except KeyboardInterrupt:
+            interrupted = True
+            for st in states:
+                if st.status == OK:
+                    st.status = INTERRUPTED
+                    st.message = f"interrupted after {len(st.losses)} step(s)"
+    runs = [
+        TrainingRun(
+            st.name, st.status, sum(1 for v in st.losses if math.isfinite(v)), tuple(st.losses),
+            round(st.seconds, 4), st.message, _series(st.mon),
+        )
+        for st in states
+    ]
+    return runs, interrupted
+
+
+def _advance(st: _State, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
+    start = time.perf_counter()
+    value = sgd_step(st.model, st.optimizer, x, y)
+    st.seconds += time.perf_counter() - start
+    st.losses.append(value)
+    if st.mon is not None and hasattr(st.mon, "log_loss"):
+        st.mon.log_loss(value)
+    if not math.isfinite(value):
+        st.status = NAN
+        st.message = f"loss became {value} at step {step}; training of this model stopped"
+
+
+def _series(mon: Any) -> MonitorSeries | None:
+    if mon is None:
+        return None
+    series = getattr(mon, "series", None)
+    if callable(series):
+        series = series()
+    if isinstance(series, dict):
+        return MonitorSeries.from_dict(series)
+    return series if isinstance(series, MonitorSeries) else None

@@ -1,0 +1,104 @@
+"""``resviz compare``: the gradient-flow comparison report of two or more models.
+
+The output format follows the suffix of ``-o``: ``.html`` (with a ``.json`` sidecar beside it),
+``.md`` (also with the sidecar) or ``.json``. Every file is rendered in memory first and written
+atomically, so a failed or interrupted run never leaves a partial report. Ctrl-C during training
+stops the loop and still writes a report of the steps done (exit code 130).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from resviz.cli import app
+from resviz.cli.common import echo, resolve_cli_spec, user_errors, write_atomic
+from resviz.errors import ResvizError
+
+SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
+
+
+def output_kind(path: Path) -> str:
+    kind = SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise ResvizError(f"cannot tell the report format from {path.name!r}: use .html, .md or .json")
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ResvizError(f"cannot write {path}: folder {folder} does not exist")
+    return kind
+
+
+def _progress_bar() -> Any:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    return Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+        console=Console(stderr=True), transient=False,
+    )
+
+
+@app.command("compare")
+@user_errors
+def compare_cmd(
+    models: Annotated[list[str], typer.Argument(help="Two or more presets or spec files, e.g. resnet56 plain56.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="report.html, report.md or report.json.")],
+    steps: Annotated[int, typer.Option("--steps", help="Training steps after the init analysis.")] = 0,
+    batch: Annotated[int, typer.Option("--batch", "-b", help="Images per batch.")] = 8,
+    input: Annotated[str, typer.Option("--input", "-i", help="Image size CxHxW, e.g. 3x32x32.")] = "3x32x32",
+    data: Annotated[str, typer.Option("--data", help="synthetic, digits, or an ImageFolder directory.")] = "synthetic",
+    seed: Annotated[int, typer.Option("--seed", help="Seed for weights and batches.")] = 0,
+    device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
+    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate.")] = 0.05,
+    every: Annotated[int, typer.Option("--every", help="Record block statistics every k-th step.")] = 1,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Compare gradient flow through skip and main paths: at init and over N training steps."""
+    from resviz.analysis.compare import compare
+
+    kind = output_kind(output)
+    specs = [resolve_cli_spec(m) for m in models]
+    command = "resviz " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "resviz compare"
+    bar = None if quiet else _progress_bar()
+    task = None
+
+    def progress(done: int, total: int, label: str) -> None:
+        nonlocal task
+        if bar is None:
+            return
+        if task is None:
+            task = bar.add_task(label, total=total)
+        bar.update(task, completed=done, description=label)
+
+    if bar is not None:
+        bar.start()
+    try:
+        result = compare(specs, steps=steps, batch=batch, input_size=input, data=data, seed=seed,
+                         device=device, lr=lr, every=every, progress=progress)
+    finally:
+        if bar is not None:
+            bar.stop()
+    result = result.with_command(command)
+    files = _render(result, output, kind)
+    for path, text in files:
+        write_atomic(path, text)
+    for m in result.models:
+        mark = "" if m.status == "ok" else f"  [{m.training.message if m.training else m.status}]"
+        echo(f"{m.name}: gradient first block / last block = {m.headline:.4g}{mark}")
+    echo("wrote " + ", ".join(str(p) for p, _ in files))
+    if result.settings.interrupted:
+        typer.echo(f"interrupted: the report covers {result.settings.steps_done} step(s)", err=True)
+        raise typer.Exit(code=130)
+
+
+def _render(result: Any, output: Path, kind: str) -> list[tuple[Path, str]]:
+    """Every file's full text, rendered before anything is written."""
+    data = result.to_json(indent=1)
+    if kind == "json":
+        return [(output, data)]
+    text = result.to_html() if kind == "html" else result.to_markdown()
+    return [(output.with_suffix(".json"), data), (output, text)]

@@ -1,0 +1,193 @@
+"""Cached computations behind the dashboard pages; every result is plain, picklable data.
+
+``st.cache_data`` keeps summaries, DOT sources, traces and reports across reruns and sessions, so
+switching back to a model already seen costs a cache lookup. Models are built inside these
+functions and dropped when they return: a module with hooks never outlives one call and is never
+shared between sessions (a ``st.cache_resource`` model would be). Specs travel as dicts so that
+the cache key is the architecture itself, not an object identity. Arguments starting with ``_``
+are not hashed by Streamlit; the checkpoint bytes are keyed by their digest instead.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import streamlit as st
+
+from resviz.errors import ResvizError
+from resviz.spec import ResNetSpec
+from resviz.trace.records import Summary, shape_str
+
+SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
+
+
+def optional(module: str, name: str) -> Callable[..., Any] | None:
+    """``module.name`` when that part of resviz is importable in this build, else ``None``."""
+    try:
+        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
+    except (ImportError, AttributeError):
+        return None
+
+
+def _spec(spec: dict[str, Any]) -> ResNetSpec:
+    return ResNetSpec.from_dict(dict(spec))
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
+    """Shapes, parameters and MACs on the meta device (about 0.1-0.2 s for ResNet-50)."""
+    from resviz.api import summarize
+
+    return summarize(_spec(spec), input_size=input_shape)
+
+
+def check_input(s: Summary) -> None:
+    """An input smaller than the total stride leaves deeper stages computing on padding only:
+    the counts are still defined, but the view would mislead, so the dashboard refuses it."""
+    for note in s.notes:
+        if note.startswith(SMALL_INPUT_NOTE):
+            side = "x".join(str(d) for d in s.input_shape[2:])
+            raise ResvizError(f"input {side} is too small for {s.model}: {note}")
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def diagram_dot(
+    spec: dict[str, Any], input_shape: tuple[int, ...], view: str, depth: int | None,
+    color_by: str | None, trace_key: tuple[Any, ...] | None = None, _trace: Any = None,
+) -> str:
+    """DOT source of a diagram view; ``_trace`` adds measurements, keyed by ``trace_key``
+    (the arguments it was traced with)."""
+    s = summary(spec, input_shape)
+    diagram = optional("resviz.render.diagrams", "diagram")
+    if diagram is None:
+        from resviz.dashboard.fallback import overview_dot
+
+        return overview_dot(s)
+    dig = diagram(s, view=view, depth=depth, color_by=color_by, trace=_trace)
+    return str(dig.source)
+
+
+def diagram_views() -> tuple[str, ...]:
+    """The views the diagram renderer offers (only the overview without it)."""
+    views = optional("resviz.render.diagrams", "VIEWS")
+    if views is not None:
+        return tuple(views)  # type: ignore[arg-type]
+    if optional("resviz.render.diagrams", "diagram") is not None:
+        return ("overview", "basic-block", "bottleneck", "stages", "dimensions", "skip-types",
+                "gradient-flow", "layers")
+    return ("overview",)
+
+
+def can_render_svg() -> bool:
+    """SVG needs Graphviz's ``dot`` on the server (the browser lays out DOT by itself)."""
+    return shutil.which("dot") is not None
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def svg(dot_source: str) -> bytes:
+    import graphviz
+
+    return bytes(graphviz.Source(dot_source).pipe(format="svg"))
+
+
+def digest(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:16]
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def check_checkpoint(spec: dict[str, Any], key: str, name: str, _data: bytes) -> int:
+    """Read an uploaded checkpoint safely and check its keys and shapes against ``spec``.
+
+    Checking happens on the meta device, so no weights are copied; returns the tensor count.
+    Raises a one-line :class:`ResvizError` for corrupt files, pickled objects or mismatches.
+    """
+    from resviz.model.resnet import build_model
+    from resviz.model.weights import check_state_dict, read_state_dict
+
+    state = read_state_dict(_data, name)
+    check_state_dict(build_model(_spec(spec), device="meta"), state, name)
+    return len(state)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def trace(
+    spec: dict[str, Any], shape: tuple[int, ...], device: str, dtype: str, seed: int,
+    ckpt_key: str = "", ckpt_name: str = "", _ckpt: bytes | None = None,
+) -> Any:
+    """One forward and backward pass with the hook tracer; returns its plain ``Trace`` record."""
+    import torch
+
+    from resviz.model.resnet import build_model, resolve_device
+
+    tracer = optional("resviz.trace.tracer", "trace")
+    if tracer is None:
+        raise ResvizError("the activation tracer is not available in this build of resviz")
+    dev = resolve_device(device)
+    torch_dtype = getattr(torch, dtype)
+    torch.manual_seed(seed)
+    model = build_model(_spec(spec), device="cpu")
+    if ckpt_key:
+        if _ckpt is None:
+            raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
+        from resviz.model.weights import load_checkpoint
+
+        load_checkpoint(model, _ckpt, ckpt_name)
+    try:
+        return tracer(model, input_size=shape, device=str(dev), dtype=torch_dtype, seed=seed)
+    except RuntimeError as exc:  # unsupported dtype on this device, out of memory ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ResvizError(f"tracing {spec.get('name')} at {shape_str(shape)} on {dev} failed: {first}") from None
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def reconciliation(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Any:
+    """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward)."""
+    reconcile = optional("resviz.analysis.reconcile", "reconcile")
+    if reconcile is None:
+        raise ResvizError("FLOP reconciliation is not available in this build of resviz")
+    return reconcile(_spec(spec), input_size=input_shape)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _stored_comparison(key: tuple[Any, ...], _value: Comparison | None = None) -> Comparison:
+    """The cache of finished comparisons: a miss raises (and raising stores nothing).
+
+    Training runs outside this function so that its progress bar is not recorded by
+    ``st.cache_data`` and replayed on later hits; the finished plain result is then stored here.
+    """
+    if _value is None:
+        raise KeyError(key)
+    return _value
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """A finished comparison as the dashboard keeps it: the report's HTML (``""`` when the
+    report renderer is unavailable) and every number behind it."""
+
+    html: str
+    data: dict[str, Any]
+
+
+def comparison(
+    names: tuple[str, ...], steps: int, batch: int, input_size: tuple[int, ...], seed: int, device: str,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> Comparison:
+    """Trace each model at initialisation, train ``steps`` steps, and build the HTML report."""
+    key = (names, steps, batch, input_size, seed, device)
+    try:
+        return _stored_comparison(key)
+    except KeyError:
+        pass
+    compare = optional("resviz.analysis.compare", "compare")
+    if compare is None:
+        raise ResvizError("model comparison is not available in this build of resviz")
+    result = compare(list(names), steps=steps, batch=batch, input_size=input_size, seed=seed,
+                     device=device, progress=progress)
+    html = str(result.to_html()) if optional("resviz.report", "render_html") is not None else ""
+    return _stored_comparison(key, Comparison(html, dict(result.to_dict())))

@@ -1,0 +1,99 @@
+"""The Compare page: two or more models side by side, and the self-contained HTML report.
+
+A comparison trains every model for a few steps, which takes seconds to minutes, so it runs only
+when the button is pressed, shows a progress bar per model and step, and is remembered for the
+session (the settings of the last run live in session state; the results in ``st.cache_data``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from resviz.dashboard import compute
+from resviz.dashboard.state import CUSTOM, ViewState
+from resviz.errors import ResvizError
+from resviz.spec import ResNetSpec
+from resviz.zoo import list_models
+
+RUN_KEY = "compare_run"
+
+
+def _defaults(view: ViewState, spec: ResNetSpec | None) -> list[str]:
+    """The current preset and its plain twin: the comparison He et al. 2015 (Fig. 4) make."""
+    names = list_models(include_plain=True)
+    if spec is not None and view.model != CUSTOM and spec.name in names:
+        twin = spec.plain().name if spec.has_skips else spec.name.replace("plain", "resnet", 1)
+        picked = [n for n in dict.fromkeys([spec.name, twin]) if n in names]
+        if len(picked) == 2:
+            return picked
+    return ["resnet20", "plain20"]
+
+
+def compare_page(view: ViewState, spec: ResNetSpec | None) -> None:
+    """Pick models, run the comparison on demand, show its table and offer the report."""
+    names = list_models(include_plain=True)
+    picked = st.multiselect("Models to compare", names, default=_defaults(view, spec), key="cmp_models")
+    c1, c2, c3 = st.columns(3)
+    steps = int(c1.number_input("Training steps", 0, 500, 5, key="cmp_steps"))
+    batch = int(c2.number_input("Batch", 2, 256, 8, key="cmp_batch"))
+    side = int(c3.number_input("Input size", 8, 512, 32, key="cmp_size"))
+    if st.button("Run comparison", type="primary", key="cmp_run", disabled=len(picked) < 2):
+        st.session_state[RUN_KEY] = (tuple(picked), steps, batch, (3, side, side), int(view.seed),
+                                     view.device)
+    if len(picked) < 2:
+        st.info("Pick at least two models.")
+    args = st.session_state.get(RUN_KEY)
+    if not args:
+        return
+    bar = st.progress(0.0, text="starting...")
+
+    def progress(done: int, total: int, label: str) -> None:
+        bar.progress(min(done / max(total, 1), 1.0), text=label)
+
+    try:
+        names, steps, batch, size, seed, device = args
+        result = compute.comparison(names, steps, batch, size, seed, device, progress=progress)
+    except ResvizError as exc:
+        bar.empty()
+        st.error(str(exc))
+        return
+    bar.empty()
+    show_result(result)
+
+
+def result_frame(data: dict[str, Any]) -> pd.DataFrame:
+    """One row per model: the headline gradient ratio and the numbers behind it."""
+    rows = []
+    for m in data.get("models", []):
+        training = m.get("training") or {}
+        rows.append({
+            "model": m["name"], "shortcuts": m["has_skips"], "depth": m["depth"], "params": m["params"],
+            "MACs": m["macs"], "grad first / last block": m["headline"], "grad first": m["grad_first"],
+            "grad last": m["grad_last"], "loss at init": m["loss_init"],
+            "final loss": training.get("final_loss"), "status": m.get("status", "ok"),
+        })
+    return pd.DataFrame(rows)
+
+
+def show_result(result: compute.Comparison) -> None:
+    settings = result.data.get("settings", {})
+    st.caption(f"{', '.join(settings.get('models', []))}: {settings.get('steps_done', 0)} training steps, "
+               f"batch {settings.get('batch')}, seed {settings.get('seed')}, on {settings.get('device')}.")
+    st.dataframe(result_frame(result.data), hide_index=True, width="stretch")
+    c1, c2, _ = st.columns([1, 1, 3])
+    if result.html:
+        c1.download_button("Download HTML report", result.html, file_name="resviz-comparison.html",
+                           mime="text/html", key="cmp_html", on_click="ignore")
+    c2.download_button("Download JSON", lambda: json.dumps(result.data, indent=2),
+                       file_name="resviz-comparison.json", mime="application/json", key="cmp_json",
+                       on_click="ignore")
+    if result.html and st.toggle("Show the report here", key="cmp_show"):
+        import streamlit.components.v1 as components
+
+        components.html(result.html, height=900, scrolling=True)
+    elif not result.html:
+        st.info("The HTML report renderer is not available in this build; the JSON has every number.")

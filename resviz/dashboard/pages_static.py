@@ -1,0 +1,156 @@
+"""Pages that need only the static analysis: Architecture, Layers and Cost.
+
+They read shapes, parameters and MACs from the meta-device summary, so they render instantly for
+any preset, including the default ResNet-50, and never wait for a trace.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from resviz.dashboard import compute
+from resviz.dashboard.state import PageContext
+from resviz.errors import ResvizError
+from resviz.render import figures
+from resviz.render.tables import fold, human, summary_json
+from resviz.spec import ResNetSpec
+from resviz.trace.records import Summary, shape_str
+
+
+def headline(s: Summary, spec: ResNetSpec) -> None:
+    """The numbers people quote about a network, per image."""
+    cols = st.columns(5)
+    cols[0].metric("parameters", human(s.total_params), help=f"{s.total_params:,}")
+    cols[1].metric("MACs", human(s.total_macs), help=f"{s.total_macs:,} multiply-accumulates per image")
+    cols[2].metric("FLOPs (2 x MACs)", human(s.total_flops))
+    cols[3].metric("depth", str(spec.depth), help="weighted layers as the papers count them")
+    cols[4].metric("activations", human(s.activation_bytes) + "B", help="output memory of every layer")
+
+
+def architecture(ctx: PageContext) -> None:
+    """Graphviz views, laid out by the browser; DOT always downloadable, SVG when ``dot`` exists."""
+    spec, s = ctx.spec, ctx.summary
+    headline(s, spec)
+    views = compute.diagram_views()
+    c1, c2 = st.columns([2, 1])
+    chosen = c1.selectbox("Diagram view", views, key="arch_view")
+    depth = c2.number_input("Depth (layers view)", 1, 4, 2, key="arch_depth") if chosen == "layers" else None
+    trace_key: tuple[Any, ...] | None = None
+    tr = None
+    if chosen == "gradient-flow":
+        from resviz.dashboard.pages_traced import run_trace, trace_args
+
+        tr = run_trace(ctx, spec)
+        if tr is None:
+            return
+        trace_key = trace_args(ctx, spec)
+    try:
+        with st.spinner("Drawing..."):
+            dot = compute.diagram_dot(spec.to_dict(), s.input_shape, chosen, depth, None, trace_key, tr)
+    except ResvizError as exc:
+        st.error(str(exc))
+        return
+    st.graphviz_chart(dot, width="stretch")
+    c1, c2, _ = st.columns([1, 1, 3])
+    base = f"{spec.name}-{chosen}"
+    c1.download_button("Download DOT", dot, file_name=f"{base}.dot", mime="text/vnd.graphviz",
+                       key="dl_dot", on_click="ignore")
+    if compute.can_render_svg():
+        c2.download_button("Download SVG", lambda: compute.svg(dot), file_name=f"{base}.svg",
+                           mime="image/svg+xml", key="dl_svg", on_click="ignore")
+    for note in s.notes:
+        st.caption(note)
+
+
+def layer_frame(s: Summary, depth: int | None) -> pd.DataFrame:
+    """One row per layer (or per folded group at ``depth``), numbers left numeric for sorting."""
+    if depth:
+        rows: list[dict[str, Any]] = [
+            {"name": r.name, "type": r.type, "output": shape_str(r.output_shape), "params": r.params,
+             "MACs": r.macs, "elementwise": r.elementwise, "activation bytes": r.activation_bytes}
+            for r in fold(s.layers, depth)
+        ]
+    else:
+        rows = [
+            {"name": lr.name, "type": lr.type, "stage": lr.stage, "block": lr.block, "branch": lr.branch,
+             "input": shape_str(lr.input_shape), "output": shape_str(lr.output_shape), "params": lr.params,
+             "MACs": lr.macs, "elementwise": lr.elementwise, "activation bytes": lr.activation_bytes}
+            for lr in s.layers
+        ]
+    return pd.DataFrame(rows)
+
+
+def layers(ctx: PageContext) -> None:
+    """A sortable (click a header), filterable layer table with CSV and JSON downloads."""
+    spec, s = ctx.spec, ctx.summary
+    c1, c2, c3 = st.columns([2, 2, 1])
+    text = c1.text_input("Filter by name", key="layers_filter", placeholder="e.g. layer3 or downsample")
+    fold_to = c3.selectbox("Fold to depth", [None, 1, 2, 3], key="layers_depth",
+                           format_func=lambda d: "every layer" if d is None else str(d))
+    frame = layer_frame(s, fold_to)
+    types = sorted(frame["type"].unique())
+    picked = c2.multiselect("Layer types", types, key="layers_types", placeholder="all types")
+    if text:
+        frame = frame[frame["name"].str.contains(text, case=False, regex=False)]
+    if picked:
+        frame = frame[frame["type"].isin(picked)]
+    st.caption(f"{len(frame)} of {len(s.layers) if fold_to is None else len(fold(s.layers, fold_to))} rows; "
+               f"counts per image at {shape_str(s.input_shape)}; click a column header to sort.")
+    st.dataframe(
+        frame, hide_index=True, width="stretch", height=520,
+        column_config={k: st.column_config.NumberColumn(k, format="localized")
+                       for k in ("params", "MACs", "elementwise", "activation bytes")},
+    )
+    c1, c2, _ = st.columns([1, 1, 3])
+    c1.download_button("Download CSV", frame.to_csv(index=False), file_name=f"{spec.name}-layers.csv",
+                       mime="text/csv", key="dl_csv", on_click="ignore")
+    c2.download_button("Download JSON", lambda: json.dumps(summary_json(s, fold_to), indent=2),
+                       file_name=f"{spec.name}-summary.json", mime="application/json", key="dl_json",
+                       on_click="ignore")
+
+
+def cost(ctx: PageContext) -> None:
+    """Where the parameters and MACs go, and how other FLOP counters disagree, and why."""
+    spec, s = ctx.spec, ctx.summary
+    headline(s, spec)
+    c1, c2 = st.columns(2)
+    metric = c1.radio("Measure", ["macs", "params"], key="cost_metric", horizontal=True,
+                      format_func=lambda m: figures.METRIC_LABELS[m])
+    kind = c2.radio("Chart", ["treemap", "sunburst"], key="cost_kind", horizontal=True)
+    st.plotly_chart(figures.cost_hierarchy(s, metric, kind), key="cost_tree")
+    c1, c2 = st.columns(2)
+    with c1:
+        st.plotly_chart(figures.cost_bars(s, metric, "stage"), key="cost_stage")
+    with c2:
+        st.plotly_chart(figures.cost_bars(s, metric, "block"), key="cost_block")
+    st.dataframe(
+        pd.DataFrame([{"stage": x.name, "output": shape_str(x.output_shape[1:]), "blocks": x.num_blocks,
+                       "params": x.params, "MACs": x.macs, "elementwise": x.elementwise,
+                       "receptive field": x.receptive_field, "stride": x.jump} for x in s.stages]),
+        hide_index=True, width="stretch",
+    )
+    reconciliation(spec, s)
+
+
+def reconciliation(spec: ResNetSpec, s: Summary) -> None:
+    st.subheader("FLOP reconciliation")
+    if compute.optional("resviz.analysis.reconcile", "reconcile") is None:
+        st.info("FLOP reconciliation is not available in this build.")
+        return
+    st.caption("resviz counts MACs of convolutions and linear layers; fvcore, torchinfo and "
+               "FlopCounterMode count differently. This runs one real forward pass on the CPU.")
+    if not st.toggle("Reconcile with fvcore, torchinfo and FlopCounterMode", key="cost_reconcile"):
+        return
+    try:
+        with st.spinner(f"Counting {spec.name} with four counters..."):
+            rec = compute.reconciliation(spec.to_dict(), s.input_shape)
+    except ResvizError as exc:
+        st.error(str(exc))
+        return
+    data = rec.to_dict()
+    st.dataframe(pd.DataFrame(data["rows"]), hide_index=True, width="stretch")
+    st.caption("totals: " + ", ".join(f"{k} {human(v)}" for k, v in data["totals"].items()))

@@ -1,0 +1,127 @@
+"""Pages that need a real forward and backward pass: Activations and Gradient flow.
+
+A trace runs only when one of these pages (or the gradient-flow diagram) is opened, at the
+sidebar's trace settings (by default a batch of 2 at 64x64, so even ResNet-50 traces in about a
+second on two CPU cores), and is cached as a plain ``Trace`` record.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, NamedTuple
+
+import pandas as pd
+import streamlit as st
+
+from resviz.dashboard import compute
+from resviz.dashboard.state import PageContext
+from resviz.errors import ResvizError
+from resviz.render import figures, theme
+from resviz.spec import ResNetSpec
+from resviz.trace.records import shape_str
+
+LAYER_KINDS: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", "add", "other")
+
+
+class TraceKey(NamedTuple):
+    """The hashed arguments of :func:`compute.trace`; also the cache key of traced diagrams."""
+
+    spec: dict[str, Any]
+    shape: tuple[int, ...]
+    device: str
+    dtype: str
+    seed: int
+    ckpt_key: str
+    ckpt_name: str
+
+
+def trace_args(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> TraceKey:
+    """The trace settings of the sidebar applied to ``spec``."""
+    v = ctx.view
+    ck = ctx.ckpt if with_ckpt else None
+    return TraceKey(spec.to_dict(), v.trace_shape(spec.in_channels), v.device, v.dtype, int(v.seed),
+                    ck.key if ck else "", ck.name if ck else "")
+
+
+def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Any:
+    """The cached trace of ``spec``, with a spinner while it runs; ``None`` after showing an error."""
+    k = trace_args(ctx, spec, with_ckpt)
+    ck = ctx.ckpt if with_ckpt else None
+    try:
+        with st.spinner(f"Tracing {spec.name}: forward and backward pass at {shape_str(k.shape)}..."):
+            return compute.trace(k.spec, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
+                                 _ckpt=ck.data if ck else None)
+    except ResvizError as exc:
+        st.error(str(exc))
+        return None
+
+
+def _caption(tr: Any, ckpt: bool) -> str:
+    loss = f", loss {tr.loss:.4g}" if tr.loss is not None else ""
+    weights = "uploaded checkpoint" if ckpt else f"random initialisation (seed {tr.seed})"
+    return (f"{tr.model} traced on {tr.device} in {tr.dtype} at {shape_str(tr.input_shape)}, "
+            f"{weights}{loss}.")
+
+
+def activations(ctx: PageContext) -> None:
+    """Output statistics of every layer against depth, and one layer's histogram."""
+    tr = run_trace(ctx, ctx.spec)
+    if tr is None:
+        return
+    st.caption(_caption(tr, ctx.ckpt is not None))
+    bad = [lr.name for lr in tr.layers if lr.nan_count or lr.inf_count]
+    if bad:
+        st.warning(f"{len(bad)} layer(s) produce NaN or Inf values, first {bad[0]}.")
+    c1, c2 = st.columns(2)
+    stats = c1.multiselect("Statistics", figures.ACTIVATION_STATS, default=["std", "rms"], key="act_stats")
+    present = [k for k in LAYER_KINDS if any(theme.layer_kind(lr.type) == k for lr in tr.layers)]
+    kinds = c2.multiselect("Layer kinds", present, key="act_kinds", placeholder="all kinds")
+    if stats:
+        st.plotly_chart(figures.activation_depth(tr.layers, stats, kinds or None), key="act_depth")
+    names = [lr.name for lr in tr.layers]
+    default = next((i for i, n in enumerate(names) if n.endswith("relu")), 0)
+    chosen = st.selectbox("Histogram of layer", names, index=default, key="act_layer")
+    st.plotly_chart(figures.activation_histogram(tr.layer(chosen)), key="act_hist")
+    st.dataframe(
+        pd.DataFrame([{"layer": lr.name, "type": lr.type, "output": shape_str(lr.output_shape),
+                       "mean": lr.mean, "std": lr.std, "min": lr.min, "max": lr.max, "rms": lr.rms,
+                       "zeros": lr.zero_fraction, "NaN": lr.nan_count, "Inf": lr.inf_count}
+                      for lr in tr.layers]),
+        hide_index=True, width="stretch", height=360,
+    )
+
+
+def gradient_flow(ctx: PageContext) -> None:
+    """Gradient norm at each block input through the main and skip paths, with the plain twin."""
+    spec = ctx.spec
+    tr = run_trace(ctx, spec)
+    if tr is None:
+        return
+    st.caption(_caption(tr, ctx.ckpt is not None))
+    if not tr.blocks:
+        st.info(f"{spec.name} has no residual blocks to measure.")
+        return
+    if all(b.grad_total is None for b in tr.blocks):
+        st.info("This trace ran without a backward pass, so there are no gradients to show.")
+        return
+    plain = None
+    if spec.has_skips and st.toggle("Overlay the plain twin (same layers, no shortcuts)", value=True,
+                                    key="grad_plain"):
+        twin = spec.plain()
+        plain = run_trace(ctx, twin, with_ckpt=False)
+        if plain is not None and ctx.ckpt is not None:
+            st.caption(f"{twin.name} starts from random weights: the checkpoint belongs to {spec.name}.")
+    fig = figures.gradient_flow(tr.blocks, plain.blocks if plain is not None else None, model=spec.name,
+                                plain_model=spec.plain().name)
+    st.plotly_chart(fig, key="grad_fig")
+    st.dataframe(
+        pd.DataFrame([{"block": b.name, "stage": b.stage, "shortcut": b.shortcut, "grad main": b.grad_main,
+                       "grad skip": b.grad_skip, "grad total": b.grad_total,
+                       "skip share": b.skip_share, "main/skip RMS": _finite(b.rms_ratio)}
+                      for b in tr.blocks]),
+        hide_index=True, width="stretch",
+    )
+
+
+def _finite(v: float) -> float | None:
+    return v if math.isfinite(v) else None

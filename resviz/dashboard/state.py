@@ -1,0 +1,242 @@
+"""The dashboard's view state: sidebar values, per-preset defaults and shareable query parameters.
+
+Every widget has a fixed session-state key (the names below). The URL carries only the values
+that differ from the chosen preset's defaults, so ``?model=resnet56&shortcut=none`` is a complete,
+readable link to the plain twin of ResNet-56. Parsing never raises: a bad parameter falls back to
+its default and is reported, because a pasted link should always open something.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, MutableMapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from resviz.dashboard import PAGES
+from resviz.errors import ResvizError
+from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
+from resviz.trace.records import Summary
+from resviz.zoo import get_spec, list_models
+
+DEFAULT_MODEL = "resnet50"
+CUSTOM = "custom"
+DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+DTYPES: tuple[str, ...] = ("float32", "float64", "bfloat16", "float16")
+BLOCKS: tuple[str, ...] = tuple(b.value for b in BlockKind)
+SHORTCUTS: tuple[str, ...] = tuple(s.value for s in Shortcut)
+STEMS: tuple[str, ...] = tuple(s.value for s in Stem)
+#: Traces run at this side length at most by default: a batch of 2 at 64x64 keeps a ResNet-50
+#: forward and backward pass well under a second on two CPU cores.
+TRACE_SIDE = 64
+TRACE_BATCH = 2
+
+SPEC_KEYS: tuple[str, ...] = ("block", "layers", "widths", "groups", "wpg", "shortcut", "preact", "stem")
+INT_KEYS: tuple[str, ...] = ("groups", "wpg", "input", "tsize", "batch", "seed")
+CHOICES: dict[str, tuple[str, ...]] = {
+    "block": BLOCKS, "shortcut": SHORTCUTS, "stem": STEMS, "device": DEVICES, "dtype": DTYPES,
+    "page": PAGES,
+}
+LIMITS: dict[str, tuple[int, int]] = {
+    "groups": (1, 256), "wpg": (1, 1024), "input": (1, 1024), "tsize": (1, 512), "batch": (1, 256),
+    "seed": (0, 2**31 - 1),
+}
+
+
+def model_choices() -> list[str]:
+    """The presets, their plain twins, then ``custom``."""
+    return [*list_models(include_plain=True), CUSTOM]
+
+
+def _ints(values: tuple[int, ...]) -> str:
+    return ",".join(str(v) for v in values)
+
+
+def spec_values(spec: ResNetSpec) -> dict[str, Any]:
+    """The sidebar values that describe ``spec``."""
+    return {
+        "block": spec.block.value, "layers": _ints(spec.layers), "widths": _ints(spec.widths),
+        "groups": spec.groups, "wpg": spec.width_per_group, "shortcut": spec.shortcut.value,
+        "preact": spec.preact, "stem": spec.stem.value,
+    }
+
+
+def defaults(model: str) -> dict[str, Any]:
+    """Every widget's default for ``model`` (a custom spec starts from ResNet-18's values)."""
+    spec = get_spec(model if model != CUSTOM else "resnet18")
+    side = 32 if spec.stem is Stem.CIFAR else 224
+    return {
+        "model": model, **spec_values(spec), "input": side, "tsize": min(side, TRACE_SIDE),
+        "batch": TRACE_BATCH, "device": "auto", "dtype": "float32", "seed": 0, "page": PAGES[0],
+    }
+
+
+def parse_params(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
+    """Query parameters -> widget values (defaults filled in) and a list of ignored parameters."""
+    problems: list[str] = []
+    model = str(params.get("model", DEFAULT_MODEL))
+    if model not in model_choices():
+        problems.append(f"unknown model {model!r}")
+        model = DEFAULT_MODEL
+    values = defaults(model)
+    for key, raw in params.items():
+        if key == "model" or key not in values:
+            continue
+        try:
+            values[key] = _parse_one(key, str(raw))
+        except ValueError:
+            problems.append(f"{key}={raw!r}")
+    return values, problems
+
+
+def _parse_one(key: str, raw: str) -> Any:
+    if key in INT_KEYS:
+        value = int(raw)
+        lo, hi = LIMITS[key]
+        if not lo <= value <= hi:
+            raise ValueError(key)
+        return value
+    if key == "preact":
+        if raw.lower() not in ("0", "1", "true", "false"):
+            raise ValueError(key)
+        return raw.lower() in ("1", "true")
+    if key in CHOICES and raw not in CHOICES[key]:
+        raise ValueError(key)
+    return raw
+
+
+def to_params(values: Mapping[str, Any]) -> dict[str, str]:
+    """Widget values -> the shortest query parameters that reproduce them."""
+    model = str(values.get("model", DEFAULT_MODEL))
+    base = defaults(model)
+    out = {"model": model}
+    for key, default in base.items():
+        if key == "model" or key not in values or values[key] == default:
+            continue
+        value = values[key]
+        out[key] = ("1" if value else "0") if isinstance(value, bool) else str(value)
+    return out
+
+
+def init_session(session: MutableMapping[Any, Any], params: Mapping[str, str]) -> list[str]:
+    """Fill the widget keys from the URL on a session's first run; later runs keep the widgets'."""
+    if session.get("_resviz_init"):
+        return []
+    values, problems = parse_params(params)
+    for key, value in values.items():
+        session[key] = value
+    session["_resviz_init"] = True
+    return problems
+
+
+def apply_preset(session: MutableMapping[Any, Any]) -> None:
+    """On a model change: load the new preset's architecture and input sizes into the widgets.
+
+    Batch, device, dtype and seed are the user's run settings and survive the switch; a switch
+    to ``custom`` keeps the current architecture as the starting point.
+    """
+    model = str(session.get("model", DEFAULT_MODEL))
+    if model == CUSTOM:
+        return
+    base = defaults(model)
+    for key in (*SPEC_KEYS, "input", "tsize"):
+        session[key] = base[key]
+
+
+def _int_list(text: str, what: str) -> tuple[int, ...]:
+    try:
+        values = tuple(int(p) for p in str(text).replace(" ", "").split(",") if p != "")
+    except ValueError:
+        raise ResvizError(f"{what} must be comma-separated integers, e.g. 3,4,6,3 (got {text!r})") from None
+    if not values:
+        raise ResvizError(f"{what} must list at least one stage, e.g. 3,4,6,3")
+    return values
+
+
+@dataclass(frozen=True)
+class ViewState:
+    """The sidebar's values, read once per run; pages receive this and nothing from widgets."""
+
+    model: str = DEFAULT_MODEL
+    block: str = "bottleneck"
+    layers: str = "3,4,6,3"
+    widths: str = "64,128,256,512"
+    groups: int = 1
+    wpg: int = 64
+    shortcut: str = "B"
+    preact: bool = False
+    stem: str = "imagenet"
+    input: int = 224
+    tsize: int = TRACE_SIDE
+    batch: int = TRACE_BATCH
+    device: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+    page: str = PAGES[0]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[Any, Any]) -> ViewState:
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: values[k] for k in names if k in values})
+
+    def values(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def spec(self) -> ResNetSpec:
+        """The spec the sidebar describes, validated; a one-line :class:`ResvizError` if impossible."""
+        if self.model != CUSTOM:
+            preset = get_spec(self.model)
+            if spec_values(preset) == {k: getattr(self, k) for k in SPEC_KEYS}:
+                return preset
+            base_name = self.model
+        else:
+            preset, base_name = get_spec("resnet18"), CUSTOM
+        spec = dataclasses.replace(
+            preset,
+            name=base_name,
+            block=BlockKind(self.block),
+            layers=_int_list(self.layers, "blocks per stage"),
+            widths=_int_list(self.widths, "widths"),
+            groups=int(self.groups),
+            width_per_group=int(self.wpg),
+            shortcut=Shortcut(self.shortcut),
+            preact=bool(self.preact),
+            stem=Stem(self.stem),
+        )
+        if spec.name != CUSTOM:
+            twin = preset.plain() if preset.has_skips else preset
+            if spec == dataclasses.replace(twin, name=spec.name):
+                return twin
+            spec = dataclasses.replace(spec, name=f"{base_name}-custom")
+        return spec.validate()
+
+    def input_shape(self, in_channels: int = 3) -> tuple[int, int, int, int]:
+        """Per-image input of the static analysis (batch 1, as papers and torchvision count)."""
+        return (1, in_channels, int(self.input), int(self.input))
+
+    def trace_shape(self, in_channels: int = 3) -> tuple[int, int, int, int]:
+        return (int(self.batch), in_channels, int(self.tsize), int(self.tsize))
+
+
+def twin_name(spec: ResNetSpec) -> str:
+    """The name the plain twin of ``spec`` goes by in legends."""
+    return plain_name(spec.name)
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An uploaded checkpoint: its file name, a content digest (the cache key) and its bytes."""
+
+    name: str
+    key: str
+    data: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What every page receives: the sidebar state, the spec, its summary and any checkpoint."""
+
+    view: ViewState
+    spec: ResNetSpec
+    summary: Summary
+    ckpt: Upload | None = None

@@ -1,0 +1,103 @@
+"""Graphviz diagrams of residual networks, drawn from the model's own Summary.
+
+Every picture is computed from the static analysis of the actual model (and, for measured
+quantities, from a trace), never from a template: change the spec and the picture changes. The
+views follow the figures a ResNet explainer needs (He et al. 2015, Figs. 2, 3 and 5 and Table 1;
+He et al. 2016, Fig. 4 for pre-activation)::
+
+    resviz.diagram("resnet50", view="dimensions")   # a graphviz.Digraph; renders in notebooks
+
+Renderers only build ``graphviz.Digraph`` objects; writing files is the CLI's job.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+from resviz.errors import ResvizError
+from resviz.render.diagrams.context import Context
+from resviz.render.diagrams.metrics import COLOR_BY, BlockStatsLike, TraceLike, check_color_by
+
+if TYPE_CHECKING:
+    import graphviz
+
+    from resviz.trace.records import Summary
+
+VIEWS: tuple[str, ...] = (
+    "overview", "basic-block", "bottleneck", "stages", "dimensions", "skip-types", "gradient-flow", "layers",
+)
+"""Every view name, in the order an explainer would show them."""
+
+BLOCK_VIEWS: tuple[str, ...] = ("basic-block", "bottleneck", "skip-types", "gradient-flow")
+"""Views that need residual blocks with a skip path."""
+
+
+def check_view(view: str) -> str:
+    """Normalise a view name or raise a one-line error suggesting the closest one."""
+    key = view.strip().lower().replace("_", "-")
+    if key in VIEWS:
+        return key
+    close = difflib.get_close_matches(key, VIEWS, n=1)
+    hint = f" (did you mean {close[0]}?)" if close else ""
+    raise ResvizError(f"unknown view {view!r}{hint}: choose one of {', '.join(VIEWS)}")
+
+
+def _renderers() -> dict[str, Callable[[Context], graphviz.Digraph]]:
+    from resviz.render.diagrams import blocks, gradient, layers, overview
+
+    return {
+        "overview": overview.overview,
+        "stages": overview.stages,
+        "dimensions": overview.dimensions,
+        "basic-block": blocks.basic_block,
+        "bottleneck": blocks.bottleneck,
+        "skip-types": blocks.skip_types,
+        "gradient-flow": gradient.gradient_flow,
+        "layers": layers.layers,
+    }
+
+
+def to_summary(target: Any, input_size: str | Sequence[int] | None = None) -> Summary:
+    """A Summary as given, or the static analysis of a preset name, spec or module."""
+    from resviz.trace.records import Summary
+
+    if isinstance(target, Summary):
+        if input_size is not None:
+            raise ResvizError("input_size cannot change a ready Summary: pass the model instead")
+        return target
+    from resviz.api import summarize
+
+    return summarize(target, input_size=input_size)
+
+
+def diagram(
+    model_or_summary: Any,
+    view: str = "overview",
+    input_size: str | Sequence[int] | None = None,
+    depth: int | None = None,
+    color_by: str | None = None,
+    trace: TraceLike | None = None,
+    block: str | None = None,
+) -> graphviz.Digraph:
+    """Draw one view of a model as a ``graphviz.Digraph``.
+
+    ``model_or_summary``: a preset name, a ``ResNetSpec``, an ``nn.Module`` or a ready ``Summary``.
+    ``depth`` folds the ``layers`` view (1: stages, 2: blocks, 3+: layers). ``color_by`` is one of
+    ``macs``, ``params``, ``std`` or ``grad-ratio``; the last two are measurements and need
+    ``trace`` (from ``resviz.trace``). ``block`` picks the block drawn by the block views
+    (default: a representative one). Raises :class:`ResvizError` for impossible requests.
+    """
+    key = check_view(view)
+    metric = check_color_by(color_by, trace)
+    if depth is not None and depth < 1:
+        raise ResvizError(f"depth must be at least 1, got {depth}")
+    summary = to_summary(model_or_summary, input_size)
+    ctx = Context(summary=summary, view=key, depth=depth, metric=metric, trace=trace, block=block)
+    if key in BLOCK_VIEWS:
+        ctx.require_residual()
+    return _renderers()[key](ctx)
+
+
+__all__ = ["BLOCK_VIEWS", "COLOR_BY", "VIEWS", "BlockStatsLike", "TraceLike", "check_view", "diagram"]

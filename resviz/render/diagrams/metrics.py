@@ -1,0 +1,185 @@
+"""Colour-by metrics (MACs, parameters, activation std, gradient ratio) and the trace protocol.
+
+Diagrams take any object shaped like the tracer's ``Trace`` (see :class:`TraceLike`), so they can be
+drawn from a live trace, from one loaded back from JSON, or from hand-made records in tests,
+without importing the tracer. Values spanning orders of magnitude (MACs, parameters, gradient
+ratios) are placed on a log scale, so the one 7x7 stem convolution does not wash out every other node.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from resviz.errors import ResvizError
+from resviz.render import theme
+from resviz.render.diagrams._style import NA_FILL, human, sci
+from resviz.trace.records import LayerRecord, Summary
+
+COLOR_BY = ("macs", "params", "std", "grad-ratio")
+NEEDS_TRACE = ("std", "grad-ratio")
+
+
+class BlockStatsLike(Protocol):
+    """Per-block statistics of a trace: branch output RMS and branch gradient norms at the input."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def shortcut(self) -> str: ...
+    @property
+    def main_rms(self) -> float: ...
+    @property
+    def skip_rms(self) -> float: ...
+    @property
+    def grad_main(self) -> float: ...
+    @property
+    def grad_skip(self) -> float: ...
+    @property
+    def grad_total(self) -> float: ...
+
+
+class TraceLike(Protocol):
+    """What diagrams read from a trace: ``blocks`` (and, for ``std``, ``layers`` with ``name``/``std``)."""
+
+    @property
+    def blocks(self) -> Sequence[BlockStatsLike]: ...
+
+
+def grad_ratio(b: BlockStatsLike) -> float | None:
+    """How much gradient the main path adds relative to the skip path at a block input."""
+    if not b.grad_skip or not math.isfinite(b.grad_skip) or not math.isfinite(b.grad_main):
+        return None
+    return b.grad_main / b.grad_skip
+
+
+def check_color_by(color_by: str | None, trace: TraceLike | None) -> str | None:
+    """Validate ``color_by``; ``std`` and ``grad-ratio`` are measurements and need a trace."""
+    if color_by is None:
+        return None
+    key = color_by.strip().lower()
+    if key not in COLOR_BY:
+        raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(COLOR_BY)}")
+    if key in NEEDS_TRACE and trace is None:
+        raise ResvizError(f"color-by {key} needs a trace (activation and gradient statistics): "
+                          "pass trace=resviz.trace(model)")
+    return key
+
+
+@dataclass(frozen=True)
+class ColorScale:
+    """Maps metric values of the drawn nodes onto :data:`theme.SEQUENTIAL`."""
+
+    metric: str
+    lo: float
+    hi: float
+    log: bool
+
+    @property
+    def title(self) -> str:
+        return {
+            "macs": "MACs (conv + linear)",
+            "params": "parameters",
+            "std": "activation std (output)",
+            "grad-ratio": "grad ratio |main| / |skip|",
+        }[self.metric]
+
+    def fraction(self, value: float) -> float:
+        if self.hi <= self.lo:
+            return 1.0
+        if self.log:
+            return (math.log10(value) - math.log10(self.lo)) / (math.log10(self.hi) - math.log10(self.lo))
+        return (value - self.lo) / (self.hi - self.lo)
+
+    def color(self, value: float | None) -> str:
+        if value is None or not math.isfinite(value) or (self.log and value <= 0):
+            return NA_FILL
+        return theme.sequential_color(self.fraction(value))
+
+    def legend_rows(self) -> list[tuple[str, str]]:
+        """One row per colour with the value range it covers, plus the no-value fill."""
+        n = len(theme.SEQUENTIAL)
+        rows = []
+        for i, color in enumerate(theme.SEQUENTIAL):
+            a, b = self._at(i / n), self._at((i + 1) / n)
+            rows.append((color, f"{self._fmt(a)} - {self._fmt(b)}"))
+        rows.append((NA_FILL, "no value"))
+        return rows
+
+    def _at(self, f: float) -> float:
+        if self.log:
+            return float(10 ** (math.log10(self.lo) + f * (math.log10(self.hi) - math.log10(self.lo))))
+        return self.lo + f * (self.hi - self.lo)
+
+    def _fmt(self, v: float) -> str:
+        return human(v) if self.metric in ("macs", "params") else sci(v)
+
+
+def make_scale(metric: str | None, values: Sequence[float | None]) -> ColorScale | None:
+    """A scale spanning the drawn values (ignoring missing ones and, on log scales, zeros)."""
+    if metric is None:
+        return None
+    log = metric != "std"
+    vals = [v for v in values if v is not None and math.isfinite(v) and (v > 0 or not log)]
+    if not vals:
+        return ColorScale(metric, 1.0, 1.0, log)
+    return ColorScale(metric, min(vals), max(vals), log)
+
+
+class Metrics:
+    """Looks up a metric for a group of layers, from the summary and (optionally) a trace.
+
+    A drawn node stands for one or more *instances* (a folded run of identical blocks has one per
+    block), each a list of layer names. Counts add up within an instance; activation std is that of
+    the instance's last layer (the node's output); the gradient ratio is that of the block the
+    layers belong to. Instances are averaged.
+    """
+
+    def __init__(self, summary: Summary, metric: str | None, trace: TraceLike | None) -> None:
+        self.metric = metric
+        self.layers: dict[str, LayerRecord] = {lr.name: lr for lr in summary.layers}
+        self.by_block: dict[str, list[str]] = {}
+        for lr in summary.layers:
+            if lr.block:
+                self.by_block.setdefault(lr.block, []).append(lr.name)
+        self.std: dict[str, float] = {}
+        self.ratio: dict[str, float | None] = {}
+        if trace is not None:
+            for ls in getattr(trace, "layers", ()) or ():
+                s = getattr(ls, "std", None)
+                if isinstance(s, (int, float)):
+                    self.std[str(ls.name)] = float(s)
+            for b in trace.blocks:
+                self.ratio[b.name] = grad_ratio(b)
+
+    def value(self, instances: Sequence[Sequence[str]]) -> float | None:
+        if self.metric is None or not instances:
+            return None
+        got = [v for v in (self._one(names) for names in instances) if v is not None]
+        return sum(got) / len(got) if got else None
+
+    def block_value(self, blocks: Sequence[str]) -> float | None:
+        """Metric of whole blocks (one instance per block)."""
+        if self.metric == "grad-ratio":
+            got = [r for r in (self.ratio.get(b) for b in blocks) if r is not None]
+            return sum(got) / len(got) if got else None
+        return self.value([self.block_layers(b) for b in blocks])
+
+    def block_layers(self, block: str) -> list[str]:
+        return self.by_block.get(block, [])
+
+    def _one(self, names: Sequence[str]) -> float | None:
+        recs = [self.layers[n] for n in names if n in self.layers]
+        if not recs:
+            return None
+        if self.metric == "macs":
+            return float(sum(r.macs for r in recs))
+        if self.metric == "params":
+            return float(sum(r.params for r in recs))
+        if self.metric == "std":
+            return self.std.get(recs[-1].name)
+        blocks = {r.block for r in recs if r.block}
+        got = [r for r in (self.ratio.get(b) for b in sorted(blocks)) if r is not None]
+        return sum(got) / len(got) if got else None

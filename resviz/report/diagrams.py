@@ -1,0 +1,53 @@
+"""Each model's ``gradient-flow`` and ``stages`` diagrams as inline SVG strings.
+
+Rendering SVG needs Graphviz's ``dot`` program. Without it (or for a view a model cannot have,
+such as the gradient-flow view of a plain net, which has no skip path) the report carries a note
+in place of the picture instead of failing.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from resviz.analysis.compare import ModelResult
+from resviz.errors import ResvizError
+
+VIEWS = ("gradient-flow", "stages")
+_PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
+
+
+@dataclass(frozen=True)
+class DiagramSvg:
+    """One view of one model: ``svg`` markup, or ``note`` saying why there is none."""
+
+    model: str
+    view: str
+    svg: str = ""
+    note: str = ""
+
+
+def model_diagrams(m: ModelResult) -> list[DiagramSvg]:
+    out: list[DiagramSvg] = []
+    for view in VIEWS:
+        try:
+            from resviz.render.diagrams import diagram
+
+            dig = diagram(m.summary if m.summary is not None else m.name, view=view, trace=m.trace)
+            svg = dig.pipe(format="svg").decode("utf-8")
+        except ImportError:
+            out.append(DiagramSvg(m.name, view, note="diagrams are not available in this installation"))
+            continue
+        except ResvizError as exc:
+            out.append(DiagramSvg(m.name, view, note=str(exc).splitlines()[0]))
+            continue
+        except Exception as exc:  # graphviz.ExecutableNotFound, a failing dot run
+            if type(exc).__name__ in ("ExecutableNotFound", "CalledProcessError"):
+                out.append(DiagramSvg(
+                    m.name, view,
+                    note="Graphviz's dot program was not found: install graphviz to embed this diagram",
+                ))
+                continue
+            raise
+        out.append(DiagramSvg(m.name, view, svg=_PROLOG.sub("", svg, count=1)))
+    return out

@@ -1,0 +1,110 @@
+"""The comparison report as one self-contained HTML page (returned as a string).
+
+Plotly's JavaScript is inlined once (``plotly.offline.get_plotlyjs``) and diagrams are inline SVG,
+so the file opens offline and can be mailed or archived as is. Order: headline table, figures,
+per-stage tables, diagrams, then the run's settings.
+"""
+
+from __future__ import annotations
+
+import html
+from importlib import resources
+from string import Template
+
+from resviz.analysis.compare import Comparison
+from resviz.report import plots
+from resviz.report.diagrams import model_diagrams
+from resviz.report.tables import (
+    Table,
+    block_table,
+    headline_sentence,
+    headline_table,
+    settings_rows,
+    stage_table,
+    training_table,
+)
+
+
+def _asset(name: str) -> str:
+    return resources.files("resviz.report").joinpath("assets", name).read_text(encoding="utf-8")
+
+
+def table_html(table: Table, cls: str = "") -> str:
+    header, rows = table
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    attr = f' class="{cls}"' if cls else ""
+    return f"<table{attr}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
+
+
+def _figures(c: Comparison) -> str:
+    parts = []
+    for fig_id, fig in plots.figures(c):
+        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{fig_id}",
+                          config={"displaylogo": False, "responsive": True})
+        parts.append(f'<div class="figure">{div}</div>')
+    return "\n".join(parts)
+
+
+def _diagrams(c: Comparison) -> str:
+    parts = []
+    for m in c.models:
+        cells = []
+        for d in model_diagrams(m):
+            title = f"<h3>{html.escape(m.name)}: {html.escape(d.view)}</h3>"
+            body = d.svg if d.svg else f'<p class="note">{html.escape(d.note)}</p>'
+            cells.append(f'<div class="diagram">{title}{body}</div>')
+        parts.append('<div class="diagrams">' + "".join(cells) + "</div>")
+    return "\n".join(parts)
+
+
+def _notes(c: Comparison) -> str:
+    notes = []
+    for m in c.models:
+        if m.training is not None and m.training.status != "ok":
+            cls = f"status-{m.training.status}"
+            notes.append(f'<p class="{cls}">{html.escape(m.name)}: {html.escape(m.training.message)}</p>')
+    if c.settings.interrupted:
+        notes.append('<p class="status-interrupted">The run was interrupted: this report covers the steps done.</p>')
+    notes += [f'<p class="note">{html.escape(n)}</p>' for n in c.settings.data.notes]
+    return "\n".join(notes)
+
+
+def _training(c: Comparison) -> str:
+    table = training_table(c)
+    return f"<h3>Training</h3>\n{table_html(table)}" if table[1] else ""
+
+
+def _stage_tables(c: Comparison) -> str:
+    parts = []
+    for m in c.models:
+        parts.append(f"<h3>{html.escape(m.name)}</h3>")
+        parts.append(table_html(stage_table(m)))
+        parts.append(f"<details><summary>every block of {html.escape(m.name)}</summary>"
+                     f"{table_html(block_table(m))}</details>")
+    return "\n".join(parts)
+
+
+def render_html(c: Comparison) -> str:
+    """The full report page."""
+    import plotly.offline
+
+    title = "Gradient flow: " + " vs ".join(c.settings.models)
+    settings = table_html((["setting", "value"], [list(r) for r in settings_rows(c)]), cls="settings")
+    steps = c.settings.steps_done
+    values = {
+        "title": html.escape(title),
+        "version": html.escape(c.settings.versions.get("resviz", "")),
+        "css": _asset("report.css"),
+        "plotlyjs": plotly.offline.get_plotlyjs(),
+        "training_phrase": f" and over {steps} training steps" if steps else "",
+        "headline_table": table_html(headline_table(c), cls="headline"),
+        "headline_items": "\n".join(f"<li>{html.escape(headline_sentence(m))}</li>" for m in c.models),
+        "notes": _notes(c),
+        "training_table": _training(c),
+        "figures": _figures(c),
+        "stage_tables": _stage_tables(c),
+        "diagrams": _diagrams(c),
+        "settings_table": settings,
+    }
+    return Template(_asset("report.html")).substitute(values)

@@ -1,0 +1,141 @@
+"""Plotly figures of a :class:`~resviz.analysis.compare.Comparison` (returned, never shown or saved).
+
+Gradient norms span orders of magnitude between plain and residual nets, so their axes are
+logarithmic; values that a log axis cannot show (zero, NaN, infinity) become gaps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import plotly.graph_objects as go
+
+from resviz.analysis.compare import Comparison, ModelResult
+from resviz.render import theme
+
+
+def _pos(values: Sequence[float | None]) -> list[float | None]:
+    return [v if v is not None and math.isfinite(v) and v > 0 else None for v in values]
+
+
+def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
+    fig.update_layout(
+        title=title, template=theme.PLOTLY_TEMPLATE, height=380, margin={"l": 60, "r": 20, "t": 50, "b": 50},
+        font={"family": theme.FONT, "size": theme.FONT_SIZE + 1}, legend={"orientation": "h", "y": -0.2},
+    )
+    fig.update_xaxes(title=x)
+    fig.update_yaxes(title=y, type="log" if log_y else "linear")
+    return fig
+
+
+def _color(i: int) -> str:
+    return theme.MODEL_COLORS[i % len(theme.MODEL_COLORS)]
+
+
+def grad_vs_depth(c: Comparison) -> go.Figure:
+    """Gradient norm at each block input against depth (block 1 is nearest the input)."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        fig.add_scatter(
+            x=[b.depth for b in m.blocks], y=_pos([b.grad_total for b in m.blocks]), mode="lines+markers",
+            name=m.name, line={"color": _color(i)}, text=[b.name for b in m.blocks],
+            hovertemplate="%{text}<br>|dL/dx| = %{y:.4g}<extra>" + m.name + "</extra>",
+        )
+    return _layout(fig, "Gradient norm at each block input (at initialisation)", "block (input -> output)",
+                   "|dL/dx| (log)", log_y=True)
+
+
+def branch_grads(c: Comparison) -> go.Figure:
+    """Per block: the gradient arriving through the main path (solid) and the skip path (dashed)."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        x = [b.depth for b in m.blocks]
+        fig.add_scatter(x=x, y=_pos([b.grad_main for b in m.blocks]), mode="lines", name=f"{m.name} main",
+                        line={"color": _color(i)})
+        if m.has_skips:
+            fig.add_scatter(x=x, y=_pos([b.grad_skip for b in m.blocks]), mode="lines",
+                            name=f"{m.name} skip", line={"color": _color(i), "dash": "dash"})
+    return _layout(fig, "Gradient through the main path and through the shortcut", "block",
+                   "gradient norm (log)", log_y=True)
+
+
+def skip_ratio(c: Comparison) -> go.Figure:
+    """skip / main gradient per block; above 1 the shortcut carries most of the gradient."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        if not m.has_skips:
+            continue
+        fig.add_scatter(x=[b.depth for b in m.blocks], y=_pos([b.ratio for b in m.blocks]),
+                        mode="lines+markers", name=m.name, line={"color": _color(i)})
+    fig.add_hline(y=1.0, line={"color": "#999999", "dash": "dot"})
+    return _layout(fig, "Skip-path gradient / main-path gradient per block", "block", "ratio (log)", log_y=True)
+
+
+def response_std(c: Comparison) -> go.Figure:
+    """He et al. 2015, Fig. 7: std of each 3x3 layer's response (after BN) against depth."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        fig.add_scatter(
+            x=[a.depth for a in m.act_std], y=[a.std for a in m.act_std], mode="lines", name=m.name,
+            line={"color": _color(i)}, text=[a.name for a in m.act_std],
+            hovertemplate="%{text}<br>std = %{y:.4g}<extra>" + m.name + "</extra>",
+        )
+    return _layout(fig, "Std of 3x3 layer responses (He et al. 2015, Fig. 7 view)", "3x3 layer index",
+                   "std")
+
+
+def loss_curves(c: Comparison) -> go.Figure:
+    """Training loss per step; a model stopped by a NaN loss ends with an x marker."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        if m.training is None:
+            continue
+        losses = [v if math.isfinite(v) else None for v in m.training.losses]
+        fig.add_scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines", name=m.name,
+                        line={"color": _color(i)})
+        if m.training.status == "nan":
+            last = next((v for v in reversed(losses) if v is not None), None)
+            fig.add_scatter(x=[len(losses)], y=[last], mode="markers", showlegend=False,
+                            marker={"symbol": "x", "size": 12, "color": _color(i)},
+                            hovertext=f"{m.name}: loss NaN, stopped", hoverinfo="text")
+    return _layout(fig, "Training loss (same batches for every model)", "step", "cross-entropy")
+
+
+def block_heatmap(m: ModelResult, field: str = "grad_total") -> go.Figure | None:
+    """Block x step heatmap of a monitored quantity (log10 for gradients)."""
+    series = m.training.series if m.training else None
+    if series is None or not series.snapshots:
+        return None
+    rows = series.matrix(field)
+    z: list[list[Any]] = [[math.log10(v) if v and v > 0 and math.isfinite(v) else None for v in r] for r in rows]
+    fig = go.Figure(go.Heatmap(
+        z=z, x=list(series.steps), y=list(series.block_names), colorscale=theme.PLOTLY_SCALE,
+        colorbar={"title": f"log10 {field}"},
+        hovertemplate="step %{x}<br>%{y}<br>log10 = %{z:.3f}<extra></extra>",
+    ))
+    fig.update_yaxes(autorange="reversed")
+    _layout(fig, f"{m.name}: {field.replace('_', ' ')} per block over training", "step", "block")
+    fig.update_layout(height=max(300, 14 * len(rows) + 120))
+    return fig
+
+
+def figures(c: Comparison) -> list[tuple[str, go.Figure]]:
+    """Every figure of the report, in order, with a stable id."""
+    out: list[tuple[str, go.Figure]] = [
+        ("grad-depth", grad_vs_depth(c)), ("branch-grads", branch_grads(c)),
+    ]
+    if any(m.has_skips for m in c.models):
+        out.append(("skip-ratio", skip_ratio(c)))
+    out.append(("response-std", response_std(c)))
+    if any(m.training is not None for m in c.models):
+        out.append(("loss", loss_curves(c)))
+        for i, m in enumerate(c.models):
+            for field in ("grad_total", "grad_skip"):
+                if field == "grad_skip" and not m.has_skips:
+                    continue
+                hm = block_heatmap(m, field)
+                if hm is not None:
+                    out.append((f"heatmap-{i}-{field}", hm))
+    return out

@@ -1,0 +1,129 @@
+"""The report's tables as rows of strings, shared by the HTML and Markdown renderers.
+
+Both renderers print the same cells, formatted once here, so a number in either report is the
+JSON's value at four significant digits (``num``), and integers are exact.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from resviz.analysis.compare import Comparison, ModelResult
+
+Table = tuple[list[str], list[list[str]]]
+
+
+def num(value: Any) -> str:
+    """One cell: integers exact with thousands separators, floats to 4 significant digits."""
+    if value is None:
+        return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "NaN"
+        if math.isinf(value):
+            return "inf" if value > 0 else "-inf"
+        return f"{value:.4g}"
+    return str(value)
+
+
+def status_text(m: ModelResult) -> str:
+    run = m.training
+    if run is None:
+        return "init only"
+    if run.status == "nan":
+        return f"stopped: loss NaN at step {len(run.losses)}"
+    if run.status == "interrupted":
+        return f"interrupted after {run.steps_done} steps"
+    return f"trained {run.steps_done} steps"
+
+
+def headline_sentence(m: ModelResult) -> str:
+    """The one number per model, in words: how the first block's gradient compares to the last's."""
+    h = m.headline
+    if not math.isfinite(h):
+        return f"{m.name}: no finite gradient ratio (first block {num(m.grad_first)}, last {num(m.grad_last)})"
+    word = "larger" if h >= 1 else "smaller"
+    return (
+        f"{m.name}: the gradient reaching the first block is {num(h)} times the gradient at the last "
+        f"block ({word} at the input end)"
+    )
+
+
+def headline_table(c: Comparison) -> Table:
+    header = [
+        "model", "skips", "depth", "params", "loss at init", "grad first block", "grad last block",
+        "first / last", "final loss", "status",
+    ]
+    rows = []
+    for m in c.models:
+        final = m.training.losses[-1] if m.training and m.training.losses else None
+        rows.append([
+            m.name, num(m.has_skips), num(m.depth), num(m.params), num(m.loss_init), num(m.grad_first),
+            num(m.grad_last), num(m.headline), num(final), status_text(m),
+        ])
+    return header, rows
+
+
+def stage_table(m: ModelResult) -> Table:
+    header = ["stage", "blocks", "grad first block", "grad last block", "first / last", "mean skip / main",
+              "mean 3x3 response std"]
+    rows = [
+        [s.name, num(s.blocks), num(s.grad_first), num(s.grad_last), num(s.attenuation), num(s.mean_ratio),
+         num(s.mean_act_std)]
+        for s in m.stages
+    ]
+    return header, rows
+
+
+def block_table(m: ModelResult) -> Table:
+    header = ["#", "block", "stage", "shortcut", "grad main", "grad skip", "grad total", "skip / main",
+              "main rms", "skip rms"]
+    rows = [
+        [num(b.depth), b.name, b.stage, b.shortcut, num(b.grad_main), num(b.grad_skip), num(b.grad_total),
+         num(b.ratio), num(b.main_rms), num(b.skip_rms)]
+        for b in m.blocks
+    ]
+    return header, rows
+
+
+def training_table(c: Comparison) -> Table:
+    header = ["model", "steps done", "first loss", "last loss", "lowest loss", "seconds", "status"]
+    rows = []
+    for m in c.models:
+        run = m.training
+        if run is None:
+            continue
+        finite = [v for v in run.losses if math.isfinite(v)]
+        rows.append([
+            m.name, num(run.steps_done), num(run.losses[0] if run.losses else None),
+            num(run.losses[-1] if run.losses else None), num(min(finite) if finite else None),
+            num(run.seconds), status_text(m) + (f" ({run.message})" if run.message else ""),
+        ])
+    return header, rows
+
+
+def settings_rows(c: Comparison) -> list[tuple[str, str]]:
+    s = c.settings
+    d = s.data
+    data = f"{d.kind}: {d.source} ({d.num_classes} classes, {d.num_images:,} images)"
+    rows = [
+        ("models", ", ".join(s.models)),
+        ("input", "x".join(str(v) for v in s.input_shape)),
+        ("batch", num(s.batch)),
+        ("steps", f"{s.steps} requested, {s.steps_done} done" + (" (interrupted)" if s.interrupted else "")),
+        ("learning rate", num(s.lr) + " (SGD, momentum 0.9, weight decay 1e-4)"),
+        ("seed", str(s.seed)),
+        ("device", s.device),
+        ("data", data),
+    ]
+    if d.skipped:
+        shown = ", ".join(d.skipped[:10]) + (" ..." if len(d.skipped) > 10 else "")
+        rows.append(("skipped images", f"{len(d.skipped)}: {shown}"))
+    rows += [(f"{k} version", v) for k, v in s.versions.items()]
+    rows.append(("command", s.command or "(Python API)"))
+    return rows
