@@ -29,19 +29,27 @@ ACTIVATION_STATS: tuple[str, ...] = ("std", "rms", "mean", "min", "max", "zero_f
 class LayerStatsLike(Protocol):
     """What :func:`activation_depth` and :func:`activation_histogram` read from a traced layer."""
 
-    name: str
-    type: str
-    hist_edges: Sequence[float]
-    hist_counts: Sequence[int]
+    @property
+    def name(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def hist_edges(self) -> Sequence[float]: ...
+    @property
+    def hist_counts(self) -> Sequence[int]: ...
 
 
 class BlockStatsLike(Protocol):
     """What :func:`gradient_flow` reads from a traced residual block."""
 
-    name: str
-    grad_main: float | None
-    grad_skip: float | None
-    grad_total: float | None
+    @property
+    def name(self) -> str: ...
+    @property
+    def grad_main(self) -> float | None: ...
+    @property
+    def grad_skip(self) -> float | None: ...
+    @property
+    def grad_total(self) -> float | None: ...
 
 
 def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:

@@ -227,17 +227,23 @@ def _shortcut_type(module: nn.Module) -> str:
 
 
 def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], tuple[StageRecord, ...]]:
+    """Group layer records into blocks and stages in one pass (linear in depth)."""
     modules = dict(model.named_modules())
+    by_block: dict[str, list[LayerRecord]] = {}
+    by_stage: dict[str, list[LayerRecord]] = {}
+    for lr in rec.layers:
+        if lr.block:
+            by_block.setdefault(lr.block, []).append(lr)
+        by_stage.setdefault(lr.stage, []).append(lr)
     blocks = []
-    for name in rec.blocks:
+    for name, rows in by_block.items():  # insertion order = execution order
         if name not in rec.block_io:
             continue
-        rows = [lr for lr in rec.layers if lr.block == name]
         inp, outp = rec.block_io[name]
         blocks.append(
             BlockRecord(
                 name=name,
-                stage=rows[0].stage if rows else _stage_of(name, rec.num_stages),
+                stage=rows[0].stage,
                 kind=_block_kind(modules[name]),
                 shortcut=_shortcut_type(modules[name]),
                 input_shape=inp,
@@ -247,30 +253,26 @@ def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], 
                 elementwise=sum(lr.elementwise for lr in rows),
             )
         )
-    order = {lr.block: i for i, lr in reversed(list(enumerate(rec.layers))) if lr.block}
-    blocks.sort(key=lambda b: order.get(b.name, 0))
+    blocks_per_stage: dict[str, int] = {}
+    for b in blocks:
+        blocks_per_stage[b.stage] = blocks_per_stage.get(b.stage, 0) + 1
     rf = _receptive_fields(rec.layers)
     stages: list[StageRecord] = []
-    for lr in rec.layers:
-        if not stages or stages[-1].name != lr.stage:
-            names = [s.name for s in stages]
-            if lr.stage in names:  # a stage seen before (e.g. an oddly ordered user model)
-                continue
-            rows = [x for x in rec.layers if x.stage == lr.stage]
-            main_rows = [x for x in rows if x.branch != "skip"]
-            r, j = rf.get(lr.stage, (1, 1))
-            stages.append(
-                StageRecord(
-                    name=lr.stage,
-                    output_shape=main_rows[-1].output_shape if main_rows else rows[-1].output_shape,
-                    num_blocks=sum(1 for b in blocks if b.stage == lr.stage),
-                    params=sum(x.params for x in rows),
-                    macs=sum(x.macs for x in rows),
-                    elementwise=sum(x.elementwise for x in rows),
-                    receptive_field=r,
-                    jump=j,
-                )
+    for stage, rows in by_stage.items():
+        main_rows = [x for x in rows if x.branch != "skip"] or rows
+        r, j = rf.get(stage, (1, 1))
+        stages.append(
+            StageRecord(
+                name=stage,
+                output_shape=main_rows[-1].output_shape,
+                num_blocks=blocks_per_stage.get(stage, 0),
+                params=sum(x.params for x in rows),
+                macs=sum(x.macs for x in rows),
+                elementwise=sum(x.elementwise for x in rows),
+                receptive_field=r,
+                jump=j,
             )
+        )
     return tuple(blocks), tuple(stages)
 
 

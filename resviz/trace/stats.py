@@ -127,7 +127,7 @@ def decode(row: list[float], numel: int) -> Moments:
     finite = all(math.isfinite(v) for v in (s, norm, lo, hi))
     return Moments(
         mean=mean, std=std, min=lo, max=hi, rms=rms, zero_fraction=1.0 - nnz / n, finite=finite,
-        hist=tuple(int(round(c)) for c in row[_HEAD:]),
+        hist=tuple(round(c) for c in row[_HEAD:]),
     )
 
 

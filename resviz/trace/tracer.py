@@ -26,7 +26,7 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
-from resviz.trace.records import Shape, Summary, shape_str
+from resviz.trace.records import LayerRecord, Shape, Summary, shape_str
 from resviz.trace.stats import HIST_EDGES, LayerStatsBuffer, count_nonfinite, decode, norms
 from resviz.trace.trace_records import BlockStats, LayerStats, ParamStats, Trace
 
@@ -300,3 +300,314 @@ def _nonfinite_pass(model: nn.Module, names: set[str]) -> Iterator[dict[str, Ten
         for h in handles:
             h.remove()
 
+_DTYPES = {
+    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
+    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
+}
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None, dev: torch.device) -> torch.dtype | None:
+    """The autocast dtype, or None for plain float32. fp16 autocast needs CUDA."""
+    if dtype is None:
+        return None
+    if isinstance(dtype, torch.dtype):
+        dt = dtype
+    else:
+        key = str(dtype).strip().lower().removeprefix("torch.")
+        if key not in _DTYPES:
+            raise ResvizError(f"unknown dtype {dtype!r}: use fp32, bf16 or fp16")
+        dt = _DTYPES[key]
+    if dt == torch.float32:
+        return None
+    if dt not in (torch.bfloat16, torch.float16):
+        raise ResvizError(f"unsupported dtype {dt}: use fp32, bf16 or fp16")
+    if dt == torch.float16 and dev.type != "cuda":
+        raise ResvizError("fp16 autocast needs a CUDA device; use bf16 on CPU")
+    return dt
+
+
+def _resolve_model(
+    target: str | Any, device: str | torch.device, seed: int,
+) -> tuple[nn.Module, str, Any, torch.device]:
+    """Build (seeded) from a name or spec, or take the user's module where it already lives."""
+    from resviz.api import resolve_spec
+    from resviz.model.resnet import ResNet, build_model, resolve_device
+
+    if isinstance(target, nn.Module):
+        params = list(target.parameters())
+        here = params[0].device if params else torch.device("cpu")
+        if here.type == "meta":
+            raise ResvizError("the model is on the meta device: it has no weights to trace")
+        if str(device).strip().lower() != "auto":
+            want = resolve_device(device)
+            if want.type != here.type:
+                raise ResvizError(f"the model is on {here.type} but device={want.type} was asked: move it first")
+        spec = target.spec if isinstance(target, ResNet) else None
+        return target, (spec.name if spec else type(target).__name__), spec, here
+    spec = resolve_spec(target)
+    dev = resolve_device(device)
+    if dev.type == "meta":
+        raise ResvizError("cannot trace on the meta device: use cpu or cuda")
+    torch.manual_seed(seed)
+    return build_model(spec, device=dev), spec.name, spec, dev
+
+
+def _make_inputs(
+    model: nn.Module, spec: Any, inputs: Tensor | None, input_size: str | Sequence[int] | None,
+    dev: torch.device, gen: torch.Generator,
+) -> Tensor:
+    from resviz.trace.static import default_input_size, parse_input_size
+
+    wdtype = next((p.dtype for p in model.parameters()), torch.float32)
+    if inputs is None:
+        if input_size is not None:
+            shape = parse_input_size(input_size)
+        else:
+            _, c, h, w = default_input_size(spec)
+            shape = (2, c, h, w)  # batch 2: BatchNorm needs more than one value per channel
+        return torch.randn(shape, generator=gen, device=dev, dtype=wdtype)
+    if not isinstance(inputs, Tensor):
+        raise ResvizError(f"inputs must be a tensor, got {type(inputs).__name__}")
+    if inputs.dim() != 4:
+        raise ResvizError(f"inputs must be NxCxHxW (4 dimensions), got shape {shape_str(tuple(inputs.shape))}")
+    if not inputs.is_floating_point():
+        raise ResvizError(f"inputs must be floating point, got {inputs.dtype}")
+    if inputs.dtype != wdtype:
+        raise ResvizError(f"inputs are {inputs.dtype} but the model's weights are {wdtype}: convert them")
+    return inputs.detach().to(dev)
+
+
+def _make_targets(targets: Any, out: Tensor, custom_loss: bool, gen: torch.Generator) -> Any:
+    n, classes = out.shape[0], out.shape[-1]
+    if targets is None:
+        if custom_loss:
+            return None
+        return torch.randint(0, classes, (n,), generator=gen, device=gen.device).to(out.device)
+    if custom_loss or not isinstance(targets, Tensor):
+        return targets.to(out.device) if isinstance(targets, Tensor) else targets
+    if targets.is_floating_point():
+        if tuple(targets.shape) != tuple(out.shape):
+            raise ResvizError(f"soft targets must have shape {shape_str(tuple(out.shape))}")
+        return targets.to(out.device)
+    if targets.dim() != 1 or targets.shape[0] != n:
+        raise ResvizError(f"targets must be {n} class indices, got shape {shape_str(tuple(targets.shape))}")
+    lo, hi = int(targets.min()), int(targets.max())
+    if lo < 0 or hi >= classes:
+        raise ResvizError(f"targets out of range: got {lo}..{hi}, the model has {classes} classes (0..{classes - 1})")
+    return targets.to(out.device)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def _oom(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate" in text
+
+
+def trace(
+    model_or_name: str | Any,
+    inputs: Tensor | None = None,
+    input_size: str | Sequence[int] | None = None,
+    targets: Any = None,
+    loss: LossFn | None = None,
+    backward: bool = True,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype | None = None,
+    seed: int = 0,
+    *,
+    channels_last: bool = False,
+) -> Trace:
+    """Run one forward (and backward) pass with hooks and return plain statistics.
+
+    ``model_or_name`` is a preset name, a :class:`~resviz.spec.ResNetSpec` (built with weights
+    seeded by ``seed``) or any ``nn.Module`` (traced where it lives, left exactly as it was).
+    Without ``inputs``, a seeded N(0, 1) batch of ``input_size`` is used; without ``targets`` and
+    ``loss``, cross-entropy against seeded random labels. ``dtype`` ``bf16``/``fp16`` runs under
+    autocast. The global RNG state is left untouched.
+    """
+    with torch.random.fork_rng(devices=[]):
+        return _trace(
+            model_or_name, inputs, input_size, targets, loss, backward, device, dtype, seed, channels_last,
+        )
+
+
+def _trace(
+    target: Any, inputs: Tensor | None, input_size: Any, targets: Any, loss: LossFn | None,
+    backward: bool, device: str | torch.device, dtype: Any, seed: int, channels_last: bool,
+) -> Trace:
+    from resviz.trace.static import analyze_module
+
+    model, label, spec, dev = _resolve_model(target, device, seed)
+    amp = _resolve_dtype(dtype, dev)
+    gen = torch.Generator(device=dev).manual_seed(seed)
+    x = _make_inputs(model, spec, inputs, input_size, dev, gen)
+    if channels_last and dev.type == "cuda":
+        x = x.contiguous(memory_format=torch.channels_last)
+    static = analyze_module(model, tuple(x.shape), label, spec)
+    if not any(p.requires_grad for p in model.parameters()):
+        x = x.requires_grad_(True)  # keep a graph so branch gradients still exist
+    loss_fn: LossFn = loss if loss is not None else F.cross_entropy
+    with TraceSession(model) as session:
+        try:
+            with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+                out = model(x)
+            if not isinstance(out, Tensor) and loss is None:
+                raise ResvizError(f"{label} returns {type(out).__name__}, not a tensor: pass loss=")
+            t = _make_targets(targets, out, loss is not None, gen)
+            value = loss_fn(out, t) if t is not None or loss is None else loss_fn(out, None)
+            if not isinstance(value, Tensor) or value.numel() != 1:
+                raise ResvizError("the loss must return a scalar tensor")
+            session.buffer.flush()
+            if backward:
+                value.backward()
+        except ResvizError:
+            raise
+        except RuntimeError as exc:
+            if _oom(exc):
+                raise ResvizError(
+                    f"out of memory tracing {label} at batch {x.shape[0]} on {dev.type}: try a smaller --input"
+                ) from None
+            where = f" at {session.current}" if session.current else ""
+            raise ResvizError(f"{label} fails on input {shape_str(tuple(x.shape))}{where}: {_one_line(exc)}") from None
+        return _finish(session, model, static, label, x, dev, amp, seed, value.detach(), backward)
+
+
+def _finish(
+    session: TraceSession, model: nn.Module, static: Summary, label: str, x: Tensor,
+    dev: torch.device, amp: torch.dtype | None, seed: int, loss: Tensor, backward: bool,
+) -> Trace:
+    """Gather every device number into one tensor, copy it once, and build the records."""
+    named = [(n, p) for n, p in model.named_parameters()]
+    wnorms = norms([p.detach() for _, p in named])
+    with_grad = [(n, p.grad) for n, p in named if p.grad is not None] if backward else []
+    gnorms = norms([g for _, g in with_grad])
+    scalars: list[Tensor] = [loss.float().reshape(()), *wnorms, *gnorms]
+    slots: dict[tuple[str, str], int] = {}
+    for name, probe in session.branches.probes.items():
+        for key, val in (("main_rms", probe.main), ("skip_rms", probe.skip), *probe.grads.items()):
+            if val is not None:
+                slots[(name, key)] = len(scalars)
+                scalars.append(val.float().reshape(()))
+    rows = session.buffer.device_rows()
+    flat = torch.stack(scalars) if rows is None else torch.cat([torch.stack(scalars), rows.reshape(-1)])
+    host = flat.cpu().tolist()  # the one device-to-host transfer
+    loss_value = host[0]
+    k = 1 + len(wnorms)
+    grad_by_name = dict(zip((n for n, _ in with_grad), host[k:k + len(gnorms)], strict=True))
+    params = tuple(
+        ParamStats(name=n, grad_norm=grad_by_name.get(n), weight_norm=w,
+                   ratio=(grad_by_name[n] / w if n in grad_by_name and w else None))
+        for (n, _), w in zip(named, host[1:k], strict=True)
+    )
+    blocks = _block_stats(session, static, host, slots, backward)
+    layers, bad = _layer_stats(session, static, host[len(scalars):])
+    notes: list[str] = []
+    if bad:
+        layers = _recount(session, model, x, dev, amp, layers, bad)
+        first = next(lr for lr in layers if lr.name == bad[0])
+        notes.append(f"first NaN/Inf in {first.name} ({first.type}): {first.nan_count} NaN, {first.inf_count} Inf")
+    if not math.isfinite(loss_value):
+        notes.append(f"the loss is {loss_value}")
+    if not blocks:
+        notes.append(f"{label} has no residual blocks")
+    return Trace(
+        model=label, input_shape=tuple(x.shape), device=str(dev),
+        dtype=str(amp or torch.float32).removeprefix("torch."),
+        torch_version=torch.__version__, seed=seed, loss=loss_value, layers=layers, blocks=blocks,
+        params=params, notes=tuple(notes),
+    )
+
+
+def _block_stats(
+    session: TraceSession, static: Summary, host: list[float], slots: dict[tuple[str, str], int],
+    backward: bool,
+) -> tuple[BlockStats, ...]:
+    stage_of = {b.name: b.stage for b in static.blocks}
+    out: list[BlockStats] = []
+    for name, probe in session.branches.probes.items():
+        def get(key: str, name: str = name) -> float | None:
+            i = slots.get((name, key))
+            return host[i] if i is not None else None
+
+        main, skip = get("main_rms"), get("skip_rms")
+        if main is None and skip is None and not probe.grads:
+            continue  # not executed
+        plain = probe.shortcut == "none"
+        gm, gs, gt = get("main"), (0.0 if plain else get("skip")), get("total")
+        out.append(BlockStats(
+            name=name, stage=stage_of.get(name, ""), index=len(out), shortcut=probe.shortcut,
+            main_rms=(main or 0.0) / math.sqrt(max(probe.main_numel, 1)),
+            skip_rms=0.0 if plain else (skip or 0.0) / math.sqrt(max(probe.skip_numel, 1)),
+            grad_main=gm if backward else None, grad_skip=gs if backward else None,
+            grad_total=gt if backward else None,
+        ))
+    return tuple(out)
+
+
+def _layer_stats(
+    session: TraceSession, static: Summary, host: list[float],
+) -> tuple[tuple[LayerStats, ...], list[str]]:
+    from resviz.trace.stats import ROW
+
+    info: dict[str, LayerRecord] = {}
+    for lr in static.layers:
+        info.setdefault(lr.name, lr)
+    layers: list[LayerStats] = []
+    bad: list[str] = []
+    buf = session.buffer
+    for i, (name, numel, shape) in enumerate(zip(buf.names, buf.numels, session.shapes, strict=True)):
+        m = decode(host[i * ROW:(i + 1) * ROW], numel)
+        if not m.finite:
+            bad.append(name)
+        rec = info.get(name)
+        layers.append(LayerStats(
+            name=name, type=rec.type if rec else "", output_shape=shape, mean=m.mean, std=m.std,
+            min=m.min, max=m.max, rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0,
+            hist_edges=HIST_EDGES, hist_counts=m.hist, params=rec.params if rec else 0,
+            macs=rec.macs if rec else 0, stage=rec.stage if rec else "", block=rec.block if rec else "",
+            branch=rec.branch if rec else "",
+        ))
+    return tuple(layers), bad
+
+
+def _recount(
+    session: TraceSession, model: nn.Module, x: Tensor, dev: torch.device, amp: torch.dtype | None,
+    layers: tuple[LayerStats, ...], bad: list[str],
+) -> tuple[LayerStats, ...]:
+    """Second, forward-only pass that counts NaN/Inf exactly in the layers that had them."""
+    from dataclasses import replace
+
+    session.restore_buffers()
+    with _nonfinite_pass(model, set(bad)) as counts, torch.no_grad(), \
+            torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
+        model(x)
+    names = [n for n in bad if n in counts]
+    values = torch.stack([counts[n] for n in names]).cpu().tolist() if names else []
+    found = dict(zip(names, values, strict=True))
+    return tuple(
+        replace(lr, nan_count=int(found[lr.name][0]), inf_count=int(found[lr.name][1]))
+        if lr.name in found else lr
+        for lr in layers
+    )
+
+
+def branch_gradients(
+    model: nn.Module, x: Tensor, loss: LossFn | None = None,
+) -> dict[str, dict[str, Tensor]]:
+    """The three gradient vectors (``main``, ``skip``, ``total``) at every block's fork.
+
+    For checking the decomposition main + skip = total; costs a copy of every block input.
+    """
+    session = TraceSession(model, layer_stats=False, keep_vectors=True)
+    with session:
+        out = model(x)
+        value = (loss or (lambda o, _t: o.float().square().mean()))(out, None)
+        value.backward()
+    return {n: dict(p.vectors) for n, p in session.branches.probes.items()}
+
+
+__all__ = ["BlockProbe", "BranchCapture", "TraceSession", "branch_gradients", "find_blocks", "trace"]

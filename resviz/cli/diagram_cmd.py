@@ -1,0 +1,122 @@
+"""``resviz diagram``: draw one view of a model with Graphviz and write svg, png, pdf or dot.
+
+The picture is rendered to bytes first and written atomically, so a failure (bad view, missing
+Graphviz, unwritable folder) never leaves a partial file. Heavy imports (torch, graphviz) happen
+inside the command, so ``resviz --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from resviz.cli import app
+from resviz.cli.common import InputOpt, ModelArg, PlainOpt, SetOpt, echo, resolve_cli_spec, user_errors, write_atomic
+from resviz.errors import ResvizError
+
+FORMATS = ("svg", "png", "pdf", "dot")
+INSTALL_HINT = "install Graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz)"
+
+
+def output_format(path: Path) -> str:
+    """The format named by the output file's suffix."""
+    fmt = path.suffix.lower().lstrip(".")
+    if fmt == "gv":
+        return "dot"
+    if fmt not in FORMATS:
+        shown = path.suffix or "no suffix"
+        raise ResvizError(f"unknown output format {shown!r} for {path}: use one of .{', .'.join(FORMATS)}")
+    return fmt
+
+
+def check_writable(path: Path) -> None:
+    """Fail before any work when the output cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise ResvizError(f"cannot write {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ResvizError(f"cannot write {path}: folder {folder} is not writable")
+    if path.is_dir():
+        raise ResvizError(f"cannot write {path}: it is a folder")
+
+
+def run_trace(spec: Any, input_size: str | None) -> Any:
+    """Measure activations and branch gradients with the tracer, on the CPU, seed 0."""
+    try:
+        from resviz.trace.tracer import trace
+    except ImportError:
+        raise ResvizError(
+            "this view needs measured statistics, but the tracer (resviz.trace.tracer) is not available "
+            "in this installation"
+        ) from None
+    return trace(spec, input_size=input_size, seed=0, device="cpu")
+
+
+def render(graph: Any, fmt: str, out: Path) -> bytes | str:
+    """DOT source or bytes from ``dot``; with no ``dot`` installed, save the source and say so."""
+    if fmt == "dot":
+        return str(graph.source)
+    import graphviz
+
+    try:
+        if shutil.which("dot") is None:
+            raise graphviz.ExecutableNotFound(("dot",))
+        return bytes(graph.pipe(format=fmt))
+    except graphviz.ExecutableNotFound:
+        fallback = out.with_suffix(".dot")
+        write_atomic(fallback, graph.source)
+        raise ResvizError(f"Graphviz `dot` was not found: {INSTALL_HINT}; wrote the DOT source to {fallback}") \
+            from None
+    except graphviz.CalledProcessError as exc:
+        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+        raise ResvizError(f"dot failed to render {fmt}: {detail[0] if detail else exc}") from None
+
+
+@app.command("diagram")
+@user_errors
+def diagram_cmd(
+    model: ModelArg,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Output file; format from the suffix: "
+                                                               ".svg, .png, .pdf or .dot.")],
+    view: Annotated[str, typer.Option("--view", "-v", help="overview, basic-block, bottleneck, stages, "
+                                                          "dimensions, skip-types, gradient-flow, layers.")]
+    = "overview",
+    input: InputOpt = None,
+    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1,
+                                              help="layers view: 1 = stages, 2 = blocks, 3+ = layers.")] = None,
+    color_by: Annotated[str | None, typer.Option("--color-by", "-c",
+                                                 help="macs, params, std or grad-ratio (the last two trace "
+                                                      "the model on the CPU).")] = None,
+    block: Annotated[str | None, typer.Option("--block", help="Block to draw in block views, e.g. layer2.0.")]
+    = None,
+    plain: PlainOpt = False,
+    sets: SetOpt = None,
+) -> None:
+    """Draw a Graphviz diagram of a model: its overview, blocks, stages, shapes, skips or gradient flow."""
+    from resviz.render.diagrams import BLOCK_VIEWS, check_view
+    from resviz.render.diagrams.metrics import COLOR_BY, NEEDS_TRACE
+
+    key = check_view(view)
+    fmt = output_format(output)
+    metric = color_by.strip().lower() if color_by else None
+    if metric is not None and metric not in COLOR_BY:
+        raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(COLOR_BY)}")
+    check_writable(output)
+
+    from resviz.api import summarize
+    from resviz.render.diagrams import diagram
+    from resviz.render.diagrams.context import Context
+
+    spec = resolve_cli_spec(model, plain, sets)
+    summary = summarize(spec, input_size=input)
+    if key in BLOCK_VIEWS:
+        Context(summary=summary, view=key).require_residual()
+    trace = run_trace(spec, input) if key == "gradient-flow" or metric in NEEDS_TRACE else None
+    graph = diagram(summary, view=key, depth=depth, color_by=metric, trace=trace, block=block)
+    data = render(graph, fmt, output)
+    write_atomic(output, data)
+    echo(f"wrote {output} ({key} view of {summary.model}, {len(data):,} bytes)")

@@ -1,0 +1,297 @@
+"""The dashboard driven through Streamlit's AppTest: every page, the main widgets, bad input.
+
+Small models (resnet18 counted on the meta device, resnet20 traced at 16x16) keep the suite fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import io
+import json
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+import torch
+from streamlit.testing.v1 import AppTest
+from streamlit.testing.v1.element_tree import FileUploader
+
+from resviz.api import summarize
+from resviz.dashboard import PAGES, state
+from resviz.model.resnet import build_model
+from resviz.render.tables import human
+
+APP = str(Path(__file__).resolve().parents[1] / "app.py")
+
+
+def app(**params: str) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=60)
+    for key, value in params.items():
+        at.query_params[key] = value
+    return at.run()
+
+
+def ok(at: AppTest) -> AppTest:
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def errors(at: AppTest) -> list[str]:
+    return [str(e.value) for e in at.error]
+
+
+def metric(at: AppTest, label: str) -> str:
+    return next(str(m.value) for m in at.metric if m.label == label)
+
+
+def heading(at: AppTest) -> str:
+    return str(at.subheader[0].value)
+
+
+def figures_json(at: AppTest) -> list[dict[str, Any]]:
+    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+
+
+def uploader(at: AppTest) -> FileUploader:
+    return cast(FileUploader, at.get("file_uploader")[0])
+
+
+def downloads(at: AppTest) -> list[str]:
+    return [str(b.proto.label) for b in at.get("download_button")]
+
+
+def has(module: str, name: str) -> bool:
+    try:
+        return hasattr(importlib.import_module(module), name)
+    except ImportError:
+        return False
+
+
+needs_tracer = pytest.mark.skipif(not has("resviz.trace.tracer", "trace"), reason="tracer not in this build")
+needs_compare = pytest.mark.skipif(
+    not (has("resviz.trace.tracer", "trace") and has("resviz.analysis.compare", "compare")),
+    reason="comparison not in this build",
+)
+
+
+# ------------------------------------------------------------------------------- pure state
+def test_url_round_trip_keeps_only_changes() -> None:
+    values = state.defaults("resnet56")
+    assert state.to_params(values) == {"model": "resnet56"}
+    values.update(shortcut="none", input=64, page="Cost", preact=True)
+    params = state.to_params(values)
+    assert params == {"model": "resnet56", "shortcut": "none", "preact": "1", "input": "64", "page": "Cost"}
+    parsed, problems = state.parse_params(params)
+    assert parsed == values and problems == []
+
+
+def test_bad_url_values_fall_back_to_defaults() -> None:
+    parsed, problems = state.parse_params({"model": "resnet9000", "input": "0", "device": "tpu", "seed": "x"})
+    assert parsed == state.defaults(state.DEFAULT_MODEL)
+    assert problems == ["unknown model 'resnet9000'", "input='0'", "device='tpu'", "seed='x'"]
+
+
+def test_view_spec_names() -> None:
+    base = state.defaults("resnet34")
+    assert state.ViewState.from_mapping(base).spec().name == "resnet34"
+    assert state.ViewState.from_mapping({**base, "shortcut": "none"}).spec().name == "plain34"
+    custom = state.ViewState.from_mapping({**base, "shortcut": "C"}).spec()
+    assert custom.name == "resnet34-custom" and custom.shortcut.value == "C"
+
+
+# ---------------------------------------------------------------------------- default view
+def test_default_view_is_resnet50_architecture() -> None:
+    at = ok(app())
+    assert at.radio(key="page").value == "Architecture"
+    assert heading(at) == "resnet50 · 3x224x224"
+    assert metric(at, "parameters") == "25.6M" and metric(at, "MACs") == "4.09G"
+    assert metric(at, "depth") == "50"
+    dot = at.get("graphviz_chart")[0].proto.spec
+    assert dot.startswith("digraph") and "layer4" in dot
+    assert not errors(at)
+    assert at.query_params["model"] == "resnet50"
+
+
+def test_change_model_input_size_and_shortcut() -> None:
+    at = ok(app())
+    at.selectbox(key="model").set_value("resnet18").run()
+    ok(at)
+    assert at.text_input(key="layers").value == "2,2,2,2" and at.selectbox(key="block").value == "basic"
+    assert heading(at) == "resnet18 · 3x224x224" and metric(at, "parameters") == "11.7M"
+    assert at.query_params["model"] == "resnet18"
+    at.number_input(key="input").set_value(112).run()
+    ok(at)
+    assert heading(at) == "resnet18 · 3x112x112"
+    assert metric(at, "MACs") == human(summarize("resnet18", "1x3x112x112").total_macs) == "485M"
+    assert at.query_params["input"] == "112"
+    at.selectbox(key="shortcut").set_value("none").run()
+    ok(at)
+    assert heading(at).startswith("plain18") and metric(at, "parameters") == "11.7M"
+    at.selectbox(key="shortcut").set_value("C").run()
+    ok(at)
+    assert heading(at).startswith("resnet18-custom")
+    assert metric(at, "parameters") == "12.0M"  # a projection on every block adds weights
+    assert at.query_params["shortcut"] == "C"
+
+
+def test_url_reproduces_a_view() -> None:
+    at = ok(app(model="resnet20", page="Layers", input="64"))
+    assert at.radio(key="page").value == "Layers"
+    assert heading(at) == "resnet20 · 3x64x64"
+    frame = at.dataframe[0].value
+    assert len(frame) == len(summarize("resnet20", "1x3x64x64").layers)
+
+
+def test_bad_url_parameter_is_reported_and_ignored() -> None:
+    at = ok(app(model="resnet20", input="abc"))
+    assert any("input='abc'" in str(w.value) for w in at.warning)
+    assert heading(at) == "resnet20 · 3x32x32"
+
+
+# ----------------------------------------------------------------------------------- pages
+def test_architecture_views() -> None:
+    at = ok(app(model="resnet20", tsize="16"))
+    views = at.selectbox(key="arch_view").options
+    assert "overview" in views
+    for view in views:
+        at.selectbox(key="arch_view").set_value(view).run()
+        ok(at)
+        if view == "bottleneck":  # resnet20 has basic blocks: a readable error, not a crash
+            continue
+        assert not errors(at), (view, errors(at))
+        assert at.get("graphviz_chart")[0].proto.spec.startswith("digraph")
+    assert downloads(at)[0] == "Download DOT"
+
+
+def test_layers_page_filters_and_downloads() -> None:
+    at = ok(app(model="resnet18", page="Layers"))
+    assert len(at.dataframe[0].value) == len(summarize("resnet18").layers)
+    at.text_input(key="layers_filter").set_value("layer2").run()
+    names = list(ok(at).dataframe[0].value["name"])
+    assert names and all("layer2" in n for n in names)
+    at.multiselect(key="layers_types").set_value(["Conv2d"]).run()
+    frame = ok(at).dataframe[0].value
+    assert set(frame["type"]) == {"Conv2d"} and len(frame) == 5  # 4 block convs + 1 projection
+    at.selectbox(key="layers_depth").set_value(2).run()
+    assert set(ok(at).dataframe[0].value["name"]) <= {"layer1.0", "layer1.1", "layer2.0", "layer2.1",
+                                                      "layer3.0", "layer3.1", "layer4.0", "layer4.1"}
+    labels = downloads(at)
+    assert labels == ["Download CSV", "Download JSON"]
+
+
+def test_cost_page_and_reconciliation() -> None:
+    at = ok(app(model="resnet20", page="Cost"))
+    figs = figures_json(at)
+    assert [f["data"][0]["type"] for f in figs] == ["treemap", "bar", "bar"]
+    assert figs[0]["data"][0]["values"][0] == summarize("resnet20").total_macs
+    at.radio(key="cost_kind").set_value("sunburst").run()
+    assert figures_json(ok(at))[0]["data"][0]["type"] == "sunburst"
+    if has("resviz.analysis.reconcile", "reconcile"):
+        at.toggle(key="cost_reconcile").set_value(True).run()
+        ok(at)
+        assert not errors(at)
+        assert len(at.dataframe) == 2 and "fvcore" in at.dataframe[1].value.columns
+
+
+@needs_tracer
+def test_activations_page() -> None:
+    at = ok(app(model="resnet20", page="Activations", tsize="16"))
+    assert not errors(at)
+    depth, hist = figures_json(at)
+    assert [t["name"] for t in depth["data"]] == ["std", "rms"]
+    assert hist["data"][0]["type"] == "bar"
+    at.selectbox(key="act_layer").set_value("layer3.2.relu2").run()
+    assert "layer3.2.relu2" in figures_json(ok(at))[1]["layout"]["title"]["text"]
+    assert len(at.dataframe[0].value) == len(summarize("resnet20").layers)
+
+
+@needs_tracer
+def test_gradient_flow_page_with_plain_twin() -> None:
+    at = ok(app(model="resnet20", page="Gradient flow", tsize="16"))
+    assert not errors(at)
+    fig = figures_json(at)[0]
+    assert fig["layout"]["yaxis"]["type"] == "log"
+    assert [t["name"] for t in fig["data"]] == ["main path", "skip path", "total", "plain20: total"]
+    assert len(at.dataframe[0].value) == 9
+    at.toggle(key="grad_plain").set_value(False).run()
+    assert len(figures_json(ok(at))[0]["data"]) == 3
+
+
+@needs_compare
+def test_compare_page_runs_and_offers_the_report() -> None:
+    at = ok(app(model="resnet20", page="Compare"))
+    assert at.multiselect(key="cmp_models").value == ["resnet20", "plain20"]
+    at.number_input(key="cmp_steps").set_value(1)
+    at.number_input(key="cmp_batch").set_value(4)
+    at.number_input(key="cmp_size").set_value(16)
+    at.button(key="cmp_run").click().run()
+    ok(at)
+    assert not errors(at)
+    frame = at.dataframe[0].value
+    assert list(frame["model"]) == ["resnet20", "plain20"]
+    assert "Download JSON" in downloads(at)
+
+
+# ------------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("layers", "0,3,3", "at least 1 block"),
+        ("layers", "3,x,3", "comma-separated integers"),
+        ("widths", "16,32", "one width per stage"),
+        ("groups", 2, "groups=1"),
+    ],
+)
+def test_impossible_spec_shows_an_error_and_the_rest_works(key: str, value: object, message: str) -> None:
+    at = ok(app(model="resnet20"))
+    if isinstance(value, int):
+        at.number_input(key=key).set_value(value).run()
+    else:
+        at.text_input(key=key).set_value(str(value)).run()
+    ok(at)
+    assert any(message in e for e in errors(at)), errors(at)
+    at.radio(key="page").set_value("Compare").run()
+    assert ok(at).multiselect(key="cmp_models").value == ["resnet20", "plain20"]
+    at.selectbox(key="model").set_value("resnet32").run()  # picking a preset repairs the spec
+    assert not errors(ok(at)) and at.radio(key="page").value == "Compare"
+
+
+def test_input_too_small() -> None:
+    at = ok(app(model="resnet50", input="8"))
+    assert any("too small for resnet50" in e for e in errors(at)), errors(at)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")
+def test_cuda_absent() -> None:
+    at = ok(app(model="resnet20", device="cuda"))
+    assert any("CUDA" in e for e in errors(at))
+    assert at.get("graphviz_chart")  # the static pages keep working
+    at.radio(key="page").set_value("Activations").run()
+    assert any("CUDA" in e for e in errors(ok(at)))
+
+
+def _state_bytes(name: str) -> bytes:
+    buf = io.BytesIO()
+    torch.save(build_model(name, device="cpu").state_dict(), buf)
+    return buf.getvalue()
+
+
+def test_checkpoint_uploads() -> None:
+    at = ok(app(model="resnet20", page="Layers"))
+    uploader(at).set_value(("broken.pt", b"not a checkpoint", "application/octet-stream")).run()
+    assert any("cannot load checkpoint broken.pt" in e for e in errors(ok(at)))
+    assert at.dataframe  # the page still renders
+    uploader(at).set_value(("r32.pt", _state_bytes("resnet32"), "application/octet-stream")).run()
+    assert any("does not match resnet20" in e for e in errors(ok(at))), errors(at)
+    uploader(at).set_value(("r20.pt", _state_bytes("resnet20"), "application/octet-stream")).run()
+    assert not errors(ok(at))
+    assert any("tensors match resnet20" in str(c.value) for c in at.sidebar.caption)
+
+
+def test_every_page_renders() -> None:
+    at = ok(app(model="resnet20", tsize="16"))
+    for page in PAGES:
+        at.radio(key="page").set_value(page).run()
+        ok(at)
+        assert at.radio(key="page").value == page
+        assert at.query_params.get("page", "Architecture") == page
