@@ -133,3 +133,19 @@ def test_console_script_exits_2_without_traceback() -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith("error: malformed input size")
     assert "Traceback" not in proc.stderr
+
+
+def test_summary_checks_a_checkpoint(tmp_path: Path) -> None:
+    import torch
+
+    from resviz.model.resnet import build_model
+
+    path = tmp_path / "r20.pth"
+    torch.save(build_model("resnet20", device="cpu").state_dict(), path)
+    code, out, _ = run("summary", "resnet20", "--weights", str(path), "-f", "json")
+    assert code == 0 and any("all 116 tensors match" in n for n in json.loads(out)["notes"])
+    code, _, err = run("summary", "resnet32", "--weights", str(path))
+    assert code == 2 and "does not match resnet32" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "junk.pth").write_bytes(b"junk")
+    code, _, err = run("summary", "resnet20", "--weights", str(tmp_path / "junk.pth"))
+    assert code == 2 and "cannot load checkpoint" in err

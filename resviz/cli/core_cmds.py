@@ -61,14 +61,27 @@ def summary_cmd(
     depth: Annotated[int | None, typer.Option("--depth", "-d", min=1, help="Fold layers to this depth.")] = None,
     plain: PlainOpt = False,
     sets: SetOpt = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", "-w", help="Check a checkpoint (.pth/.pt/.safetensors) against the model.")
+    ] = None,
 ) -> None:
     """Shapes, parameters, MACs and memory of every layer (computed on the meta device)."""
+    import dataclasses
+
     from resviz.api import summarize
     from resviz.render.tables import layers_csv, stage_table, summary_json, summary_table
 
     fmt = check_format(fmt)
     spec = resolve_cli_spec(model, plain, sets)
     summary = summarize(spec, input_size=input)
+    if weights is not None:
+        from resviz.model.resnet import build_model
+        from resviz.model.weights import check_state_dict, read_state_dict
+
+        state = read_state_dict(weights)
+        check_state_dict(build_model(spec, device="meta"), state, weights)
+        note = f"checkpoint {weights}: all {len(state)} tensors match {spec.name} (strict keys and shapes)"
+        summary = dataclasses.replace(summary, notes=(*summary.notes, note))
     if fmt == "json":
         echo(json.dumps(summary_json(summary, depth)))
     elif fmt == "csv":

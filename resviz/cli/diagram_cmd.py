@@ -44,6 +44,15 @@ def check_writable(path: Path) -> None:
         raise ResvizError(f"cannot write {path}: it is a folder")
 
 
+def static_summary(spec: Any, input_size: str | None) -> Any:
+    """The meta-device analysis alone: diagrams need no reference notes (which cost a second pass)."""
+    from resviz.model.resnet import build_model
+    from resviz.trace.static import analyze_module, default_input_size, parse_input_size
+
+    shape = parse_input_size(input_size) if input_size is not None else default_input_size(spec)
+    return analyze_module(build_model(spec, device="meta"), shape, spec=spec)
+
+
 def run_trace(spec: Any, input_size: str | None) -> Any:
     """Measure activations and branch gradients with the tracer, on the CPU, seed 0."""
     try:
@@ -107,12 +116,11 @@ def diagram_cmd(
         raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(COLOR_BY)}")
     check_writable(output)
 
-    from resviz.api import summarize
     from resviz.render.diagrams import diagram
     from resviz.render.diagrams.context import Context
 
     spec = resolve_cli_spec(model, plain, sets)
-    summary = summarize(spec, input_size=input)
+    summary = static_summary(spec, input)
     if key in BLOCK_VIEWS:
         Context(summary=summary, view=key).require_residual()
     trace = run_trace(spec, input) if key == "gradient-flow" or metric in NEEDS_TRACE else None
