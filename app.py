@@ -11,7 +11,6 @@ import streamlit as st
 
 from resviz.dashboard import PAGES, compute, pages_compare, pages_static, pages_traced, session, state
 from resviz.errors import ResvizError
-from resviz.model.resnet import resolve_device
 
 st.set_page_config(page_title="resviz", page_icon=":material/account_tree:", layout="wide")
 ignored = state.init_session(st.session_state, st.query_params.to_dict())
@@ -65,11 +64,9 @@ if view.page == "Compare":
 elif ctx is None:
     st.info("Fix the architecture or input size in the sidebar; the Compare page works meanwhile.")
 else:
-    if view.page in ("Architecture", "Layers", "Cost"):
-        try:
-            resolve_device(view.device)
-        except ResvizError as exc:
-            st.error(f"{exc} (this page needs no device)")
+    problem = compute.device_problem(view.device)
+    if problem and view.page in ("Architecture", "Layers", "Cost"):
+        st.error(f"{problem} (this page needs no device)")
     st.subheader(f"{ctx.spec.name} · {'x'.join(map(str, ctx.summary.input_shape[1:]))}")
     {
         "Architecture": pages_static.architecture,

@@ -149,3 +149,19 @@ def test_summary_checks_a_checkpoint(tmp_path: Path) -> None:
     (tmp_path / "junk.pth").write_bytes(b"junk")
     code, _, err = run("summary", "resnet20", "--weights", str(tmp_path / "junk.pth"))
     assert code == 2 and "cannot load checkpoint" in err
+
+
+def test_write_atomic_gives_usual_permissions_and_leaves_nothing_on_error(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    from resviz.cli.common import write_atomic
+    from resviz.errors import ResvizError
+
+    target = write_atomic(tmp_path / "out.txt", "hello")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~mask
+    with pytest.raises(ResvizError, match="does not exist"):
+        write_atomic(tmp_path / "missing" / "out.txt", "x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]

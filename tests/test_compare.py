@@ -13,7 +13,7 @@ from resviz.analysis import training
 from resviz.analysis.compare import Comparison, compare
 from resviz.errors import ResvizError
 
-SMALL: dict[str, Any] = {"batch": 4, "input_size": "3x16x16", "device": "cpu"}
+SMALL: dict[str, Any] = {"batch": 4, "input_size": "3x8x8", "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +81,9 @@ def test_training_records_losses_and_block_series(trained: Comparison) -> None:
         assert len(run.losses) == 3 and all(math.isfinite(v) for v in run.losses)
         assert run.series is not None and len(run.series.snapshots) == 3
         assert len(run.series.block_names) == 9
+        # Fig. 7 after training: the BN scales moved, so responses are no longer all std 1.
+        assert len(m.act_std_trained) == len(m.act_std) == 19
+        assert max(abs(a.std - 1.0) for a in m.act_std_trained) > 1e-3
     assert trained.settings.steps_done == 3 and not trained.settings.interrupted
     assert trained.settings.data.kind == "synthetic"
 

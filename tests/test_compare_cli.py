@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from resviz.analysis import training
 from resviz.cli import app
 
-SMALL = ["--batch", "4", "--input", "3x16x16", "--device", "cpu", "-q"]
+SMALL = ["--batch", "4", "--input", "3x8x8", "--device", "cpu", "-q"]
 
 
 def run(*args: str) -> Any:

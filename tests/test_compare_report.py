@@ -16,7 +16,7 @@ from resviz.report.tables import num
 
 @pytest.fixture(scope="module")
 def result() -> Comparison:
-    return compare(["resnet20", "plain20"], steps=2, batch=4, input_size="3x16x16", device="cpu",
+    return compare(["resnet20", "plain20"], steps=2, batch=4, input_size="3x8x8", device="cpu",
                    seed=1).with_command("resviz compare resnet20 plain20 --steps 2")
 
 

@@ -16,7 +16,9 @@ What is measured, and where the idea comes from:
   the shortcut, and their ratio skip/main (0 for a plain block).
 * **activation std against depth**: responses of each 3x3 layer after its BatchNorm, before the
   nonlinearity or addition, as in He et al. 2015, Fig. 7. Where no BN directly follows a 3x3 layer
-  (pre-activation blocks) the convolution's own output is used.
+  (pre-activation blocks) the convolution's own output is used. At initialisation a train-mode BN
+  output has std 1 by construction; the paper's curves are of trained nets, so after training the
+  same probe batch is traced again (``act_std_trained``), where the BN scales have moved.
 * **per stage**: the same numbers summarised over the blocks of each stage (Table 1 names).
 """
 
@@ -103,6 +105,7 @@ class ModelResult:
     spec: dict[str, Any]
     trace: Trace
     training: TrainingRun | None = None
+    act_std_trained: tuple[LayerStd, ...] = ()
     summary: Summary | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -114,6 +117,7 @@ class ModelResult:
         d.pop("summary")
         d["blocks"] = [dataclasses.asdict(b) for b in self.blocks]
         d["act_std"] = [dataclasses.asdict(a) for a in self.act_std]
+        d["act_std_trained"] = [dataclasses.asdict(a) for a in self.act_std_trained]
         d["stages"] = [dataclasses.asdict(s) for s in self.stages]
         d["trace"] = self.trace.to_dict()
         d["training"] = self.training.to_dict() if self.training else None
@@ -350,6 +354,10 @@ def compare(
 
         trained, interrupted = train(built, batches, steps, lr, dev, every, step_progress)
         runs = list(trained)
+        for res, (_, model), run in zip(results, built, runs, strict=True):
+            if run is not None and run.status == "ok" and run.steps_done > 0:
+                after = trace(model, inputs=x0.to(dev), targets=y0.to(dev), device=dev, seed=seed)
+                res["act_std_trained"] = response_stds(after, model)
     settings = Settings(
         tuple(s.name for s in specs), steps, max((r.steps_done for r in runs if r), default=0),
         shape[0], shape, batches.info, seed, str(dev), lr, interrupted, versions(),

@@ -17,9 +17,12 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app`` when imported.
-from resviz.cli import core_cmds  # noqa: E402,F401
-from resviz.cli import diagram_cmd  # noqa: E402,F401
-from resviz.cli import compare_cmd  # noqa: E402,F401
+from resviz.cli import (
+    compare_cmd,  # noqa: F401
+    core_cmds,  # noqa: F401
+    diagram_cmd,  # noqa: F401
+    trace_cmd,  # noqa: F401
+)
 
 
 def main() -> None:

@@ -10,11 +10,15 @@ are not hashed by Streamlit; the checkpoint bytes are keyed by their digest inst
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import importlib
+import importlib.metadata
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -34,16 +38,53 @@ def optional(module: str, name: str) -> Callable[..., Any] | None:
         return None
 
 
+def device_problem(device: str) -> str | None:
+    """Why ``device`` cannot be used here, or ``None``; only ``cuda`` can be absent (``auto``
+    falls back to the CPU), so torch is imported only when CUDA is asked for."""
+    if device != "cuda":
+        return None
+    from resviz.model.resnet import resolve_device
+
+    try:
+        resolve_device(device)
+    except ResvizError as exc:
+        return str(exc)
+    return None
+
+
 def _spec(spec: dict[str, Any]) -> ResNetSpec:
     return ResNetSpec.from_dict(dict(spec))
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
-def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
-    """Shapes, parameters and MACs on the meta device (about 0.1-0.2 s for ResNet-50)."""
+@functools.cache
+def code_version() -> str:
+    """A fingerprint of resviz's source files and torch's version, part of every persisted key.
+
+    Summaries and diagrams are also kept on disk (Streamlit's ``persist="disk"``), so that a
+    restarted server draws the default view without importing torch (about 1.5 s on two cores).
+    Streamlit keys a cached function by its own source only; this key makes any change to resviz
+    (or a torch upgrade) recompute instead of serving a stale record.
+    """
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for path in sorted(root.rglob("*.py")):
+        info = path.stat()
+        h.update(f"{path.relative_to(root)}:{info.st_size}:{info.st_mtime_ns};".encode())
+    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
+        h.update(importlib.metadata.version("torch").encode())
+    return h.hexdigest()[:16]
+
+
+@st.cache_data(show_spinner=False, persist="disk")
+def _summary(spec: dict[str, Any], input_shape: tuple[int, ...], code: str) -> Summary:
     from resviz.api import summarize
 
     return summarize(_spec(spec), input_size=input_shape)
+
+
+def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
+    """Shapes, parameters and MACs on the meta device (about 0.1-0.2 s for ResNet-50)."""
+    return _summary(spec, input_shape, code_version())
 
 
 def check_input(s: Summary) -> None:
@@ -55,13 +96,20 @@ def check_input(s: Summary) -> None:
             raise ResvizError(f"input {side} is too small for {s.model}: {note}")
 
 
-@st.cache_data(show_spinner=False, max_entries=64)
 def diagram_dot(
     spec: dict[str, Any], input_shape: tuple[int, ...], view: str, depth: int | None,
     color_by: str | None, trace_key: tuple[Any, ...] | None = None, _trace: Any = None,
 ) -> str:
     """DOT source of a diagram view; ``_trace`` adds measurements, keyed by ``trace_key``
     (the arguments it was traced with)."""
+    return _diagram_dot(spec, input_shape, view, depth, color_by, trace_key, code_version(), _trace)
+
+
+@st.cache_data(show_spinner=False, persist="disk")
+def _diagram_dot(
+    spec: dict[str, Any], input_shape: tuple[int, ...], view: str, depth: int | None,
+    color_by: str | None, trace_key: tuple[Any, ...] | None, code: str, _trace: Any,
+) -> str:
     s = summary(spec, input_shape)
     diagram = optional("resviz.render.diagrams", "diagram")
     if diagram is None:

@@ -8,9 +8,8 @@ session (the settings of the last run live in session state; the results in ``st
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from resviz.dashboard import compute
@@ -20,6 +19,9 @@ from resviz.spec import ResNetSpec
 from resviz.zoo import list_models
 
 RUN_KEY = "compare_run"
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _defaults(view: ViewState, spec: ResNetSpec | None) -> list[str]:
@@ -67,6 +69,8 @@ def compare_page(view: ViewState, spec: ResNetSpec | None) -> None:
 
 def result_frame(data: dict[str, Any]) -> pd.DataFrame:
     """One row per model: the headline gradient ratio and the numbers behind it."""
+    import pandas as pd
+
     rows = []
     for m in data.get("models", []):
         training = m.get("training") or {}

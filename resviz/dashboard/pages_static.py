@@ -7,9 +7,8 @@ any preset, including the default ResNet-50, and never wait for a trace.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 import streamlit as st
 
 from resviz.dashboard import compute
@@ -19,6 +18,9 @@ from resviz.render import figures
 from resviz.render.tables import fold, human, summary_json
 from resviz.spec import ResNetSpec
 from resviz.trace.records import Summary, shape_str
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def headline(s: Summary, spec: ResNetSpec) -> None:
@@ -68,6 +70,8 @@ def architecture(ctx: PageContext) -> None:
 
 def layer_frame(s: Summary, depth: int | None) -> pd.DataFrame:
     """One row per layer (or per folded group at ``depth``), numbers left numeric for sorting."""
+    import pandas as pd
+
     if depth:
         rows: list[dict[str, Any]] = [
             {"name": r.name, "type": r.type, "output": shape_str(r.output_shape), "params": r.params,
@@ -115,6 +119,8 @@ def layers(ctx: PageContext) -> None:
 
 def cost(ctx: PageContext) -> None:
     """Where the parameters and MACs go, and how other FLOP counters disagree, and why."""
+    import pandas as pd
+
     spec, s = ctx.spec, ctx.summary
     headline(s, spec)
     c1, c2 = st.columns(2)
@@ -137,6 +143,8 @@ def cost(ctx: PageContext) -> None:
 
 
 def reconciliation(spec: ResNetSpec, s: Summary) -> None:
+    import pandas as pd
+
     st.subheader("FLOP reconciliation")
     if compute.optional("resviz.analysis.reconcile", "reconcile") is None:
         st.info("FLOP reconciliation is not available in this build.")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import pandas as pd
 import streamlit as st
 
 from resviz.dashboard import compute
@@ -65,6 +64,8 @@ def _caption(tr: Any, ckpt: bool) -> str:
 
 def activations(ctx: PageContext) -> None:
     """Output statistics of every layer against depth, and one layer's histogram."""
+    import pandas as pd
+
     tr = run_trace(ctx, ctx.spec)
     if tr is None:
         return
@@ -93,6 +94,8 @@ def activations(ctx: PageContext) -> None:
 
 def gradient_flow(ctx: PageContext) -> None:
     """Gradient norm at each block input through the main and skip paths, with the plain twin."""
+    import pandas as pd
+
     spec = ctx.spec
     tr = run_trace(ctx, spec)
     if tr is None:

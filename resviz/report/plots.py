@@ -76,13 +76,18 @@ def skip_ratio(c: Comparison) -> go.Figure:
 def response_std(c: Comparison) -> go.Figure:
     """He et al. 2015, Fig. 7: std of each 3x3 layer's response (after BN) against depth."""
     fig = go.Figure()
+    trained = any(m.act_std_trained for m in c.models)
     for i, m in enumerate(c.models):
-        fig.add_scatter(
-            x=[a.depth for a in m.act_std], y=[a.std for a in m.act_std], mode="lines", name=m.name,
-            line={"color": _color(i)}, text=[a.name for a in m.act_std],
-            hovertemplate="%{text}<br>std = %{y:.4g}<extra>" + m.name + "</extra>",
-        )
-    return _layout(fig, "Std of 3x3 layer responses (He et al. 2015, Fig. 7 view)", "3x3 layer index",
+        curves = [("at init", m.act_std, "dot" if trained else "solid")]
+        if m.act_std_trained:
+            curves.append((f"after {m.training.steps_done if m.training else 0} steps", m.act_std_trained, "solid"))
+        for label, points, dash in curves:
+            fig.add_scatter(
+                x=[a.depth for a in points], y=[a.std for a in points], mode="lines", name=f"{m.name} {label}",
+                line={"color": _color(i), "dash": dash}, text=[a.name for a in points],
+                hovertemplate="%{text}<br>std = %{y:.4g}<extra>" + m.name + "</extra>",
+            )
+    return _layout(fig, "Std of 3x3 layer responses after BN (He et al. 2015, Fig. 7 view)", "3x3 layer index",
                    "std")
 
 
@@ -111,7 +116,7 @@ def block_heatmap(m: ModelResult, field: str = "grad_total") -> go.Figure | None
     rows = series.matrix(field)
     z: list[list[Any]] = [[math.log10(v) if v and v > 0 and math.isfinite(v) else None for v in r] for r in rows]
     fig = go.Figure(go.Heatmap(
-        z=z, x=list(series.steps), y=list(series.block_names), colorscale=theme.PLOTLY_SCALE,
+        z=z, x=[s + 1 for s in series.steps], y=list(series.block_names), colorscale=theme.PLOTLY_SCALE,
         colorbar={"title": f"log10 {field}"},
         hovertemplate="step %{x}<br>%{y}<br>log10 = %{z:.3f}<extra></extra>",
     ))

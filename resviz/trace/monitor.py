@@ -26,7 +26,7 @@ from torch.utils.hooks import RemovableHandle
 from resviz.errors import ResvizError
 from resviz.trace.stats import norms
 from resviz.trace.trace_records import BlockStats, MonitorSeries, ParamStats, StepStats
-from resviz.trace.tracer import BranchCapture, BlockProbe, find_blocks
+from resviz.trace.tracer import BlockProbe, BranchCapture, find_blocks
 
 
 @dataclass

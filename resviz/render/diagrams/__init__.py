@@ -45,17 +45,20 @@ def check_view(view: str) -> str:
 
 
 def _renderers() -> dict[str, Callable[[Context], graphviz.Digraph]]:
-    from resviz.render.diagrams import blocks, gradient, layers, overview
+    from resviz.render.diagrams.blocks import basic_block, bottleneck, skip_types
+    from resviz.render.diagrams.gradient import gradient_flow
+    from resviz.render.diagrams.layers import layers
+    from resviz.render.diagrams.overview import dimensions, overview, stages
 
     return {
-        "overview": overview.overview,
-        "stages": overview.stages,
-        "dimensions": overview.dimensions,
-        "basic-block": blocks.basic_block,
-        "bottleneck": blocks.bottleneck,
-        "skip-types": blocks.skip_types,
-        "gradient-flow": gradient.gradient_flow,
-        "layers": layers.layers,
+        "overview": overview,
+        "stages": stages,
+        "dimensions": dimensions,
+        "basic-block": basic_block,
+        "bottleneck": bottleneck,
+        "skip-types": skip_types,
+        "gradient-flow": gradient_flow,
+        "layers": layers,
     }
 
 

@@ -92,8 +92,8 @@ def layer_text(lr: LayerRecord) -> str:
             return "global avg pool" if "avg" in lr.type.lower() else lr.type
         k = "x".join(str(d) for d in lr.kernel)
         op = "max-pool" if "max" in lr.type.lower() else "avg-pool"
-        stride = f", /{max(lr.stride)}" if lr.stride and max(lr.stride) > 1 else ""
-        return f"{k} {op}{stride}"
+        step = f", /{max(lr.stride)}" if lr.stride and max(lr.stride) > 1 else ""
+        return f"{k} {op}{step}"
     if kind == "linear":
         return f"FC, {lr.output_shape[-1]}"
     return lr.type

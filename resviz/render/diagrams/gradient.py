@@ -17,7 +17,7 @@ from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, sci, skip_edge
 from resviz.render.diagrams.blockgraph import layout_block
 from resviz.render.diagrams.context import Context
-from resviz.render.diagrams.metrics import BlockStatsLike, grad_ratio
+from resviz.render.diagrams.metrics import BlockStatsLike, grad_ratio, measured
 from resviz.trace.records import BlockRecord
 
 if TYPE_CHECKING:
@@ -57,9 +57,10 @@ def _main_text(ctx: Context, b: BlockRecord) -> str:
 def gradient_flow(ctx: Context) -> graphviz.Digraph:
     """Two lanes per block: the forward pass going down, the backward pass coming back up."""
     g = new_graph("gradient_flow", ctx.summary, "gradient-flow")
-    stats: dict[str, BlockStatsLike] = {s.name: s for s in ctx.trace.blocks} if ctx.trace else {}
+    traced = ctx.trace.blocks if ctx.trace else ()
+    stats: dict[str, BlockStatsLike] = {s.name: s for s in traced if measured(s)}
     plan = _plan(ctx)
-    top = max((max(s.grad_main, s.grad_skip) for s in stats.values()), default=0.0)
+    top = max((max(s.grad_main or 0.0, s.grad_skip or 0.0) for s in stats.values()), default=0.0)
     values = [ctx.metrics.block_value([b.name for b in item]) for item in plan]
     scale = ctx.scale_for(values)
     shape = plan[0][0].input_shape
@@ -89,8 +90,12 @@ def gradient_flow(ctx: Context) -> graphviz.Digraph:
     return g
 
 
-def _width(x: float, top: float) -> str:
-    return f"{1.0 + 4.0 * (x / top if top > 0 else 0.0):.2f}"
+def _width(x: float | None, top: float) -> str:
+    return f"{1.0 + 4.0 * ((x or 0.0) / top if top > 0 else 0.0):.2f}"
+
+
+def _num(x: float | None) -> str:
+    return "n/a" if x is None else sci(x)
 
 
 def _back(g: graphviz.Digraph, upper: str, lower: str, color: str, label: str | None,
@@ -120,7 +125,7 @@ def _block(
                 r.attr(rank="same")
                 if row == 0:
                     add_node(r, left, lines(f"x ({n} input)", hwc(b.input_shape)), "io")
-                    total = f"|dL/dx| = {sci(s.grad_total)}" if s else ""
+                    total = f"|dL/dx| = {_num(s.grad_total)}" if s else ""
                     add_node(r, right, lines("dL/dx", total), "io")
                 elif row == 1:
                     add_node(r, left, _main_text(ctx, b), "conv", value, scale)
@@ -136,11 +141,11 @@ def _block(
         skip_edge(g, x, add, b.shortcut, b.input_shape)
     _back(g, prev[1], gx, theme.MAIN_COLOR, None, "1.5", measured=s is not None)
     main_w = _width(s.grad_main, top) if s else "1.2"
-    _back(g, gx, gf, theme.MAIN_COLOR, f" main {sci(s.grad_main)}" if s else None, main_w, s is not None)
+    _back(g, gx, gf, theme.MAIN_COLOR, f" main {_num(s.grad_main)}" if s else None, main_w, s is not None)
     _back(g, gf, gy, theme.MAIN_COLOR, None, main_w, s is not None)
     if residual:
         ratio = grad_ratio(s) if s else None
-        text = (f" skip {sci(s.grad_skip)}" + (f"\\nmain/skip {sci(ratio)}" if ratio is not None else "")
+        text = (f" skip {_num(s.grad_skip)}" + (f"\\nmain/skip {sci(ratio)}" if ratio is not None else "")
                 if s else None)
         _back(g, gx, gy, theme.SKIP_COLOR, text, _width(s.grad_skip, top) if s else "1.2", s is not None)
     return (add, gy), b.output_shape

@@ -34,11 +34,11 @@ class BlockStatsLike(Protocol):
     @property
     def skip_rms(self) -> float: ...
     @property
-    def grad_main(self) -> float: ...
+    def grad_main(self) -> float | None: ...
     @property
-    def grad_skip(self) -> float: ...
+    def grad_skip(self) -> float | None: ...
     @property
-    def grad_total(self) -> float: ...
+    def grad_total(self) -> float | None: ...
 
 
 class TraceLike(Protocol):
@@ -50,9 +50,15 @@ class TraceLike(Protocol):
 
 def grad_ratio(b: BlockStatsLike) -> float | None:
     """How much gradient the main path adds relative to the skip path at a block input."""
-    if not b.grad_skip or not math.isfinite(b.grad_skip) or not math.isfinite(b.grad_main):
+    if b.grad_main is None or not b.grad_skip or not math.isfinite(b.grad_skip) \
+            or not math.isfinite(b.grad_main):
         return None
     return b.grad_main / b.grad_skip
+
+
+def measured(b: BlockStatsLike | None) -> bool:
+    """True when a backward pass measured both branch gradients of this block."""
+    return b is not None and b.grad_main is not None and b.grad_skip is not None
 
 
 def check_color_by(color_by: str | None, trace: TraceLike | None) -> str | None:

@@ -1,0 +1,154 @@
+"""Statistics, records and user errors of ``resviz.trace``."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterator
+
+import pytest
+import torch
+from torch import nn
+
+import resviz
+from resviz.errors import ResvizError
+from resviz.model.resnet import build_model
+from resviz.trace.stats import HIST_EDGES, HIST_SAMPLE
+from resviz.trace.trace_records import Trace
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """One intra-op thread: on a shared 2-core machine, two threads spin on each other's load."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def _tiny() -> nn.Sequential:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 6, 3, padding=1), nn.BatchNorm2d(6), nn.ReLU(), nn.Flatten(), nn.Linear(6 * 8 * 8, 4),
+    )
+
+
+def test_layer_statistics_match_direct_computation() -> None:
+    model = _tiny()
+    x = torch.randn(4, 3, 8, 8)
+    tr = resviz.trace(model, inputs=x)
+    assert [lr.name for lr in tr.layers] == ["0", "1", "2", "3", "4"]
+    with torch.no_grad():  # the trace restored the BN statistics, so this is the same forward
+        outs = [x]
+        for m in model:
+            outs.append(m(outs[-1]))
+    for lr, y in zip(tr.layers, outs[1:], strict=True):
+        assert lr.output_shape == tuple(y.shape)
+        assert lr.mean == pytest.approx(float(y.mean()), abs=1e-5)
+        assert lr.std == pytest.approx(float(y.std()), rel=1e-4, abs=1e-6)
+        assert lr.min == pytest.approx(float(y.min()))
+        assert lr.max == pytest.approx(float(y.max()))
+        assert lr.rms == pytest.approx(float(y.square().mean().sqrt()), rel=1e-5)
+        assert lr.zero_fraction == pytest.approx(float((y == 0).float().mean()))
+        assert len(lr.hist_edges) == len(lr.hist_counts) + 1 and lr.hist_edges == HIST_EDGES
+        assert sum(lr.hist_counts) == min(y.numel(), HIST_SAMPLE)
+    relu = tr.layer("2")
+    assert 0.3 < relu.zero_fraction < 0.7 and relu.min == 0.0
+    assert tr.blocks == () and any("no residual blocks" in n for n in tr.notes)
+    assert tr.layer("0").params == 6 * 3 * 9 + 6 and tr.layer("0").macs == 4 * 6 * 64 * 27
+
+
+def test_trace_fields_and_json_round_trip() -> None:
+    tr = resviz.trace("resnet20", input_size="2x3x32x32")
+    assert tr.model == "resnet20" and tr.input_shape == (2, 3, 32, 32)
+    assert tr.device == "cpu" and tr.dtype == "float32" and tr.torch_version == torch.__version__
+    assert [b.index for b in tr.blocks] == list(range(9))
+    assert tr.blocks[0].name == "layer1.0" and tr.blocks[0].stage == "conv2_x"
+    assert {b.shortcut for b in tr.blocks} == {"identity", "zero-pad"}
+    assert tr.loss is not None and 1.0 < tr.loss < 5.0
+    block_layers = [lr for lr in tr.layers if lr.block == "layer2.0"]
+    assert {lr.branch for lr in block_layers} >= {"main", "join"}
+    p = tr.params[0]
+    assert p.ratio == pytest.approx(p.grad_norm / p.weight_norm)  # type: ignore[operator]
+    text = json.dumps(tr.to_dict(), allow_nan=False)
+    assert Trace.from_dict(json.loads(text)) == tr
+
+
+def test_forward_only() -> None:
+    tr = resviz.trace("resnet20", input_size="2x3x32x32", backward=False)
+    assert all(b.grad_main is None and b.grad_skip is None and b.grad_total is None for b in tr.blocks)
+    assert all(p.grad_norm is None and p.ratio is None for p in tr.params)
+    assert all(b.main_rms > 0 for b in tr.blocks)
+
+
+def test_bf16_autocast_on_cpu() -> None:
+    tr = resviz.trace("resnet20", input_size="2x3x32x32", dtype="bf16")
+    assert tr.dtype == "bfloat16"
+    assert all(math.isfinite(b.grad_total or math.nan) for b in tr.blocks)
+
+
+def test_user_targets_and_loss() -> None:
+    model = build_model("resnet20", device="cpu")
+    x = torch.randn(3, 3, 32, 32)
+    t = torch.tensor([1, 2, 3])
+    a = resviz.trace(model, inputs=x, targets=t)
+    b = resviz.trace(model, inputs=x, targets=t, loss=lambda out, tt: nn.functional.cross_entropy(out, tt))
+    assert a.loss == pytest.approx(b.loss)
+    c = resviz.trace(model, inputs=x, loss=lambda out, _: out.square().mean())
+    assert c.loss != pytest.approx(a.loss)
+
+
+@pytest.mark.parametrize("bad", ["nan", "inf"])
+def test_nonfinite_activations_are_flagged_not_fatal(bad: str) -> None:
+    model = build_model("resnet20", device="cpu")
+    x = torch.randn(2, 3, 32, 32)
+    x[0, 0, 5, 5] = float(bad)
+    tr = resviz.trace(model, inputs=x)
+    conv1 = tr.layer("conv1")
+    if bad == "nan":
+        assert conv1.nan_count > 0 and conv1.inf_count == 0
+    else:
+        assert conv1.inf_count > 0
+    assert tr.notes and tr.notes[0].startswith("first NaN/Inf in conv1")
+    json.dumps(tr.to_dict(), allow_nan=False)
+
+
+def _one_line_error(fn: object, match: str) -> None:
+    with pytest.raises(ResvizError, match=match) as info:
+        fn()  # type: ignore[operator]
+    assert "\n" not in str(info.value)
+
+
+def test_bad_inputs_raise_one_line_errors() -> None:
+    model = build_model("resnet20", device="cpu")
+    _one_line_error(lambda: resviz.trace(model, inputs=torch.randn(2, 4, 32, 32)), "input channels")
+    _one_line_error(lambda: resviz.trace(model, inputs=torch.randn(3, 32, 32)), "4 dimensions")
+    _one_line_error(lambda: resviz.trace(model, inputs=torch.zeros(2, 3, 32, 32, dtype=torch.long)), "floating")
+    _one_line_error(lambda: resviz.trace(model, inputs=torch.randn(2, 3, 32, 32).double()), "float64")
+    _one_line_error(lambda: resviz.trace(model, input_size="2x3x32x32", targets=torch.tensor([0, 10])), "out of range")
+    _one_line_error(lambda: resviz.trace(model, input_size="2x3x32x32", targets=torch.tensor([0])), "class indices")
+    _one_line_error(lambda: resviz.trace(model, input_size="2x3x32x32", dtype="int8"), "unknown dtype")
+    _one_line_error(lambda: resviz.trace(model, input_size="2x3x32x32", dtype="fp16"), "CUDA")
+    _one_line_error(lambda: resviz.trace("resnet20", input_size="2x3x0x32"), "below 1")
+    _one_line_error(lambda: resviz.trace("nosuchnet"), "nosuchnet")
+    _one_line_error(lambda: resviz.trace(model, input_size="2x3x32x32", loss=lambda o, t: o), "scalar")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_absent() -> None:
+    _one_line_error(lambda: resviz.trace("resnet20", device="cuda"), "CUDA")
+
+
+class _OOM(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "meta":  # the static pass runs first, on meta
+            return self.lin(x.mean((2, 3))[:, :1].expand(-1, 4))
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 20.00 GiB")
+
+
+def test_out_of_memory_suggests_a_smaller_batch() -> None:
+    _one_line_error(lambda: resviz.trace(_OOM(), input_size="64x3x8x8"), "smaller")
