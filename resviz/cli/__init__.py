@@ -17,7 +17,7 @@ app = typer.Typer(
 )
 
 # Each module registers its commands on ``app`` when imported.
-from resviz.cli import (
+from resviz.cli import (  # noqa: E402
     compare_cmd,  # noqa: F401
     core_cmds,  # noqa: F401
     diagram_cmd,  # noqa: F401
