@@ -1,0 +1,89 @@
+"""CPU cost of a full trace and of the training-loop monitor, side by side in one run.
+
+Goals (issue 3): a full trace (activation statistics + branch gradients + parameter norms) costs
+at most 1.3x a plain forward+backward of resnet50 at batch 8, 112x112; ``monitor(every=10)`` slows
+a training loop by less than 5%. Plain and traced runs alternate, so a neighbour's load hits both
+alike; the ratio of medians is reported.
+
+    python bench/trace_cpu.py                 # resnet50, 8x3x112x112
+    python bench/trace_cpu.py --reps 3 --model resnet20 --input 32x3x32x32
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+
+import resviz
+from resviz.model.resnet import build_model
+from resviz.trace.static import parse_input_size
+
+
+def _time(fn: Callable[[], object]) -> float:
+    t0 = time.perf_counter()
+    fn()
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="resnet50")
+    ap.add_argument("--input", default="8x3x112x112")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--loop", type=int, default=20, help="training steps per monitor measurement")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: leave the default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    shape = parse_input_size(args.input)
+    torch.manual_seed(0)
+    model = build_model(args.model, device="cpu").train()
+    x = torch.randn(shape)
+    y = torch.randint(0, model.spec.num_classes, (shape[0],))
+
+    def plain_step() -> None:
+        model.zero_grad(set_to_none=True)
+        F.cross_entropy(model(x), y).backward()
+
+    def traced() -> None:
+        resviz.trace(model, inputs=x, targets=y)
+
+    opt = torch.optim.SGD(model.parameters(), lr=1e-6)
+
+    def loop() -> None:
+        for _ in range(args.loop):
+            opt.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x), y).backward()
+            opt.step()
+
+    def monitored() -> None:
+        with resviz.monitor(model, every=10):
+            loop()
+
+    plain_step(), traced()  # warm-up: allocator, kernels, imports
+    plain, trace = [], []
+    for _ in range(args.reps):
+        plain.append(_time(plain_step))
+        trace.append(_time(traced))
+    loops, mons = [], []
+    for _ in range(max(2, args.reps // 2)):
+        loops.append(_time(loop))
+        mons.append(_time(monitored))
+    p, t = statistics.median(plain), statistics.median(trace)
+    lo, mo = statistics.median(loops), statistics.median(mons)
+    print(f"{args.model} @ {args.input}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"plain forward+backward  {p * 1e3:8.1f} ms  (runs: {', '.join(f'{v * 1e3:.0f}' for v in plain)})")
+    print(f"full trace              {t * 1e3:8.1f} ms  (runs: {', '.join(f'{v * 1e3:.0f}' for v in trace)})")
+    print(f"trace / plain           {t / p:8.2f} x   (goal <= 1.30)")
+    print(f"{args.loop}-step loop            {lo * 1e3:8.1f} ms")
+    print(f"same loop, monitor(10)  {mo * 1e3:8.1f} ms")
+    print(f"monitor slowdown        {100 * (mo / lo - 1):8.1f} %   (goal < 5)")
+
+
+if __name__ == "__main__":
+    main()
