@@ -82,6 +82,7 @@ def test_custom_spec_from_flags_and_from_files(tmp_path: Path) -> None:
 
 def test_set_overrides_a_preset_and_plain_switch() -> None:
     code, out, _ = run("summary", "resnet18", "--set", "shortcut=C", "-f", "json")
+    assert code == 0
     assert {b["shortcut"] for b in json.loads(out)["blocks"]} == {"projection"}
     code, out, _ = run("summary", "resnet18", "--plain", "-f", "json")
     doc = json.loads(out)

@@ -47,5 +47,5 @@ def test_bad_enums_and_files(tmp_path: object) -> None:
 
 
 def test_unknown_model_suggests_close_names() -> None:
-    with pytest.raises(ResvizError, match="did you mean.*resnext50_32x4d"):
+    with pytest.raises(ResvizError, match=r"did you mean.*resnext50_32x4d"):
         get_spec("resnext50")

@@ -124,7 +124,10 @@ def test_tiny_input_to_a_resnet_is_noted_not_an_error() -> None:
 
 @pytest.mark.parametrize(
     ("size", "message"),
-    [("3x224", "malformed"), ("1x3x224x224x2", "malformed"), ("1x3xax2", "malformed"), ("0x3x32x32", "below 1"), ("1x4x224x224", "channels")],
+    [
+        ("3x224", "malformed"), ("1x3x224x224x2", "malformed"), ("1x3xax2", "malformed"),
+        ("0x3x32x32", "below 1"), ("1x4x224x224", "channels"),
+    ],
 )
 def test_bad_input_sizes(size: str, message: str) -> None:
     with pytest.raises(ResvizError, match=message):

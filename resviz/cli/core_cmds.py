@@ -62,7 +62,8 @@ def summary_cmd(
     plain: PlainOpt = False,
     sets: SetOpt = None,
     weights: Annotated[
-        str | None, typer.Option("--weights", "-w", help="Check a checkpoint (.pth/.pt/.safetensors) against the model.")
+        str | None,
+        typer.Option("--weights", "-w", help="Check a checkpoint (.pth/.pt/.safetensors) against the model."),
     ] = None,
 ) -> None:
     """Shapes, parameters, MACs and memory of every layer (computed on the meta device)."""
