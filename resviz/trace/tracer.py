@@ -26,7 +26,8 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
-from resviz.trace.records import LayerRecord, Shape, Summary, shape_str
+from resviz.trace.counting import count_macs
+from resviz.trace.records import Shape, shape_str
 from resviz.trace.stats import HIST_EDGES, LayerStatsBuffer, count_nonfinite, decode, norms
 from resviz.trace.trace_records import BlockStats, LayerStats, ParamStats, Trace
 
@@ -64,6 +65,24 @@ def _main_operand(block: nn.Module) -> nn.Module | None:
     if isinstance(block, PreActBlock):
         return getattr(block, "conv3", None) or getattr(block, "conv2", None)
     return getattr(block, "bn3", None) or getattr(block, "bn2", None)
+
+
+def stage_of(name: str) -> str:
+    """He et al. 2015, Table 1 stage of a qualified name (``layer1.0.conv1`` -> ``conv2_x``)."""
+    top = name.split(".", 1)[0]
+    if top.startswith("layer") and top[5:].isdigit():
+        return f"conv{int(top[5:]) + 1}_x"
+    if top in ("conv1", "bn1", "relu"):
+        return "conv1"
+    if top == "maxpool":
+        return "conv2_x"  # the paper lists the 3x3 max-pool at the top of conv2_x
+    return "head" if name else ""
+
+
+def _branch(rel: str) -> str:
+    if rel.startswith(("downsample", "shortcut")):
+        return "skip"
+    return "join" if rel == "add" else "main"
 
 
 def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -197,6 +216,8 @@ class TraceSession:
         self.branches = BranchCapture(model, keep_vectors)
         self.buffer = LayerStatsBuffer()
         self.shapes: list[Shape] = []
+        self.layer_info: list[tuple[str, int, int]] = []  # type, params, MACs of each recorded output
+        self._params = {m: sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules()}
         self.current = ""
         self._handles: list[RemovableHandle] = []
         self._stack = ExitStack()
@@ -270,11 +291,13 @@ class TraceSession:
     def _pre_hook(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
         self.current = self.names.get(module, "")
 
-    def _layer_hook(self, module: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+    def _layer_hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if not isinstance(out, Tensor) or not out.is_floating_point():
             return
         self.buffer.add(self.names[module], out)
         self.shapes.append(tuple(out.shape))
+        x = args[0] if args and isinstance(args[0], Tensor) else out
+        self.layer_info.append((type(module).__name__, self._params.get(module, 0), count_macs(module, x, out)))
         if not self._defer:
             self.buffer.flush()
 
@@ -398,6 +421,14 @@ def _make_targets(targets: Any, out: Tensor, custom_loss: bool, gen: torch.Gener
     return targets.to(out.device)
 
 
+def _check_channels(model: nn.Module, x: Tensor, label: str) -> None:
+    first = next((m for m in model.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if first is not None and x.shape[1] != first.in_channels:
+        raise ResvizError(
+            f"{label} expects {first.in_channels} input channels, got {x.shape[1]} (input {shape_str(tuple(x.shape))})"
+        )
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -439,15 +470,13 @@ def _trace(
     target: Any, inputs: Tensor | None, input_size: Any, targets: Any, loss: LossFn | None,
     backward: bool, device: str | torch.device, dtype: Any, seed: int, channels_last: bool,
 ) -> Trace:
-    from resviz.trace.static import analyze_module
-
     model, label, spec, dev = _resolve_model(target, device, seed)
     amp = _resolve_dtype(dtype, dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     x = _make_inputs(model, spec, inputs, input_size, dev, gen)
     if channels_last and dev.type == "cuda":
         x = x.contiguous(memory_format=torch.channels_last)
-    static = analyze_module(model, tuple(x.shape), label, spec)
+    _check_channels(model, x, label)
     if not any(p.requires_grad for p in model.parameters()):
         x = x.requires_grad_(True)  # keep a graph so branch gradients still exist
     loss_fn: LossFn = loss if loss is not None else F.cross_entropy
@@ -473,11 +502,11 @@ def _trace(
                 ) from None
             where = f" at {session.current}" if session.current else ""
             raise ResvizError(f"{label} fails on input {shape_str(tuple(x.shape))}{where}: {_one_line(exc)}") from None
-        return _finish(session, model, static, label, x, dev, amp, seed, value.detach(), backward)
+        return _finish(session, model, label, x, dev, amp, seed, value.detach(), backward)
 
 
 def _finish(
-    session: TraceSession, model: nn.Module, static: Summary, label: str, x: Tensor,
+    session: TraceSession, model: nn.Module, label: str, x: Tensor,
     dev: torch.device, amp: torch.dtype | None, seed: int, loss: Tensor, backward: bool,
 ) -> Trace:
     """Gather every device number into one tensor, copy it once, and build the records."""
@@ -503,8 +532,8 @@ def _finish(
                    ratio=(grad_by_name[n] / w if n in grad_by_name and w else None))
         for (n, _), w in zip(named, host[1:k], strict=True)
     )
-    blocks = _block_stats(session, static, host, slots, backward)
-    layers, bad = _layer_stats(session, static, host[len(scalars):])
+    blocks = _block_stats(session, host, slots, backward)
+    layers, bad = _layer_stats(session, host[len(scalars):])
     notes: list[str] = []
     if bad:
         layers = _recount(session, model, x, dev, amp, layers, bad)
@@ -523,10 +552,8 @@ def _finish(
 
 
 def _block_stats(
-    session: TraceSession, static: Summary, host: list[float], slots: dict[tuple[str, str], int],
-    backward: bool,
+    session: TraceSession, host: list[float], slots: dict[tuple[str, str], int], backward: bool,
 ) -> tuple[BlockStats, ...]:
-    stage_of = {b.name: b.stage for b in static.blocks}
     out: list[BlockStats] = []
     for name, probe in session.branches.probes.items():
         def get(key: str, name: str = name) -> float | None:
@@ -539,7 +566,7 @@ def _block_stats(
         plain = probe.shortcut == "none"
         gm, gs, gt = get("main"), (0.0 if plain else get("skip")), get("total")
         out.append(BlockStats(
-            name=name, stage=stage_of.get(name, ""), index=len(out), shortcut=probe.shortcut,
+            name=name, stage=stage_of(name), index=len(out), shortcut=probe.shortcut,
             main_rms=(main or 0.0) / math.sqrt(max(probe.main_numel, 1)),
             skip_rms=0.0 if plain else (skip or 0.0) / math.sqrt(max(probe.skip_numel, 1)),
             grad_main=gm if backward else None, grad_skip=gs if backward else None,
@@ -548,28 +575,24 @@ def _block_stats(
     return tuple(out)
 
 
-def _layer_stats(
-    session: TraceSession, static: Summary, host: list[float],
-) -> tuple[tuple[LayerStats, ...], list[str]]:
+def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
     from resviz.trace.stats import ROW
 
-    info: dict[str, LayerRecord] = {}
-    for lr in static.layers:
-        info.setdefault(lr.name, lr)
+    blocks = [n for n, _ in session.branches.blocks]
     layers: list[LayerStats] = []
     bad: list[str] = []
     buf = session.buffer
-    for i, (name, numel, shape) in enumerate(zip(buf.names, buf.numels, session.shapes, strict=True)):
+    rows = zip(buf.names, buf.numels, session.shapes, session.layer_info, strict=True)
+    for i, (name, numel, shape, (kind, params, macs)) in enumerate(rows):
         m = decode(host[i * ROW:(i + 1) * ROW], numel)
         if not m.finite:
             bad.append(name)
-        rec = info.get(name)
+        block = next((b for b in blocks if name.startswith(f"{b}.")), "")
         layers.append(LayerStats(
-            name=name, type=rec.type if rec else "", output_shape=shape, mean=m.mean, std=m.std,
-            min=m.min, max=m.max, rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0,
-            hist_edges=HIST_EDGES, hist_counts=m.hist, params=rec.params if rec else 0,
-            macs=rec.macs if rec else 0, stage=rec.stage if rec else "", block=rec.block if rec else "",
-            branch=rec.branch if rec else "",
+            name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
+            rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
+            hist_counts=m.hist, params=params, macs=macs, stage=stage_of(name), block=block,
+            branch=_branch(name[len(block) + 1:]) if block else "",
         ))
     return tuple(layers), bad
 
@@ -610,4 +633,6 @@ def branch_gradients(
     return {n: dict(p.vectors) for n, p in session.branches.probes.items()}
 
 
-__all__ = ["BlockProbe", "BranchCapture", "TraceSession", "branch_gradients", "find_blocks", "trace"]
+__all__ = [
+    "BlockProbe", "BranchCapture", "TraceSession", "branch_gradients", "find_blocks", "stage_of", "trace",
+]
