@@ -4,16 +4,19 @@ Two measurements, repeated and reported as medians because the machine may be sh
 
 1. end to end: ``resviz compare resnet20 plain20 --steps 20 --batch 32 --input 3x32x32 -o report.html``
    in a fresh process (imports, init traces, training, report with inline plotly.js and SVG);
-2. side by side in one process: the same 20 steps of both models, once without statistics (plain
-   training) and once with :func:`resviz.monitor` on every step, alternating which runs first.
-   The ratio is monitored time / plain time (target: at most 1.3).
+2. side by side in one process: two copies of each model trained on the same batches, one plain
+   and one under :func:`resviz.monitor` on every step, stepped alternately (which goes first
+   alternates too) so both see the same background load. The ratio is monitored time / plain
+   time (target: at most 1.3), per run and per step.
 
-Run: ``python bench/compare_bench.py [--repeats 5] [--steps 20] [--batch 32]``; prints Markdown.
+Run: ``python bench/compare_bench.py [--repeats 5] [--steps 20] [--batch 32] [--threads N]``;
+prints a Markdown section for ``bench/RESULTS.md``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import subprocess
@@ -25,8 +28,9 @@ from pathlib import Path
 import torch
 
 from resviz.analysis.data import load_batches
-from resviz.analysis.training import train
+from resviz.analysis.training import make_optimizer, sgd_step
 from resviz.model.resnet import build_model
+from resviz.trace.monitor import monitor
 
 MODELS = ("resnet20", "plain20")
 
@@ -42,18 +46,41 @@ def end_to_end(steps: int, batch: int) -> float:
         return time.perf_counter() - start
 
 
-def training_time(steps: int, batch: int, every: int | None) -> float:
-    batches = load_batches("synthetic", steps + 1, batch, (3, 32, 32), seed=0)
-    models = []
+def interleaved(steps: int, batch: int) -> tuple[float, float, list[float]]:
+    """Plain and monitored copies of both models, stepped alternately on the same batches.
+
+    Interleaving step by step exposes both variants to the same background load, which a
+    shared machine changes from second to second. Returns total plain seconds, total monitored
+    seconds, and the per-step ratios.
+    """
+    batches = load_batches("synthetic", steps + 2, batch, (3, 32, 32), seed=0)
+    pairs = []
     for name in MODELS:
-        torch.manual_seed(0)
-        models.append((name, build_model(name, device="cpu")))
-    train(models, batches, 1, every=every)  # warm-up step (allocator, kernels)
-    start = time.perf_counter()
-    runs, _ = train(models, batches, steps, every=every)
-    elapsed = time.perf_counter() - start
-    assert all(r.steps_done == steps for r in runs)
-    return elapsed
+        copies = []
+        for _ in range(2):
+            torch.manual_seed(0)
+            net = build_model(name, device="cpu").train()
+            copies.append((net, make_optimizer(net, 0.05)))
+        pairs.append(copies)
+    plain_t, mon_t, ratios = 0.0, 0.0, []
+    with contextlib.ExitStack() as stack:
+        for copies in pairs:
+            stack.enter_context(monitor(copies[1][0], every=1))
+        for step in range(steps + 1):
+            x, y = batches[step]
+            timing = [0.0, 0.0]
+            for which in ((0, 1) if step % 2 == 0 else (1, 0)):
+                start = time.perf_counter()
+                for copies in pairs:
+                    net, opt = copies[which]
+                    sgd_step(net, opt, x, y)
+                timing[which] = time.perf_counter() - start
+            if step == 0:
+                continue  # warm-up
+            plain_t += timing[0]
+            mon_t += timing[1]
+            ratios.append(timing[1] / timing[0])
+    return plain_t, mon_t, ratios
 
 
 def main() -> None:
@@ -61,16 +88,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+        os.environ["OMP_NUM_THREADS"] = str(args.threads)  # for the end-to-end subprocess
     plain: list[float] = []
     traced: list[float] = []
     ratios: list[float] = []
-    for i in range(args.repeats):
-        order = (None, 1) if i % 2 == 0 else (1, None)
-        times = {every: training_time(args.steps, args.batch, every) for every in order}
-        plain.append(times[None])
-        traced.append(times[1])
-        ratios.append(times[1] / times[None])
+    step_ratios: list[float] = []
+    for _ in range(args.repeats):
+        p, m, per_step = interleaved(args.steps, args.batch)
+        plain.append(p)
+        traced.append(m)
+        ratios.append(m / p)
+        step_ratios += per_step
     e2e = [end_to_end(args.steps, args.batch) for _ in range(max(1, args.repeats // 2))]
     head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     print(f"## compare ({time.strftime('%Y-%m-%d')}, commit {head or 'unknown'})\n")
@@ -84,8 +116,11 @@ def main() -> None:
           f"{', '.join(f'{t:.2f}' for t in plain)} |")
     print(f"| same, monitor on every step | {statistics.median(traced):.2f} s | "
           f"{', '.join(f'{t:.2f}' for t in traced)} |")
-    print(f"| ratio monitored / plain (target <= 1.3) | {statistics.median(ratios):.2f}x | "
+    print(f"| ratio monitored / plain per run (target <= 1.3) | {statistics.median(ratios):.2f}x | "
           f"{', '.join(f'{r:.2f}' for r in ratios)} |")
+    print(f"| ratio per step, median of {len(step_ratios)} steps | {statistics.median(step_ratios):.2f}x | "
+          f"quartiles {statistics.quantiles(step_ratios, n=4)[0]:.2f} to "
+          f"{statistics.quantiles(step_ratios, n=4)[2]:.2f} |")
 
 
 if __name__ == "__main__":

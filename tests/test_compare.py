@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -14,6 +15,16 @@ from resviz.analysis.compare import Comparison, compare
 from resviz.errors import ResvizError
 
 SMALL: dict[str, Any] = {"batch": 4, "input_size": "3x8x8", "device": "cpu"}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Small tensors gain nothing from a second thread, and on a busy 2-core machine OpenMP's
+    spinning threads slow these tests down by orders of magnitude."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -48,8 +59,9 @@ def test_plain_net_gradient_ratio_differs_by_more_than_ten_times(deep_pair: Comp
 
 def test_branch_gradients_at_init(deep_pair: Comparison) -> None:
     res, plain = deep_pair.model("resnet56"), deep_pair.model("plain56")
-    assert all(b.grad_skip > 0 and b.ratio > 0 for b in res.blocks)
-    assert all(b.grad_skip == 0.0 and b.ratio == 0.0 for b in plain.blocks)
+    assert all(b.grad_skip > 0 and b.ratio == pytest.approx(b.grad_main / b.grad_skip) for b in res.blocks)
+    assert all(b.grad_skip == 0.0 and b.ratio is None for b in plain.blocks)
+    assert all(s.mean_ratio is None for s in plain.stages)
     # The shortcut carries a direct copy of the deeper gradient (He et al. 2016, Eq. 5): on an
     # identity block, the skip part is never negligible next to the main part.
     identity = [b for b in res.blocks if b.shortcut == "identity"]
@@ -95,10 +107,11 @@ def test_public_api_export() -> None:
 def test_nan_loss_stops_that_model_only(monkeypatch: pytest.MonkeyPatch) -> None:
     real = training.sgd_step
 
-    def poisoned(model: torch.nn.Module, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
+    def poisoned(model: Any, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
         value = real(model, opt, x, y)
-        calls[model.spec.name] = calls.get(model.spec.name, 0) + 1  # type: ignore[union-attr]
-        return math.nan if model.spec.name == "plain20" and calls["plain20"] == 2 else value  # type: ignore[union-attr]
+        name: str = model.spec.name
+        calls[name] = calls.get(name, 0) + 1
+        return math.nan if name == "plain20" and calls[name] == 2 else value
 
     calls: dict[str, int] = {}
     monkeypatch.setattr(training, "sgd_step", poisoned)
@@ -171,3 +184,25 @@ def test_other_image_sizes_are_fine() -> None:
     """A spec takes any image size its layers can reduce: a CIFAR net given 40x40 is fine."""
     c = compare(["resnet20", "plain20"], steps=0, batch=2, input_size="3x40x40", device="cpu")
     assert c.settings.input_shape == (2, 3, 40, 40)
+
+
+def test_input_size_and_batch() -> None:
+    from resviz.analysis.compare import _input_shape
+
+    assert _input_shape("3x8x8", None) == (8, 3, 8, 8)
+    assert _input_shape("2x3x8x8", None) == (2, 3, 8, 8)
+    assert _input_shape("2x3x8x8", 5) == (5, 3, 8, 8)
+    assert _input_shape((3, 8, 8), 4) == (4, 3, 8, 8)
+
+
+def test_custom_preact_spec_against_its_plain_twin() -> None:
+    """Specs work as well as names; in pre-activation blocks the 3x3 response is the conv output
+    where no BN follows it inside the block (He et al. 2016, Fig. 4)."""
+    import dataclasses
+
+    spec = dataclasses.replace(resviz.get_spec("preact_resnet164"), name="tiny_preact", layers=(1, 1, 1))
+    c = compare([spec, spec.plain()], steps=1, **SMALL)
+    res = c.model("tiny_preact")
+    assert res.blocks_count == 3 and res.has_skips and not c.models[1].has_skips
+    names = [a.name for a in res.act_std]
+    assert names == ["conv1", "layer1.0.bn3", "layer2.0.bn3", "layer3.0.bn3"]

@@ -5,13 +5,25 @@ from __future__ import annotations
 import json
 import re
 import shutil
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
 
 import pytest
+import torch
 
 from resviz.analysis.compare import Comparison, compare
 from resviz.report.tables import num
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread() -> Iterator[None]:
+    """Small tensors gain nothing from a second thread, and on a busy 2-core machine OpenMP's
+    spinning threads slow these tests down by orders of magnitude."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +163,16 @@ def test_diagrams_fall_back_to_a_note_without_dot(result: Comparison, monkeypatc
     page = result.to_html()
     assert "Graphviz&#x27;s dot program was not found" in page or "dot program was not found" in page
     assert "<svg" not in page.split('<h2 id="diagrams">')[1].split('<h2 id="settings">')[0]
+
+
+def test_figures_plot_the_json_numbers(result: Comparison, data: dict[str, Any]) -> None:
+    from resviz.report import plots
+
+    figs = dict(plots.figures(result))
+    grad = figs["grad-depth"]
+    for trace, m in zip(grad.data, data["models"], strict=True):
+        assert list(trace.y) == [b["grad_total"] for b in m["blocks"]]
+    loss = figs["loss"]
+    assert list(loss.data[0].y) == data["models"][0]["training"]["losses"]
+    std = figs["response-std"]
+    assert list(std.data[0].y) == [a["std"] for a in data["models"][0]["act_std"]]

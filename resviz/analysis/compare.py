@@ -13,7 +13,8 @@ What is measured, and where the idea comes from:
   copy of the deep one. Without shortcuts the gradient is a product of per-layer Jacobians, which in
   batch-normalised plain nets grows with depth going backward (Yang et al. 2019, arXiv:1902.08129).
 * **per block**: norms of the gradient arriving at the block input through the main path and through
-  the shortcut, and their ratio skip/main (0 for a plain block).
+  the shortcut, and their ratio main/skip (as the gradient-flow diagram labels it; none for a plain
+  block). Below 1 the shortcut carries more of the gradient than the residual branch.
 * **activation std against depth**: responses of each 3x3 layer after its BatchNorm, before the
   nonlinearity or addition, as in He et al. 2015, Fig. 7. Where no BN directly follows a 3x3 layer
   (pre-activation blocks) the convolution's own output is used. At initialisation a train-mode BN
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import platform
 import statistics
 import sys
@@ -45,6 +47,8 @@ from resviz.trace.trace_records import Trace
 
 Progress = Callable[[int, int, str], None]
 
+DEFAULT_BATCH = 8
+
 
 @dataclass(frozen=True)
 class BlockFlow:
@@ -57,7 +61,7 @@ class BlockFlow:
     grad_main: float
     grad_skip: float
     grad_total: float
-    ratio: float  # grad_skip / grad_main
+    ratio: float | None  # grad_main / grad_skip; None for a plain block (no skip path)
     main_rms: float
     skip_rms: float
 
@@ -81,7 +85,7 @@ class StageFlow:
     grad_first: float
     grad_last: float
     attenuation: float  # grad_first / grad_last inside the stage
-    mean_ratio: float
+    mean_ratio: float | None  # mean of the blocks' main / skip ratios; None without skips
     mean_act_std: float
 
 
@@ -211,10 +215,17 @@ def block_flows(trace: Trace) -> tuple[BlockFlow, ...]:
     return tuple(
         BlockFlow(
             b.name, b.stage, i + 1, b.shortcut, _f(b.grad_main), _f(b.grad_skip), _f(b.grad_total),
-            _ratio(b.grad_skip, b.grad_main), b.main_rms, b.skip_rms,
+            _branch_ratio(b.grad_main, b.grad_skip), b.main_rms, b.skip_rms,
         )
         for i, b in enumerate(trace.blocks)
     )
+
+
+def _branch_ratio(main: float | None, skip: float | None) -> float | None:
+    """main / skip, as the gradient-flow diagram labels it; None where there is no skip gradient."""
+    if main is None or not skip:
+        return None
+    return main / skip
 
 
 def _f(v: float | None) -> float:
@@ -242,12 +253,12 @@ def stage_flows(blocks: Sequence[BlockFlow], stds: Sequence[LayerStd]) -> tuple[
     out: list[StageFlow] = []
     for stage in dict.fromkeys(b.stage for b in blocks):
         bs = [b for b in blocks if b.stage == stage]
-        ratios = [b.ratio for b in bs if math.isfinite(b.ratio)]
+        ratios = [b.ratio for b in bs if b.ratio is not None and math.isfinite(b.ratio)]
         act = [s.std for s in stds if s.stage == stage]
         out.append(StageFlow(
             stage, len(bs), bs[0].grad_total, bs[-1].grad_total,
             _ratio(bs[0].grad_total, bs[-1].grad_total),
-            statistics.fmean(ratios) if ratios else math.nan,
+            statistics.fmean(ratios) if ratios else None,
             statistics.fmean(act) if act else math.nan,
         ))
     return tuple(out)
@@ -268,18 +279,15 @@ def _resolve(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
 
 
 def _input_shape(input_size: str | Sequence[int], batch: int | None) -> tuple[int, int, int, int]:
+    """``CxHxW`` plus ``batch`` (default 8), or ``NxCxHxW`` whose N is the batch unless given."""
     from resviz.trace.static import parse_input_size
 
-    given = input_size.strip().lower() if isinstance(input_size, str) else input_size
-    shape = parse_input_size(given)
-    explicit_n = (len([p for p in str(given).replace(",", "x").split("x") if p.strip()]) == 4
-                  if isinstance(given, str) else len(given) == 4)
-    if batch is not None:
-        if batch < 1:
-            raise ResvizError(f"batch size must be at least 1, got {batch}")
-        return (batch, *shape[1:])  # type: ignore[return-value]
-    n = shape[0] if explicit_n else 8
-    return (n, *shape[1:])  # type: ignore[return-value]
+    if batch is not None and batch < 1:
+        raise ResvizError(f"batch size must be at least 1, got {batch}")
+    parts = input_size.replace(",", "x").split("x") if isinstance(input_size, str) else list(input_size)
+    n, c, h, w = parse_input_size(input_size)
+    four_d = len([p for p in parts if str(p).strip()]) == 4
+    return (batch if batch is not None else (n if four_d else DEFAULT_BATCH), c, h, w)
 
 
 def versions() -> dict[str, str]:
@@ -298,7 +306,7 @@ def compare(
     steps: int = 0,
     batch: int | None = None,
     input_size: str | Sequence[int] = "3x32x32",
-    data: str = "synthetic",
+    data: str | os.PathLike[str] = "synthetic",
     seed: int = 0,
     device: str | torch.device = "auto",
     lr: float = 0.05,
@@ -314,7 +322,6 @@ def compare(
     """
     from resviz.api import summarize
     from resviz.model.resnet import build_model, resolve_device
-    from resviz.trace.tracer import trace
 
     specs = _resolve(models)
     if steps < 0:
@@ -335,29 +342,26 @@ def compare(
     total = len(specs) * (steps + 1)
     built: list[tuple[str, nn.Module]] = []
     results: list[dict[str, Any]] = []
-    x0, y0 = batches[0]
     for i, (spec, summ) in enumerate(zip(specs, summaries, strict=True)):
         torch.manual_seed(seed)
         model = build_model(spec, device=dev).train()
-        tr = trace(model, inputs=x0.to(dev), targets=y0.to(dev), device=dev, seed=seed)
-        results.append(_init_result(spec, summ, model, tr))
+        results.append(_init_result(spec, summ, model, _probe(model, batches, dev, seed)))
         built.append((spec.name, model))
         if progress is not None:
             progress(i + 1, total, f"init {spec.name}")
     runs: list[TrainingRun | None] = [None] * len(specs)
     interrupted = False
     if steps > 0:
+        names = [n for n, _ in built]
+
         def step_progress(step: int, _steps: int, name: str) -> None:
             if progress is not None:
-                done = len(specs) + (step - 1) * len(specs) + [n for n, _ in built].index(name) + 1
+                done = len(specs) * step + names.index(name) + 1
                 progress(done, total, f"step {step}/{steps} {name}")
 
         trained, interrupted = train(built, batches, steps, lr, dev, every, step_progress)
         runs = list(trained)
-        for res, (_, model), run in zip(results, built, runs, strict=True):
-            if run is not None and run.status == "ok" and run.steps_done > 0:
-                after = trace(model, inputs=x0.to(dev), targets=y0.to(dev), device=dev, seed=seed)
-                res["act_std_trained"] = response_stds(after, model)
+        interrupted = _after_training(results, built, trained, batches, dev, seed) or interrupted
     settings = Settings(
         tuple(s.name for s in specs), steps, max((r.steps_done for r in runs if r), default=0),
         shape[0], shape, batches.info, seed, str(dev), lr, interrupted, versions(),
@@ -365,6 +369,28 @@ def compare(
     return Comparison(
         tuple(ModelResult(**r, training=run) for r, run in zip(results, runs, strict=True)), settings,
     )
+
+
+def _probe(model: nn.Module, batches: Batches, dev: torch.device, seed: int) -> Trace:
+    """One traced forward/backward on batch 0, the probe batch shared by every model."""
+    from resviz.trace.tracer import trace
+
+    x0, y0 = batches[0]
+    return trace(model, inputs=x0.to(dev), targets=y0.to(dev), device=dev, seed=seed)
+
+
+def _after_training(
+    results: list[dict[str, Any]], built: list[tuple[str, nn.Module]], runs: list[TrainingRun],
+    batches: Batches, dev: torch.device, seed: int,
+) -> bool:
+    """Fig. 7 responses of the trained models on the probe batch; True when Ctrl-C cut it short."""
+    try:
+        for res, (_, net), run in zip(results, built, runs, strict=True):
+            if run.status == "ok" and run.steps_done > 0:
+                res["act_std_trained"] = response_stds(_probe(net, batches, dev, seed), net)
+    except KeyboardInterrupt:
+        return True
+    return False
 
 
 def _init_result(spec: ResNetSpec, summ: Summary, model: nn.Module, tr: Trace) -> dict[str, Any]:

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resviz.analysis.data import Batches
+from resviz.trace.monitor import Monitor, monitor
 from resviz.trace.trace_records import MonitorSeries
 
 Progress = Callable[[int, int, str], None]
@@ -63,7 +64,7 @@ class _State:
     status: str = OK
     message: str = ""
     seconds: float = 0.0
-    mon: Any = None
+    mon: Monitor | None = None
 
 
 def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
@@ -101,8 +102,6 @@ def train(
     interrupted = False
     with contextlib.ExitStack() as stack:
         if every is not None:
-            from resviz.trace.monitor import monitor
-
             for st in states:
                 st.mon = stack.enter_context(monitor(st.model, every=every))
         try:
@@ -137,19 +136,14 @@ def _advance(st: _State, x: torch.Tensor, y: torch.Tensor, step: int) -> None:
     value = sgd_step(st.model, st.optimizer, x, y)
     st.seconds += time.perf_counter() - start
     st.losses.append(value)
-    if st.mon is not None and hasattr(st.mon, "log_loss"):
+    if st.mon is not None:
         st.mon.log_loss(value)
     if not math.isfinite(value):
         st.status = NAN
-        st.message = f"loss became {value} at step {step}; training of this model stopped"
+        shown = "NaN" if math.isnan(value) else ("inf" if value > 0 else "-inf")
+        st.message = f"loss became {shown} at step {step}; this model stopped training, the others went on"
 
 
-def _series(mon: Any) -> MonitorSeries | None:
-    if mon is None:
-        return None
-    series = getattr(mon, "series", None)
-    if callable(series):
-        series = series()
-    if isinstance(series, dict):
-        return MonitorSeries.from_dict(series)
-    return series if isinstance(series, MonitorSeries) else None
+def _series(mon: Monitor | None) -> MonitorSeries | None:
+    """The monitor's plain record (read after the monitor has detached and copied its numbers)."""
+    return mon.series if mon is not None else None

@@ -48,7 +48,7 @@ def compare_cmd(
     models: Annotated[list[str], typer.Argument(help="Two or more presets or spec files, e.g. resnet56 plain56.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="report.html, report.md or report.json.")],
     steps: Annotated[int, typer.Option("--steps", help="Training steps after the init analysis.")] = 0,
-    batch: Annotated[int, typer.Option("--batch", "-b", help="Images per batch.")] = 8,
+    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Images per batch (default 8).")] = None,
     input: Annotated[str, typer.Option("--input", "-i", help="Image size CxHxW, e.g. 3x32x32.")] = "3x32x32",
     data: Annotated[str, typer.Option("--data", help="synthetic, digits, or an ImageFolder directory.")] = "synthetic",
     seed: Annotated[int, typer.Option("--seed", help="Seed for weights and batches.")] = 0,

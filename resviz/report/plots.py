@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import plotly.graph_objects as go
 
@@ -21,12 +20,15 @@ def _pos(values: Sequence[float | None]) -> list[float | None]:
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
+    """Shared layout; a y axis is set to log only when asked (a heatmap's axis stays categorical)."""
     fig.update_layout(
         title=title, template=theme.PLOTLY_TEMPLATE, height=380, margin={"l": 60, "r": 20, "t": 50, "b": 50},
         font={"family": theme.FONT, "size": theme.FONT_SIZE + 1}, legend={"orientation": "h", "y": -0.2},
     )
     fig.update_xaxes(title=x)
-    fig.update_yaxes(title=y, type="log" if log_y else "linear")
+    fig.update_yaxes(title=y)
+    if log_y:
+        fig.update_yaxes(type="log")
     return fig
 
 
@@ -61,8 +63,8 @@ def branch_grads(c: Comparison) -> go.Figure:
                    "gradient norm (log)", log_y=True)
 
 
-def skip_ratio(c: Comparison) -> go.Figure:
-    """skip / main gradient per block; above 1 the shortcut carries most of the gradient."""
+def branch_ratio(c: Comparison) -> go.Figure:
+    """main / skip gradient per block; below 1 the shortcut carries most of the gradient."""
     fig = go.Figure()
     for i, m in enumerate(c.models):
         if not m.has_skips:
@@ -70,7 +72,8 @@ def skip_ratio(c: Comparison) -> go.Figure:
         fig.add_scatter(x=[b.depth for b in m.blocks], y=_pos([b.ratio for b in m.blocks]),
                         mode="lines+markers", name=m.name, line={"color": _color(i)})
     fig.add_hline(y=1.0, line={"color": "#999999", "dash": "dot"})
-    return _layout(fig, "Skip-path gradient / main-path gradient per block", "block", "ratio (log)", log_y=True)
+    return _layout(fig, "Main-path gradient / skip-path gradient per block", "block", "main / skip (log)",
+                   log_y=True)
 
 
 def response_std(c: Comparison) -> go.Figure:
@@ -108,22 +111,48 @@ def loss_curves(c: Comparison) -> go.Figure:
     return _layout(fig, "Training loss (same batches for every model)", "step", "cross-entropy")
 
 
-def block_heatmap(m: ModelResult, field: str = "grad_total") -> go.Figure | None:
-    """Block x step heatmap of a monitored quantity (log10 for gradients)."""
+def _log10(v: float | None) -> float | None:
+    return math.log10(v) if v is not None and v > 0 and math.isfinite(v) else None
+
+
+def block_heatmap(
+    m: ModelResult, quantity: str = "grad_total", zrange: tuple[float, float] | None = None,
+) -> go.Figure | None:
+    """Block x step heatmap (log10) of ``grad_total``, ``grad_main``, ``grad_skip`` or ``ratio``.
+
+    ``ratio`` is main / skip per block and step, the quantity of the init table as it evolves.
+    ``zrange`` shares one colour scale between models, so equal colours mean equal values.
+    """
     series = m.training.series if m.training else None
     if series is None or not series.snapshots:
         return None
-    rows = series.matrix(field)
-    z: list[list[Any]] = [[math.log10(v) if v and v > 0 and math.isfinite(v) else None for v in r] for r in rows]
+    if quantity == "ratio":
+        mains, skips = series.matrix("grad_main"), series.matrix("grad_skip")
+        rows = [[a / b if a is not None and b else None for a, b in zip(rm, rs, strict=True)]
+                for rm, rs in zip(mains, skips, strict=True)]
+        label = "main / skip"
+    else:
+        rows = series.matrix(quantity)
+        label = quantity.replace("_", " ")
     fig = go.Figure(go.Heatmap(
-        z=z, x=[s + 1 for s in series.steps], y=list(series.block_names), colorscale=theme.PLOTLY_SCALE,
-        colorbar={"title": f"log10 {field}"},
+        z=[[_log10(v) for v in r] for r in rows], x=[s + 1 for s in series.steps], y=list(series.block_names),
+        colorscale=theme.PLOTLY_SCALE, colorbar={"title": f"log10 {label}"},
+        zmin=zrange[0] if zrange else None, zmax=zrange[1] if zrange else None,
         hovertemplate="step %{x}<br>%{y}<br>log10 = %{z:.3f}<extra></extra>",
     ))
-    fig.update_yaxes(autorange="reversed")
-    _layout(fig, f"{m.name}: {field.replace('_', ' ')} per block over training", "step", "block")
+    fig.update_yaxes(autorange="reversed", type="category")
+    _layout(fig, f"{m.name}: {label} per block over training", "step", "block")
     fig.update_layout(height=max(300, 14 * len(rows) + 120))
     return fig
+
+
+def _log_range(c: Comparison) -> tuple[float, float] | None:
+    """The log10 range of every model's monitored ``grad_total``, for one shared colour scale."""
+    values = [
+        v for m in c.models if m.training and m.training.series
+        for row in m.training.series.matrix("grad_total") for v in map(_log10, row) if v is not None
+    ]
+    return (min(values), max(values)) if values else None
 
 
 def figures(c: Comparison) -> list[tuple[str, go.Figure]]:
@@ -132,15 +161,14 @@ def figures(c: Comparison) -> list[tuple[str, go.Figure]]:
         ("grad-depth", grad_vs_depth(c)), ("branch-grads", branch_grads(c)),
     ]
     if any(m.has_skips for m in c.models):
-        out.append(("skip-ratio", skip_ratio(c)))
+        out.append(("branch-ratio", branch_ratio(c)))
     out.append(("response-std", response_std(c)))
     if any(m.training is not None for m in c.models):
         out.append(("loss", loss_curves(c)))
+        shared = _log_range(c)
         for i, m in enumerate(c.models):
-            for field in ("grad_total", "grad_skip"):
-                if field == "grad_skip" and not m.has_skips:
-                    continue
-                hm = block_heatmap(m, field)
+            for quantity in ("grad_total", "ratio") if m.has_skips else ("grad_total",):
+                hm = block_heatmap(m, quantity, shared if quantity == "grad_total" else None)
                 if hm is not None:
-                    out.append((f"heatmap-{i}-{field}", hm))
+                    out.append((f"heatmap-{i}-{quantity}", hm))
     return out

@@ -70,7 +70,7 @@ def headline_table(c: Comparison) -> Table:
 
 
 def stage_table(m: ModelResult) -> Table:
-    header = ["stage", "blocks", "grad first block", "grad last block", "first / last", "mean skip / main",
+    header = ["stage", "blocks", "grad first block", "grad last block", "first / last", "mean main / skip",
               "mean 3x3 response std"]
     rows = [
         [s.name, num(s.blocks), num(s.grad_first), num(s.grad_last), num(s.attenuation), num(s.mean_ratio),
@@ -81,7 +81,7 @@ def stage_table(m: ModelResult) -> Table:
 
 
 def block_table(m: ModelResult) -> Table:
-    header = ["#", "block", "stage", "shortcut", "grad main", "grad skip", "grad total", "skip / main",
+    header = ["#", "block", "stage", "shortcut", "grad main", "grad skip", "grad total", "main / skip",
               "main rms", "skip rms"]
     rows = [
         [num(b.depth), b.name, b.stage, b.shortcut, num(b.grad_main), num(b.grad_skip), num(b.grad_total),
@@ -102,7 +102,7 @@ def training_table(c: Comparison) -> Table:
         rows.append([
             m.name, num(run.steps_done), num(run.losses[0] if run.losses else None),
             num(run.losses[-1] if run.losses else None), num(min(finite) if finite else None),
-            num(run.seconds), status_text(m) + (f" ({run.message})" if run.message else ""),
+            num(run.seconds), status_text(m),
         ])
     return header, rows
 
@@ -124,6 +124,6 @@ def settings_rows(c: Comparison) -> list[tuple[str, str]]:
     if d.skipped:
         shown = ", ".join(d.skipped[:10]) + (" ..." if len(d.skipped) > 10 else "")
         rows.append(("skipped images", f"{len(d.skipped)}: {shown}"))
-    rows += [(f"{k} version", v) for k, v in s.versions.items()]
+    rows += [(k if k == "platform" else f"{k} version", v) for k, v in s.versions.items()]
     rows.append(("command", s.command or "(Python API)"))
     return rows
