@@ -16,7 +16,7 @@ run: setup
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true
 
 test: setup test-deps
-	$(PY) -m pytest $(PYTEST_ARGS)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 setup: $(VENV)/.installed system-deps
 

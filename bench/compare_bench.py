@@ -30,7 +30,7 @@ import torch
 from resviz.analysis.data import load_batches
 from resviz.analysis.training import make_optimizer, sgd_step
 from resviz.model.resnet import build_model
-from resviz.trace.monitor import monitor
+from resviz.tracing.monitor import monitor
 
 MODELS = ("resnet20", "plain20")
 

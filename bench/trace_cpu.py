@@ -21,7 +21,7 @@ import torch.nn.functional as F
 
 import resviz
 from resviz.model.resnet import build_model
-from resviz.trace.static import parse_input_size
+from resviz.tracing.static import parse_input_size
 
 
 def _time(fn: Callable[[], object]) -> float:

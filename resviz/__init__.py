@@ -33,9 +33,9 @@ _EXPORTS = {
     "ResNet": "resviz.model.resnet",
     "load_checkpoint": "resviz.model.weights",
     "summarize": "resviz.api",
-    "Summary": "resviz.trace.records",
-    "trace": "resviz.trace.tracer",
-    "monitor": "resviz.trace.monitor",
+    "Summary": "resviz.tracing.records",
+    "trace": "resviz.tracing.tracer",
+    "monitor": "resviz.tracing.monitor",
     "diagram": "resviz.render.diagrams",
     "compare": "resviz.analysis.compare",
 }

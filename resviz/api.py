@@ -11,8 +11,8 @@ from resviz.analysis.paper import needs_stride_variant, reference_notes
 from resviz.errors import ResvizError
 from resviz.model.resnet import ResNet, build_model
 from resviz.spec import ResNetSpec
-from resviz.trace.records import Summary
-from resviz.trace.static import analyze_module, default_input_size, parse_input_size
+from resviz.tracing.records import Summary
+from resviz.tracing.static import analyze_module, default_input_size, parse_input_size
 from resviz.zoo import get_spec
 
 

@@ -67,9 +67,9 @@ def has(module: str, name: str) -> bool:
         return False
 
 
-needs_tracer = pytest.mark.skipif(not has("resviz.trace.tracer", "trace"), reason="tracer not in this build")
+needs_tracer = pytest.mark.skipif(not has("resviz.tracing.tracer", "trace"), reason="tracer not in this build")
 needs_compare = pytest.mark.skipif(
-    not (has("resviz.trace.tracer", "trace") and has("resviz.analysis.compare", "compare")),
+    not (has("resviz.tracing.tracer", "trace") and has("resviz.analysis.compare", "compare")),
     reason="comparison not in this build",
 )
 

@@ -17,7 +17,7 @@ from resviz.api import summarize
 from resviz.errors import ResvizError
 from resviz.render.diagrams import VIEWS, diagram
 from resviz.spec import ResNetSpec
-from resviz.trace.records import Summary
+from resviz.tracing.records import Summary
 from resviz.zoo import get_spec
 
 GOLDEN = Path(__file__).parent / "golden"

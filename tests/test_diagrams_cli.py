@@ -16,7 +16,7 @@ from resviz.render.diagrams import diagram
 
 runner = CliRunner()
 HAS_DOT = shutil.which("dot") is not None
-HAS_TRACER = importlib.util.find_spec("resviz.trace.tracer") is not None
+HAS_TRACER = importlib.util.find_spec("resviz.tracing.tracer") is not None
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -128,7 +128,7 @@ def test_dot_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 
 
 def test_missing_tracer_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "resviz.trace.tracer", None)
+    monkeypatch.setitem(sys.modules, "resviz.tracing.tracer", None)
     out = tmp_path / "g.svg"
     code, text = run("resnet20", "-o", str(out), "--view", "gradient-flow")
     _assert_error(code, text, "tracer")

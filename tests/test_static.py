@@ -12,7 +12,7 @@ from resviz.analysis.catalog import catalog, count
 from resviz.api import summarize
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
-from resviz.trace.records import Summary
+from resviz.tracing.records import Summary
 from resviz.zoo import get_spec, list_models
 
 

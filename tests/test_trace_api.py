@@ -13,8 +13,8 @@ from torch import nn
 import resviz
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
-from resviz.trace.stats import HIST_EDGES, HIST_SAMPLE
-from resviz.trace.trace_records import Trace
+from resviz.tracing.stats import HIST_EDGES, HIST_SAMPLE
+from resviz.tracing.trace_records import Trace
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -11,7 +11,7 @@ import torch
 from typer.testing import CliRunner
 
 from resviz.cli import app
-from resviz.trace.trace_records import Trace
+from resviz.tracing.trace_records import Trace
 
 runner = CliRunner()
 

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 import resviz
 from resviz.model.resnet import build_model
-from resviz.trace.trace_records import MonitorSeries
+from resviz.tracing.trace_records import MonitorSeries
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from resviz.spec import Stem
-from resviz.trace.records import shape_str
-from resviz.trace.static import default_input_size
+from resviz.tracing.records import shape_str
+from resviz.tracing.static import default_input_size
 from resviz.zoo import TORCHVISION_PRESETS, get_spec, list_models
 
 CATALOG_FILE = "catalog.json"

@@ -42,8 +42,8 @@ from resviz.analysis.data import Batches, DataInfo, load_batches
 from resviz.analysis.training import TrainingRun, train
 from resviz.errors import ResvizError
 from resviz.spec import ResNetSpec
-from resviz.trace.records import Summary
-from resviz.trace.trace_records import Trace
+from resviz.tracing.records import Summary
+from resviz.tracing.trace_records import Trace
 
 Progress = Callable[[int, int, str], None]
 
@@ -280,7 +280,7 @@ def _resolve(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
 
 def _input_shape(input_size: str | Sequence[int], batch: int | None) -> tuple[int, int, int, int]:
     """``CxHxW`` plus ``batch`` (default 8), or ``NxCxHxW`` whose N is the batch unless given."""
-    from resviz.trace.static import parse_input_size
+    from resviz.tracing.static import parse_input_size
 
     if batch is not None and batch < 1:
         raise ResvizError(f"batch size must be at least 1, got {batch}")
@@ -373,7 +373,7 @@ def compare(
 
 def _probe(model: nn.Module, batches: Batches, dev: torch.device, seed: int) -> Trace:
     """One traced forward/backward on batch 0, the probe batch shared by every model."""
-    from resviz.trace.tracer import trace
+    from resviz.tracing.tracer import trace
 
     x0, y0 = batches[0]
     return trace(model, inputs=x0.to(dev), targets=y0.to(dev), device=dev, seed=seed)

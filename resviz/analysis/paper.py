@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from resviz.reference import PAPER, TORCHVISION
 from resviz.spec import ResNetSpec, Stem, StrideAt
-from resviz.trace.records import Summary
+from resviz.tracing.records import Summary
 
 _UNITS = {"K": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9}
 

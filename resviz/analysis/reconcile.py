@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resviz.trace.records import Shape, Summary
+from resviz.tracing.records import Shape, Summary
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,7 @@ marked; the others go on. Ctrl-C ends the loop cleanly: the steps done so far ar
 
 The optimiser is He et al. 2015's (arXiv:1512.03385, Sec. 3.4): SGD with momentum 0.9 and weight
 decay 1e-4; only the learning rate is a parameter. Per-block statistics come from
-:func:`resviz.trace.monitor.monitor`, which the loop opens around each model when ``every`` is set.
+:func:`resviz.tracing.monitor.monitor`, which the loop opens around each model when ``every`` is set.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from resviz.analysis.data import Batches
-from resviz.trace.monitor import Monitor, monitor
-from resviz.trace.trace_records import MonitorSeries
+from resviz.tracing.monitor import Monitor, monitor
+from resviz.tracing.trace_records import MonitorSeries
 
 Progress = Callable[[int, int, str], None]
 

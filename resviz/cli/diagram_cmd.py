@@ -47,7 +47,7 @@ def check_writable(path: Path) -> None:
 def static_summary(spec: Any, input_size: str | None) -> Any:
     """The meta-device analysis alone: diagrams need no reference notes (which cost a second pass)."""
     from resviz.model.resnet import build_model
-    from resviz.trace.static import analyze_module, default_input_size, parse_input_size
+    from resviz.tracing.static import analyze_module, default_input_size, parse_input_size
 
     shape = parse_input_size(input_size) if input_size is not None else default_input_size(spec)
     return analyze_module(build_model(spec, device="meta"), shape, spec=spec)
@@ -56,10 +56,10 @@ def static_summary(spec: Any, input_size: str | None) -> Any:
 def run_trace(spec: Any, input_size: str | None) -> Any:
     """Measure activations and branch gradients with the tracer, on the CPU, seed 0."""
     try:
-        from resviz.trace.tracer import trace
+        from resviz.tracing.tracer import trace
     except ImportError:
         raise ResvizError(
-            "this view needs measured statistics, but the tracer (resviz.trace.tracer) is not available "
+            "this view needs measured statistics, but the tracer (resviz.tracing.tracer) is not available "
             "in this installation"
         ) from None
     return trace(spec, input_size=input_size, seed=0, device="cpu")

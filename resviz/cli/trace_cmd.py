@@ -34,7 +34,7 @@ def trace_cmd(
         raise ResvizError(f"cannot tell the format of {output}: use a .json or .csv file name")
     spec = resolve_cli_spec(model, plain, sets)
     from resviz.render.trace_view import block_table, layer_table, trace_csv, trace_json
-    from resviz.trace.tracer import trace
+    from resviz.tracing.tracer import trace
 
     result = trace(spec, input_size=input, device=device, dtype=dtype, seed=seed, backward=not no_backward)
     if output is not None:

@@ -25,7 +25,7 @@ import streamlit as st
 
 from resviz.errors import ResvizError
 from resviz.spec import ResNetSpec
-from resviz.trace.records import Summary, shape_str
+from resviz.tracing.records import Summary, shape_str
 
 SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
 
@@ -172,7 +172,7 @@ def trace(
 
     from resviz.model.resnet import build_model, resolve_device
 
-    tracer = optional("resviz.trace.tracer", "trace")
+    tracer = optional("resviz.tracing.tracer", "trace")
     if tracer is None:
         raise ResvizError("the activation tracer is not available in this build of resviz")
     dev = resolve_device(device)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from resviz.render import theme
 from resviz.render.tables import human
-from resviz.trace.records import Summary, shape_str
+from resviz.tracing.records import Summary, shape_str
 
 
 def _quote(text: str) -> str:

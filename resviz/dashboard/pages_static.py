@@ -17,7 +17,7 @@ from resviz.errors import ResvizError
 from resviz.render import figures
 from resviz.render.tables import fold, human, summary_json
 from resviz.spec import ResNetSpec
-from resviz.trace.records import Summary, shape_str
+from resviz.tracing.records import Summary, shape_str
 
 if TYPE_CHECKING:
     import pandas as pd

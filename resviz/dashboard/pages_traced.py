@@ -17,7 +17,7 @@ from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
 from resviz.render import figures, theme
 from resviz.spec import ResNetSpec
-from resviz.trace.records import shape_str
+from resviz.tracing.records import shape_str
 
 LAYER_KINDS: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", "add", "other")
 

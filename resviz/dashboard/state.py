@@ -16,7 +16,7 @@ from typing import Any
 from resviz.dashboard import PAGES
 from resviz.errors import ResvizError
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
-from resviz.trace.records import Summary
+from resviz.tracing.records import Summary
 from resviz.zoo import get_spec, list_models
 
 DEFAULT_MODEL = "resnet50"

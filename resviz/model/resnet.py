@@ -125,7 +125,7 @@ def build_model(
         spec = spec.plain()
     dev = resolve_device(device)
     if dev.type == "meta":
-        from resviz.trace.fastmeta import FastMeta
+        from resviz.tracing.fastmeta import FastMeta
 
         with dev, FastMeta():
             return ResNet(spec)

@@ -23,7 +23,7 @@ from resviz.render.diagrams.metrics import COLOR_BY, BlockStatsLike, TraceLike, 
 if TYPE_CHECKING:
     import graphviz
 
-    from resviz.trace.records import Summary
+    from resviz.tracing.records import Summary
 
 VIEWS: tuple[str, ...] = (
     "overview", "basic-block", "bottleneck", "stages", "dimensions", "skip-types", "gradient-flow", "layers",
@@ -64,7 +64,7 @@ def _renderers() -> dict[str, Callable[[Context], graphviz.Digraph]]:
 
 def to_summary(target: Any, input_size: str | Sequence[int] | None = None) -> Summary:
     """A Summary as given, or the static analysis of a preset name, spec or module."""
-    from resviz.trace.records import Summary
+    from resviz.tracing.records import Summary
 
     if isinstance(target, Summary):
         if input_size is not None:

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from resviz.render import theme
-from resviz.trace.records import Shape, Summary
+from resviz.tracing.records import Shape, Summary
 
 if TYPE_CHECKING:
     import graphviz

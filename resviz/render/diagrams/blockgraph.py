@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, lines, skip_edge
-from resviz.trace.records import BlockRecord, LayerRecord, Shape, Summary
+from resviz.tracing.records import BlockRecord, LayerRecord, Shape, Summary
 
 if TYPE_CHECKING:
     import graphviz

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import BlockLayout, draw_block, layout_block
 from resviz.render.diagrams.context import Context
-from resviz.trace.records import BlockRecord
+from resviz.tracing.records import BlockRecord
 
 if TYPE_CHECKING:
     import graphviz

@@ -8,7 +8,7 @@ from functools import cached_property
 from resviz.errors import ResvizError
 from resviz.render.diagrams.blockgraph import layers_by_block
 from resviz.render.diagrams.metrics import ColorScale, Metrics, TraceLike, make_scale
-from resviz.trace.records import BlockRecord, LayerRecord, StageRecord, Summary
+from resviz.tracing.records import BlockRecord, LayerRecord, StageRecord, Summary
 
 
 @dataclass

@@ -18,7 +18,7 @@ from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines
 from resviz.render.diagrams.blockgraph import layout_block
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.metrics import BlockStatsLike, grad_ratio, measured
-from resviz.trace.records import BlockRecord
+from resviz.tracing.records import BlockRecord
 
 if TYPE_CHECKING:
     import graphviz

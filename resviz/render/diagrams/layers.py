@@ -16,7 +16,7 @@ from resviz.render.diagrams._style import add_edge, add_node, legend, lines, new
 from resviz.render.diagrams.blockgraph import block_runs, group_layers, layout_block, run_name, unit_kind
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.overview import FOLD_MIN, _block_label, _skip_border, blocks_text
-from resviz.trace.records import BlockRecord, LayerRecord, Shape
+from resviz.tracing.records import BlockRecord, LayerRecord, Shape
 
 if TYPE_CHECKING:
     import graphviz

@@ -16,7 +16,7 @@ from typing import Protocol
 from resviz.errors import ResvizError
 from resviz.render import theme
 from resviz.render.diagrams._style import NA_FILL, human, sci
-from resviz.trace.records import LayerRecord, Summary
+from resviz.tracing.records import LayerRecord, Summary
 
 COLOR_BY = ("macs", "params", "std", "grad-ratio")
 NEEDS_TRACE = ("std", "grad-ratio")

@@ -16,7 +16,7 @@ from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import block_runs, layer_text, run_name, unit_kind
 from resviz.render.diagrams.context import Context
-from resviz.trace.records import BlockRecord, LayerRecord, Shape
+from resviz.tracing.records import BlockRecord, LayerRecord, Shape
 
 if TYPE_CHECKING:
     import graphviz

@@ -18,9 +18,9 @@ from torch import Tensor, nn
 from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, ResidualBlock, is_residual_block
 from resviz.spec import ResNetSpec, Stem
-from resviz.trace.counting import count_elementwise, count_macs, kernel_and_stride
-from resviz.trace.fastmeta import FastMeta
-from resviz.trace.records import BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
+from resviz.tracing.counting import count_elementwise, count_macs, kernel_and_stride
+from resviz.tracing.fastmeta import FastMeta
+from resviz.tracing.records import BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
 
 _LAYER_RE = re.compile(r"^layer(\d+)$")
 

@@ -26,10 +26,10 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
-from resviz.trace.counting import count_macs
-from resviz.trace.records import Shape, shape_str
-from resviz.trace.stats import HIST_EDGES, LayerStatsBuffer, count_nonfinite, decode, norms
-from resviz.trace.trace_records import BlockStats, LayerStats, ParamStats, Trace
+from resviz.tracing.counting import count_macs
+from resviz.tracing.records import Shape, shape_str
+from resviz.tracing.stats import HIST_EDGES, LayerStatsBuffer, count_nonfinite, decode, norms
+from resviz.tracing.trace_records import BlockStats, LayerStats, ParamStats, Trace
 
 LossFn = Callable[[Tensor, Any], Tensor]
 
@@ -380,7 +380,7 @@ def _make_inputs(
     model: nn.Module, spec: Any, inputs: Tensor | None, input_size: str | Sequence[int] | None,
     dev: torch.device, gen: torch.Generator,
 ) -> Tensor:
-    from resviz.trace.static import default_input_size, parse_input_size
+    from resviz.tracing.static import default_input_size, parse_input_size
 
     wdtype = next((p.dtype for p in model.parameters()), torch.float32)
     if inputs is None:
@@ -576,7 +576,7 @@ def _block_stats(
 
 
 def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
-    from resviz.trace.stats import ROW
+    from resviz.tracing.stats import ROW
 
     blocks = [n for n, _ in session.branches.blocks]
     layers: list[LayerStats] = []

@@ -1,6 +1,6 @@
 """Plain records of a traced forward/backward pass and of a monitored training loop.
 
-These are the dynamic counterparts of :mod:`resviz.trace.records`: frozen dataclasses of numbers,
+These are the dynamic counterparts of :mod:`resviz.tracing.records`: frozen dataclasses of numbers,
 strings and tuples, never a tensor or a module, so a :class:`Trace` can be cached by Streamlit,
 written to JSON, read back with :meth:`Trace.from_dict` and compared across runs.
 
@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.trace.records import Shape, _plain
+from resviz.tracing.records import Shape, _plain
 
 
 def _num(value: Any) -> Any:
@@ -59,7 +59,7 @@ class LayerStats:
     ``zero_fraction`` counts exact zeros (dead ReLU units show up here). ``mean``/``std``/``rms``
     are over finite and non-finite values alike, so a single NaN makes them NaN: look at
     ``nan_count``/``inf_count`` first. The histogram has fixed edges (:data:`HIST_EDGES` in
-    :mod:`resviz.trace.stats`); values outside the outer edges are counted in the outer bins.
+    :mod:`resviz.tracing.stats`); values outside the outer edges are counted in the outer bins.
     """
 
     name: str

@@ -2,7 +2,7 @@
 
 ``with resviz.monitor(model, every=10) as mon:`` counts forward passes made in training mode;
 on every ``every``-th one (steps 0, k, 2k ...) it attaches the branch hooks of
-:class:`~resviz.trace.tracer.BranchCapture` for that forward and its backward, then takes
+:class:`~resviz.tracing.tracer.BranchCapture` for that forward and its backward, then takes
 parameter and gradient norms at the end of the backward pass (an autograd engine callback, so the
 user's ``optimizer.step()`` and ``zero_grad()`` see nothing different). Other steps pay for one
 counting pre-hook only, which keeps the slowdown at ``every=10`` well under 5%.
@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
-from resviz.trace.stats import norms
-from resviz.trace.trace_records import BlockStats, MonitorSeries, ParamStats, StepStats
-from resviz.trace.tracer import BlockProbe, BranchCapture, find_blocks, stage_of
+from resviz.tracing.stats import norms
+from resviz.tracing.trace_records import BlockStats, MonitorSeries, ParamStats, StepStats
+from resviz.tracing.tracer import BlockProbe, BranchCapture, find_blocks, stage_of
 
 
 @dataclass
