@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -12,16 +11,6 @@ from PIL import Image
 
 from resviz.analysis.data import load_batches
 from resviz.errors import ResvizError
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """Small tensors gain nothing from a second thread, and on a busy 2-core machine OpenMP's
-    spinning threads slow these tests down by orders of magnitude."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write_images(folder: Path, n: int, color: tuple[int, int, int], size: int = 12) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -15,15 +14,6 @@ from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
 from resviz.tracing.stats import HIST_EDGES, HIST_SAMPLE
 from resviz.tracing.trace_records import Trace
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine, two threads spin on each other's load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _tiny() -> nn.Sequential:

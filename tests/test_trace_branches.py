@@ -8,7 +8,6 @@ the same block kinds, widths, groups, shortcuts and stems, at a fraction of the 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -25,15 +24,6 @@ REDUCED = {
     "resnext101_32x8d", "resnext101_64x4d", "resnet1202", "preact_resnet1001", "preact_resnet101",
     "preact_resnet152", "preact_resnet200",
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine, two threads spin on each other's load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def _check_identity(vectors: dict[str, dict[str, Tensor]], plain: bool = False) -> None:

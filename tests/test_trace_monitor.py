@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
 import torch
@@ -12,15 +11,6 @@ import torch.nn.functional as F
 import resviz
 from resviz.model.resnet import build_model
 from resviz.tracing.trace_records import MonitorSeries
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread() -> Iterator[None]:
-    """One intra-op thread: on a shared 2-core machine, two threads spin on each other's load."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_monitor_records_every_kth_training_step() -> None:
