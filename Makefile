@@ -36,9 +36,9 @@ system-deps:
 
 # Headless Chromium drives the dashboard's browser test.
 test-deps:
-	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || \
-	  sh scripts/apt-install.sh chromium chromium-driver || \
-	  echo "note: chromium is missing; the browser test will be skipped (sudo apt-get install chromium chromium-driver)"
+	@command -v chromium >/dev/null 2>&1 || \
+	  sh scripts/apt-install.sh chromium || \
+	  echo "note: chromium is missing; the browser test will be skipped (sudo apt-get install chromium)"
 
 lint: setup
 	$(VENV)/bin/ruff check resviz tests bench app.py
