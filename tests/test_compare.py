@@ -195,3 +195,28 @@ def test_custom_preact_spec_against_its_plain_twin() -> None:
     assert res.blocks_count == 3 and res.has_skips and not c.models[1].has_skips
     names = [a.name for a in res.act_std]
     assert names == ["conv1", "layer1.0.bn3", "layer2.0.bn3", "layer3.0.bn3"]
+
+
+def test_interrupt_during_initial_traces_keeps_the_models_traced() -> None:
+    """Ctrl-C after the first model's trace: a comparison of that model, marked interrupted."""
+
+    def progress(done: int, _total: int, _label: str) -> None:
+        if done == 1:
+            raise KeyboardInterrupt
+
+    c = compare(["resnet20", "plain20"], steps=3, progress=progress, **SMALL)
+    assert c.settings.interrupted and c.settings.steps_done == 0
+    assert [m.name for m in c.models] == ["resnet20"] and c.settings.models == ("resnet20",)
+    assert c.models[0].training is None and c.models[0].blocks
+    assert "interrupted" in c.to_markdown()
+
+
+def test_interrupt_before_any_trace_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resviz.analysis import compare as compare_mod
+
+    def interrupted(*_args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare_mod, "_probe", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compare(["resnet20", "plain20"], steps=3, **SMALL)

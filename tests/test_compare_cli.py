@@ -138,3 +138,39 @@ def test_ctrl_c_still_writes_the_steps_done(tmp_path: Path, monkeypatch: pytest.
     data = json.loads((tmp_path / "r.json").read_text())
     assert data["settings"]["interrupted"] and data["settings"]["steps_done"] == 1
     assert "this report covers the steps done" in out.read_text()
+
+
+def test_ctrl_c_during_initial_traces_writes_the_models_traced(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from resviz.analysis import compare as compare_mod
+
+    real = compare_mod._probe
+    calls = {"n": 0}
+
+    def interrupting(*args: Any) -> Any:
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(compare_mod, "_probe", interrupting)
+    out = tmp_path / "r.html"
+    res = run("resnet20", "plain20", "--steps", "5", *SMALL, "-o", str(out))
+    assert res.exit_code == 130, res.output
+    data = json.loads((tmp_path / "r.json").read_text())
+    assert data["settings"]["interrupted"] and data["settings"]["steps_done"] == 0
+    assert [m["name"] for m in data["models"]] == ["resnet20"]
+    assert "this report covers the steps done" in out.read_text()
+
+
+def test_ctrl_c_before_any_trace_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from resviz.analysis import compare as compare_mod
+
+    def interrupting(*_args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compare_mod, "_probe", interrupting)
+    res = run("resnet20", "plain20", "--steps", "5", *SMALL, "-o", str(tmp_path / "r.html"))
+    assert res.exit_code != 0 and res.output.strip() == "error: interrupted"
+    assert not list(tmp_path.iterdir())

@@ -140,3 +140,81 @@ class _OOM(nn.Module):
 
 def test_out_of_memory_suggests_a_smaller_batch() -> None:
     _one_line_error(lambda: resviz.trace(_OOM(), input_size="4x3x8x8"), "smaller")
+
+
+class _EditsBeforeReLU(nn.Module):
+    """A ReLU whose input is a recorded output edited in place (torchvision's ``out += identity``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+        self.relu = nn.ReLU()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        y += 5.0
+        return self.relu(y).mean(dim=(2, 3))
+
+
+def test_statistics_of_outputs_larger_than_one_chunk() -> None:
+    """Outputs of several chunks (CPU path): every number and the sampled histogram agree with a
+    direct computation, also the ReLU's min/max derived from its input and the conv and BatchNorm
+    sums derived from BatchNorm's saved batch statistics."""
+    from resviz.tracing.stats import CHUNK, HIST_BINS, HIST_HI, HIST_LO, sample
+
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten())
+    with torch.no_grad():  # non-trivial affine terms for the BatchNorm moments taken from autograd
+        model[1].weight.uniform_(0.5, 2.0)
+        model[1].bias.uniform_(-1.0, 1.0)
+    x = torch.randn(3, 3, 96, 96)
+    assert 3 * CHUNK < 16 * 3 * 96 * 96
+    tr = resviz.trace(model, inputs=x, loss=lambda out, _t: out.square().mean())
+    with torch.no_grad():
+        outs = [x]
+        for m in model:
+            outs.append(m(outs[-1]))
+    for lr, y in zip(tr.layers, outs[1:], strict=True):
+        v = y.reshape(-1)
+        assert lr.mean == pytest.approx(float(v.double().mean()), abs=1e-5)
+        assert lr.rms == pytest.approx(float(v.double().square().mean().sqrt()), rel=1e-5)
+        assert (lr.min, lr.max) == (float(v.min()), float(v.max()))
+        assert lr.zero_fraction == pytest.approx(float((v == 0).double().mean()), abs=1e-12)
+        want = torch.histc(sample(v).clamp(HIST_LO, HIST_HI), HIST_BINS, HIST_LO, HIST_HI)
+        assert lr.hist_counts == tuple(int(c) for c in want.tolist())
+
+
+def test_relu_after_an_in_place_edit_is_measured_not_derived() -> None:
+    model = _EditsBeforeReLU()
+    x = torch.randn(2, 3, 8, 8)
+    tr = resviz.trace(model, inputs=x, loss=lambda out, _t: out.sum())
+    with torch.no_grad():
+        y = torch.relu(model.conv(x) + 5.0)
+    assert tr.layer("relu").min == pytest.approx(float(y.min()))
+    assert tr.layer("relu").max == pytest.approx(float(y.max()))
+
+
+def test_block_rms_reuses_the_layer_norms() -> None:
+    """The main addend is the last BatchNorm's output: the block's main RMS is that layer's RMS."""
+    tr = resviz.trace("resnet20", input_size="2x3x32x32")
+    for b in tr.blocks:
+        assert b.main_rms == pytest.approx(tr.layer(f"{b.name}.bn2").rms, rel=1e-6)
+        if b.shortcut == "identity":
+            assert b.skip_rms > 0
+
+
+def test_channels_last_on_cpu_gives_the_same_statistics() -> None:
+    """channels_last is a memory layout, not a different computation: on CPU it is applied too,
+    and every statistic matches the default layout to float tolerance."""
+    model = build_model("resnet20")
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    a = resviz.trace(model, input_size="2x3x32x32")
+    b = resviz.trace(model, input_size="2x3x32x32", channels_last=True)
+    assert [lr.name for lr in a.layers] == [lr.name for lr in b.layers]
+    for la, lb in zip(a.layers, b.layers, strict=True):
+        assert lb.rms == pytest.approx(la.rms, rel=1e-4, abs=1e-6)
+        assert lb.max == pytest.approx(la.max, rel=1e-4, abs=1e-5)
+        assert lb.zero_fraction == pytest.approx(la.zero_fraction, abs=1e-3)
+    for ba, bb in zip(a.blocks, b.blocks, strict=True):
+        assert bb.grad_total == pytest.approx(ba.grad_total, rel=1e-3)
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())

@@ -56,3 +56,11 @@ def test_user_errors_exit_2_with_one_line(args: list[str], message: str) -> None
 def test_cuda_absent_exit_2() -> None:
     res = runner.invoke(app, ["trace", "resnet20", "--device", "cuda"])
     assert res.exit_code == 2 and "CUDA" in res.output
+
+
+def test_piped_tables_are_not_cut_to_80_columns() -> None:
+    """CliRunner's stdout is not a terminal, like a pipe: the layer table keeps every column."""
+    res = runner.invoke(app, ["trace", "resnet20", "--input", "2x3x32x32", "--layers"])
+    assert res.exit_code == 0, res.output
+    assert max(len(line) for line in res.output.splitlines()) > 80
+    assert "…" not in res.output

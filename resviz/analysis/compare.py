@@ -319,6 +319,11 @@ def compare(
     ``data`` is ``synthetic``, ``digits`` or an ImageFolder-style directory. Every model is built
     after ``torch.manual_seed(seed)`` and sees the same batches, so the same call gives the same
     numbers. ``progress(done, total, label)`` is called after each traced model and training step.
+
+    Ctrl-C (``KeyboardInterrupt``) stops early and returns what was done, with
+    ``settings.interrupted`` set: the training steps done, or, when it comes during the initial
+    traces, the models traced so far (no training). Only when no model was traced yet does the
+    interrupt propagate.
     """
     from resviz.api import summarize
     from resviz.model.resnet import build_model, resolve_device
@@ -342,16 +347,24 @@ def compare(
     total = len(specs) * (steps + 1)
     built: list[tuple[str, nn.Module]] = []
     results: list[dict[str, Any]] = []
-    for i, (spec, summ) in enumerate(zip(specs, summaries, strict=True)):
-        torch.manual_seed(seed)
-        model = build_model(spec, device=dev).train()
-        results.append(_init_result(spec, summ, model, _probe(model, batches, dev, seed)))
-        built.append((spec.name, model))
-        if progress is not None:
-            progress(i + 1, total, f"init {spec.name}")
-    runs: list[TrainingRun | None] = [None] * len(specs)
     interrupted = False
-    if steps > 0:
+    try:
+        for i, (spec, summ) in enumerate(zip(specs, summaries, strict=True)):
+            torch.manual_seed(seed)
+            model = build_model(spec, device=dev).train()
+            results.append(_init_result(spec, summ, model, _probe(model, batches, dev, seed)))
+            built.append((spec.name, model))
+            if progress is not None:
+                progress(i + 1, total, f"init {spec.name}")
+    except KeyboardInterrupt:
+        # Like Ctrl-C during training: keep what was measured. With nothing measured there is
+        # no report to write, so the interrupt goes on to the caller.
+        if not results:
+            raise
+        interrupted = True
+        specs = specs[:len(results)]
+    runs: list[TrainingRun | None] = [None] * len(specs)
+    if steps > 0 and not interrupted:
         names = [n for n, _ in built]
 
         def step_progress(step: int, _steps: int, name: str) -> None:

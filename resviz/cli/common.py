@@ -47,7 +47,7 @@ def fail(message: str) -> typer.Exit:
 
 
 def user_errors(fn: F) -> F:
-    """Turn :class:`ResvizError` (and unreadable files) into one line on stderr and exit code 2."""
+    """Turn :class:`ResvizError` into one line on stderr and exit code 2; Ctrl-C exits with 130."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -56,7 +56,8 @@ def user_errors(fn: F) -> F:
         except ResvizError as exc:
             raise fail(str(exc).splitlines()[0]) from None
         except KeyboardInterrupt:
-            raise fail("interrupted") from None
+            typer.echo("error: interrupted", err=True)
+            raise typer.Exit(code=130) from None  # 128 + SIGINT, as shells report it
 
     return wrapper  # type: ignore[return-value]
 

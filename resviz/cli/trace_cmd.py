@@ -9,7 +9,16 @@ from typing import Annotated
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import InputOpt, ModelArg, PlainOpt, SetOpt, echo, resolve_cli_spec, user_errors
+from resviz.cli.common import (
+    InputOpt,
+    ModelArg,
+    PlainOpt,
+    SetOpt,
+    console,
+    echo,
+    resolve_cli_spec,
+    user_errors,
+)
 from resviz.errors import ResvizError
 
 
@@ -42,13 +51,11 @@ def trace_cmd(
 
         text = trace_csv(result) if output.suffix.lower() == ".csv" else json.dumps(trace_json(result))
         write_atomic(output, text)
-    from rich.console import Console
-
-    console = Console()
+    out = console()  # wide when piped, so the per-layer table is not cut to 80 columns
     if layers:
-        console.print(layer_table(result))
-    console.print(block_table(result))
+        out.print(layer_table(result))
+    out.print(block_table(result))
     for note in result.notes:
-        console.print(f"[dim]note:[/dim] {note}", highlight=False)
+        out.print(f"[dim]note:[/dim] {note}", highlight=False)
     if output is not None:
         echo(f"wrote {output}")

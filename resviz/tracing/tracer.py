@@ -28,7 +28,14 @@ from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
 from resviz.tracing.counting import count_macs
 from resviz.tracing.records import Shape, shape_str
-from resviz.tracing.stats import HIST_EDGES, LayerStatsBuffer, count_nonfinite, decode, norms
+from resviz.tracing.stats import (
+    HIST_EDGES,
+    LayerStatsBuffer,
+    batchnorm_moments,
+    count_nonfinite,
+    decode,
+    norms,
+)
 from resviz.tracing.trace_records import BlockStats, LayerStats, ParamStats, Trace
 
 LossFn = Callable[[Tensor, Any], Tensor]
@@ -48,6 +55,8 @@ class BlockProbe:
     skip: Tensor | None = None
     main_numel: int = 0
     skip_numel: int = 0
+    main_row: int | None = None  # row of the layer statistics that already hold the main operand's norm
+    skip_row: int | None = None
     grads: dict[str, Tensor] = field(default_factory=dict)
     vectors: dict[str, Tensor] = field(default_factory=dict)
 
@@ -109,6 +118,9 @@ class BranchCapture:
         self.blocks = find_blocks(model)
         self.probes: dict[str, BlockProbe] = {}
         self._views: dict[int, tuple[BlockProbe, Tensor]] = {}
+        self.find_row: Callable[[Tensor], int | None] | None = None
+        """Set by :class:`TraceSession`: finds an addend among the recorded layer outputs, whose
+        norm the layer statistics compute anyway, so it is not reduced a second time."""
 
     def reset(self) -> None:
         self.probes = {n: BlockProbe(n, _shortcut_of(b)) for n, b in self.blocks}
@@ -160,8 +172,14 @@ class BranchCapture:
 
         def add_pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
             main, skip = args[0], args[1]
-            probe.main, probe.main_numel = _norm(main), main.numel()
-            probe.skip, probe.skip_numel = _norm(skip), skip.numel()
+            probe.main_numel, probe.skip_numel = main.numel(), skip.numel()
+            find = self.find_row
+            probe.main_row = find(main) if find is not None else None
+            probe.skip_row = find(skip) if find is not None else None
+            if probe.main_row is None:
+                probe.main = _norm(main)
+            if probe.skip_row is None:
+                probe.skip = _norm(skip)
 
         handles.append(block.fork.register_forward_hook(fork_hook))
         handles.append(block.add.register_forward_pre_hook(add_pre))
@@ -215,9 +233,10 @@ class TraceSession:
         self.names = {m: n for n, m in model.named_modules()}
         self.branches = BranchCapture(model, keep_vectors)
         self.buffer = LayerStatsBuffer()
+        if layer_stats:
+            self.branches.find_row = self.buffer.find
         self.shapes: list[Shape] = []
         self.layer_info: list[tuple[str, int, int]] = []  # type, params, MACs of each recorded output
-        self._params = {m: sum(p.numel() for p in m.parameters(recurse=False)) for m in model.modules()}
         self.current = ""
         self._handles: list[RemovableHandle] = []
         self._stack = ExitStack()
@@ -294,12 +313,26 @@ class TraceSession:
     def _layer_hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if not isinstance(out, Tensor) or not out.is_floating_point():
             return
-        self.buffer.add(self.names[module], out)
-        self.shapes.append(tuple(out.shape))
         x = args[0] if args and isinstance(args[0], Tensor) else out
-        self.layer_info.append((type(module).__name__, self._params.get(module, 0), count_macs(module, x, out)))
+        self.buffer.add(self.names[module], out, relu_of=x if type(module) is nn.ReLU else None)
+        if self._defer and module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
+            self._reuse_batchnorm_moments(module, x, out)
+        self.shapes.append(tuple(out.shape))
+        params = sum(p.numel() for p in module._parameters.values() if p is not None)
+        self.layer_info.append((type(module).__name__, params, count_macs(module, x, out)))
         if not self._defer:
             self.buffer.flush()
+
+    def _reuse_batchnorm_moments(self, module: nn.Module, x: Tensor, out: Tensor) -> None:
+        """BatchNorm already reduced its input per channel: reuse that for the sums of its input
+        (when recorded) and of its output instead of two more passes over each."""
+        found = batchnorm_moments(module, x, out)
+        if found is None:
+            return
+        row = self.buffer.find(x)
+        if row is not None:
+            self.buffer.give_moments(row, found[0])
+        self.buffer.give_moments(len(self.buffer) - 1, found[1])
 
     def _flush_hook(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
         self.buffer.flush()
@@ -458,7 +491,9 @@ def trace(
     seeded by ``seed``) or any ``nn.Module`` (traced where it lives, left exactly as it was).
     Without ``inputs``, a seeded N(0, 1) batch of ``input_size`` is used; without ``targets`` and
     ``loss``, cross-entropy against seeded random labels. ``dtype`` ``bf16``/``fp16`` runs under
-    autocast. The global RNG state is left untouched.
+    autocast. ``channels_last`` feeds the batch in NHWC memory format (on CPU and CUDA; the
+    model's own tensors are not converted, as the model is left as it was). The global RNG state
+    is left untouched.
     """
     with torch.random.fork_rng(devices=[]):
         return _trace(
@@ -474,7 +509,7 @@ def _trace(
     amp = _resolve_dtype(dtype, dev)
     gen = torch.Generator(device=dev).manual_seed(seed)
     x = _make_inputs(model, spec, inputs, input_size, dev, gen)
-    if channels_last and dev.type == "cuda":
+    if channels_last:  # PyTorch runs NHWC on CPU as well as CUDA, so honour it everywhere
         x = x.contiguous(memory_format=torch.channels_last)
     _check_channels(model, x, label)
     if not any(p.requires_grad for p in model.parameters()):
@@ -514,14 +549,16 @@ def _finish(
     wnorms = norms([p.detach() for _, p in named])
     with_grad = [(n, p.grad) for n, p in named if p.grad is not None] if backward else []
     gnorms = norms([g for _, g in with_grad])
+    rows = session.buffer.device_rows()
     scalars: list[Tensor] = [loss.float().reshape(()), *wnorms, *gnorms]
     slots: dict[tuple[str, str], int] = {}
     for name, probe in session.branches.probes.items():
-        for key, val in (("main_rms", probe.main), ("skip_rms", probe.skip), *probe.grads.items()):
+        main = rows[probe.main_row, 1] if rows is not None and probe.main_row is not None else probe.main
+        skip = rows[probe.skip_row, 1] if rows is not None and probe.skip_row is not None else probe.skip
+        for key, val in (("main_rms", main), ("skip_rms", skip), *probe.grads.items()):
             if val is not None:
                 slots[(name, key)] = len(scalars)
                 scalars.append(val.float().reshape(()))
-    rows = session.buffer.device_rows()
     flat = torch.stack(scalars) if rows is None else torch.cat([torch.stack(scalars), rows.reshape(-1)])
     host = flat.cpu().tolist()  # the one device-to-host transfer
     loss_value = host[0]
@@ -579,6 +616,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
     from resviz.tracing.stats import ROW
 
     blocks = [n for n, _ in session.branches.blocks]
+    owner = set(blocks)  # so each layer costs a few set look-ups, not a scan of every block
     layers: list[LayerStats] = []
     bad: list[str] = []
     buf = session.buffer
@@ -587,7 +625,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
         m = decode(host[i * ROW:(i + 1) * ROW], numel)
         if not m.finite:
             bad.append(name)
-        block = next((b for b in blocks if name.startswith(f"{b}.")), "")
+        block = _owning_block(name, owner)
         layers.append(LayerStats(
             name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
             rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
@@ -595,6 +633,16 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
             branch=_branch(name[len(block) + 1:]) if block else "",
         ))
     return tuple(layers), bad
+
+
+def _owning_block(name: str, blocks: set[str]) -> str:
+    """The outermost block whose qualified name is a proper prefix of ``name`` ("" if none)."""
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        if prefix in blocks:
+            return prefix
+    return ""
 
 
 def _recount(
