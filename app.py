@@ -2,14 +2,16 @@
 
 Widgets and layout only; every computation lives in :mod:`resviz.dashboard`. The sidebar picks a
 preset or a custom spec and the run settings, the URL mirrors them, and one page is drawn per run,
-so a page that needs a trace never slows down one that does not.
+so a page that needs a trace never slows down one that does not. Page modules are imported when
+their page is opened; the default Architecture page needs only the summary (PyTorch on the meta
+device) and the DOT source.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from resviz.dashboard import PAGES, compute, pages_compare, pages_static, pages_traced, session, state
+from resviz.dashboard import PAGES, compute, fallback, session, state
 from resviz.errors import ResvizError
 
 st.set_page_config(page_title="resviz", page_icon=":material/account_tree:", layout="wide")
@@ -51,15 +53,24 @@ for item in ignored:
 
 st.radio("Page", PAGES, key="page", horizontal=True, label_visibility="collapsed")
 ctx = None
+sketch = st.empty()
 try:
     spec = view.spec()
+    if view.page == "Architecture" and not compute.torch_loaded():
+        # The first run of a fresh server waits for ``import torch``: show the stages meanwhile.
+        with sketch.container():
+            st.caption("Loading PyTorch for shapes and counts...")
+            st.graphviz_chart(fallback.sketch_dot(spec), width="content")
     summary = compute.summary(spec.to_dict(), view.input_shape(spec.in_channels))
     compute.check_input(summary)
     ctx = state.PageContext(view, spec, summary, session.read_upload(spec, uploaded))
 except ResvizError as exc:
     st.error(str(exc))
+sketch.empty()
 
 if view.page == "Compare":
+    from resviz.dashboard import pages_compare
+
     pages_compare.compare_page(view, ctx.spec if ctx else None)
 elif ctx is None:
     st.info("Fix the architecture or input size in the sidebar; the Compare page works meanwhile.")
@@ -68,10 +79,12 @@ else:
     if problem and view.page in ("Architecture", "Layers", "Cost"):
         st.error(f"{problem} (this page needs no device)")
     st.subheader(f"{ctx.spec.name} · {'x'.join(map(str, ctx.summary.input_shape[1:]))}")
-    {
-        "Architecture": pages_static.architecture,
-        "Layers": pages_static.layers,
-        "Cost": pages_static.cost,
-        "Activations": pages_traced.activations,
-        "Gradient flow": pages_traced.gradient_flow,
-    }[view.page](ctx)
+    if view.page in ("Activations", "Gradient flow"):
+        from resviz.dashboard import pages_traced
+
+        {"Activations": pages_traced.activations, "Gradient flow": pages_traced.gradient_flow}[view.page](ctx)
+    else:
+        from resviz.dashboard import pages_static
+
+        {"Architecture": pages_static.architecture, "Layers": pages_static.layers,
+         "Cost": pages_static.cost}[view.page](ctx)

@@ -6,9 +6,11 @@ Targets (issue 6, on a 2-core CPU): the default view (resnet50, Architecture) fu
 Two instruments:
 
 * a real headless Chromium against ``streamlit run app.py`` (``resviz.dashboard.headless``): the
-  time from navigating to the URL until the diagram's SVG is drawn and the app stopped running;
-  measured for the first session of a fresh server (includes importing torch) and for a second
-  session of the same server (a fresh page load; summaries and diagrams come from the cache);
+  time from navigating to the URL, right after ``/_stcore/health`` answers, until the real diagram's
+  SVG is drawn and the app stopped running; measured for the first session of a fresh server
+  (caches are in memory only, so every fresh server starts empty and imports torch) and for later
+  sessions of the same server (a fresh page load; summaries and diagrams come from the cache).
+  Each of ``--runs`` runs starts a new server; the table shows the median and every run;
 * ``streamlit.testing.v1.AppTest`` for the script itself: a cold first run, then the rerun after
   switching the model selector to resnet18 and back to resnet50 (median of several switches).
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import time
@@ -30,6 +33,7 @@ APP = ROOT / "app.py"
 
 
 def browser_timings() -> dict[str, float]:
+    """One fresh server: its start-up, the first render, then two later sessions."""
     from resviz.dashboard.headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
 
     chromium = find_chromium()
@@ -85,18 +89,25 @@ print(json.dumps({{"apptest_first_run_s": first, "apptest_first_switch_s": other
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-browser", action="store_true", help="only the AppTest timings")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--runs", type=int, default=5, help="fresh servers for the browser timings")
+    parser.add_argument("--repeats", type=int, default=5, help="model switches in AppTest")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     args = parser.parse_args()
-    results: dict[str, Any] = {}
+    runs: list[dict[str, float]] = []
     if not args.no_browser:
-        results.update(browser_timings())
-    results.update(apptest_timings(args.repeats))
+        runs = [browser_timings() for _ in range(args.runs)]
+    apptest = apptest_timings(args.repeats)
+    results: dict[str, Any] = {k: [r[k] for r in runs] for k in (runs[0] if runs else {})}
+    results.update(apptest)
     if args.json:
         print(json.dumps(results, indent=2))
         return
     for key, value in results.items():
-        print(f"{key:34s} {value:7.3f}")
+        if isinstance(value, list):
+            each = " ".join(f"{v:.2f}" for v in value)
+            print(f"{key:34s} {statistics.median(value):7.3f}  (median of {len(value)}: {each})")
+        else:
+            print(f"{key:34s} {value:7.3f}")
 
 
 if __name__ == "__main__":

@@ -288,6 +288,78 @@ def test_checkpoint_uploads() -> None:
     assert any("tensors match resnet20" in str(c.value) for c in at.sidebar.caption)
 
 
+def _safetensors_bytes(name: str) -> bytes:
+    from safetensors.torch import save
+
+    return bytes(save(build_model(name, device="cpu").state_dict()))
+
+
+def test_safetensors_checkpoint_uploads() -> None:
+    """The safetensors path of the uploader: read without unpickling, checked like a .pt file."""
+    at = ok(app(model="resnet20", page="Layers"))
+    good = _safetensors_bytes("resnet20")
+    uploader(at).set_value(("cut.safetensors", good[: len(good) // 2], "application/octet-stream")).run()
+    assert any("cannot load checkpoint cut.safetensors" in e for e in errors(ok(at))), errors(at)
+    assert at.dataframe  # the page still renders
+    uploader(at).set_value(("r32.safetensors", _safetensors_bytes("resnet32"), "application/octet-stream")).run()
+    assert any("r32.safetensors" in e and "does not match resnet20" in e for e in errors(ok(at))), errors(at)
+    uploader(at).set_value(("r20.safetensors", good, "application/octet-stream")).run()
+    assert not errors(ok(at))
+    assert any("r20.safetensors" in str(c.value) and "tensors match resnet20" in str(c.value)
+               for c in at.sidebar.caption)
+    if has("resviz.tracing.tracer", "trace"):  # traces start from the uploaded weights
+        at.number_input(key="tsize").set_value(16)
+        at.radio(key="page").set_value("Activations").run()
+        assert not errors(ok(at))
+        assert any("uploaded checkpoint" in str(c.value) for c in at.caption)
+
+
+def test_architecture_color_by_counts() -> None:
+    at = ok(app(model="resnet20"))
+    plain = at.get("graphviz_chart")[0].proto.spec
+    assert at.selectbox(key="arch_color").value is None
+    at.selectbox(key="arch_color").set_value("macs").run()
+    colored = ok(at).get("graphviz_chart")[0].proto.spec
+    assert colored != plain and "MACs (conv + linear)" in colored
+    assert at.query_params["model"] == "resnet20"
+    at.selectbox(key="arch_view").set_value("stages").run()
+    assert "MACs (conv + linear)" in ok(at).get("graphviz_chart")[0].proto.spec
+    at.selectbox(key="arch_color").set_value("params").run()
+    assert "parameters" in ok(at).get("graphviz_chart")[0].proto.spec
+
+
+@needs_tracer
+def test_architecture_color_by_a_measurement_runs_a_trace_on_request() -> None:
+    at = ok(app(model="resnet20", tsize="16"))
+    at.selectbox(key="arch_color").set_value("grad-ratio").run()
+    ok(at)  # no trace yet: the uncoloured diagram, a note and a button
+    assert any("needs a trace of resnet20" in str(i.value) for i in at.info)
+    assert "grad ratio" not in at.get("graphviz_chart")[0].proto.spec
+    at.button(key="arch_trace").click().run()
+    assert not errors(ok(at))
+    assert "grad ratio" in at.get("graphviz_chart")[0].proto.spec
+    at.selectbox(key="arch_color").set_value("std").run()  # the same trace is at hand now
+    assert not ok(at).info and "activation std" in at.get("graphviz_chart")[0].proto.spec
+    at.selectbox(key="shortcut").set_value("none").run()  # a plain net has no gradient ratio
+    assert "grad-ratio" not in ok(at).selectbox(key="arch_color").options
+
+
+def test_sketch_while_torch_loads_gives_way_to_the_diagram(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fresh server draws the spec's stages before ``import torch``; only the real diagram stays."""
+    from resviz.dashboard import compute, fallback
+    from resviz.zoo import get_spec
+
+    sketch = fallback.sketch_dot(get_spec("resnet50"))
+    assert sketch.startswith(f"digraph {fallback.SKETCH_NAME} {{")
+    assert "3 x bottleneck block\\n256 channels" in sketch and "6 x bottleneck" in sketch
+    assert "fc 1000" in sketch and "input, 3 channels" in sketch
+    monkeypatch.setattr(compute, "torch_loaded", lambda: False)
+    at = ok(app())
+    charts = [c.proto.spec for c in at.get("graphviz_chart")]
+    assert len(charts) == 1 and not charts[0].startswith(f"digraph {fallback.SKETCH_NAME}")
+    assert not any("Loading PyTorch" in str(c.value) for c in at.caption)
+
+
 def test_every_page_renders() -> None:
     at = ok(app(model="resnet20", tsize="16"))
     for page in PAGES:

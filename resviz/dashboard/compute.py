@@ -1,8 +1,10 @@
 """Cached computations behind the dashboard pages; every result is plain, picklable data.
 
-``st.cache_data`` keeps summaries, DOT sources, traces and reports across reruns and sessions, so
-switching back to a model already seen costs a cache lookup. Models are built inside these
-functions and dropped when they return: a module with hooks never outlives one call and is never
+``st.cache_data`` keeps summaries, DOT sources, traces and reports in memory across reruns and
+sessions, so switching back to a model already seen costs a cache lookup. Nothing is persisted to
+disk: a pickled record from an older resviz could outlive the code that made it, and a restarted
+server recomputes a summary in well under a second once PyTorch is imported. Models are built
+inside these functions and dropped when they return: a module with hooks never outlives one call and is never
 shared between sessions (a ``st.cache_resource`` model would be). Specs travel as dicts so that
 the cache key is the architecture itself, not an object identity. Arguments starting with ``_``
 are not hashed by Streamlit; the checkpoint bytes are keyed by their digest instead.
@@ -10,15 +12,12 @@ are not hashed by Streamlit; the checkpoint bytes are keyed by their digest inst
 
 from __future__ import annotations
 
-import contextlib
-import functools
 import hashlib
 import importlib
-import importlib.metadata
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import streamlit as st
@@ -56,35 +55,21 @@ def _spec(spec: dict[str, Any]) -> ResNetSpec:
     return ResNetSpec.from_dict(dict(spec))
 
 
-@functools.cache
-def code_version() -> str:
-    """A fingerprint of resviz's source files and torch's version, part of every persisted key.
+def torch_loaded() -> bool:
+    """Whether this server process has imported PyTorch yet.
 
-    Summaries and diagrams are also kept on disk (Streamlit's ``persist="disk"``), so that a
-    restarted server draws the default view without importing torch (about 1.5 s on two cores).
-    Streamlit keys a cached function by its own source only; this key makes any change to resviz
-    (or a torch upgrade) recompute instead of serving a stale record.
+    Until it has, the first summary waits about 2 s for ``import torch`` on two cores; the
+    Architecture page shows :func:`resviz.dashboard.fallback.sketch_dot` meanwhile.
     """
-    root = Path(__file__).resolve().parents[1]
-    h = hashlib.sha256()
-    for path in sorted(root.rglob("*.py")):
-        info = path.stat()
-        h.update(f"{path.relative_to(root)}:{info.st_size}:{info.st_mtime_ns};".encode())
-    with contextlib.suppress(importlib.metadata.PackageNotFoundError):
-        h.update(importlib.metadata.version("torch").encode())
-    return h.hexdigest()[:16]
+    return "torch" in sys.modules
 
 
-@st.cache_data(show_spinner=False, persist="disk")
-def _summary(spec: dict[str, Any], input_shape: tuple[int, ...], code: str) -> Summary:
+@st.cache_data(show_spinner=False, max_entries=64)
+def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
+    """Shapes, parameters and MACs on the meta device (about 0.1-0.3 s for ResNet-50)."""
     from resviz.api import summarize
 
     return summarize(_spec(spec), input_size=input_shape)
-
-
-def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
-    """Shapes, parameters and MACs on the meta device (about 0.1-0.2 s for ResNet-50)."""
-    return _summary(spec, input_shape, code_version())
 
 
 def check_input(s: Summary) -> None:
@@ -96,20 +81,13 @@ def check_input(s: Summary) -> None:
             raise ResvizError(f"input {side} is too small for {s.model}: {note}")
 
 
+@st.cache_data(show_spinner=False, max_entries=128)
 def diagram_dot(
     spec: dict[str, Any], input_shape: tuple[int, ...], view: str, depth: int | None,
     color_by: str | None, trace_key: tuple[Any, ...] | None = None, _trace: Any = None,
 ) -> str:
     """DOT source of a diagram view; ``_trace`` adds measurements, keyed by ``trace_key``
     (the arguments it was traced with)."""
-    return _diagram_dot(spec, input_shape, view, depth, color_by, trace_key, code_version(), _trace)
-
-
-@st.cache_data(show_spinner=False, persist="disk")
-def _diagram_dot(
-    spec: dict[str, Any], input_shape: tuple[int, ...], view: str, depth: int | None,
-    color_by: str | None, trace_key: tuple[Any, ...] | None, code: str, _trace: Any,
-) -> str:
     s = summary(spec, input_shape)
     diagram = optional("resviz.render.diagrams", "diagram")
     if diagram is None:

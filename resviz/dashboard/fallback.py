@@ -1,19 +1,27 @@
-"""A minimal overview diagram built from a Summary, for builds without :mod:`resviz.render.diagrams`.
+"""Diagrams that need neither PyTorch nor :mod:`resviz.render.diagrams`, as DOT text.
 
-The Architecture page must always show a picture of the network; when the full diagram renderer
-cannot be imported, this draws the stem, one box per stage (blocks, output shape, shortcut kinds)
-and the head, in the shared theme, as DOT text that the browser lays out.
+* :func:`overview_dot`: the Architecture page must always show a picture of the network; when the
+  full diagram renderer cannot be imported, this draws the stem, one box per stage (blocks, output
+  shape, shortcut kinds) and the head from the Summary, in the shared theme.
+* :func:`sketch_dot`: the stage structure read from the spec alone. The first page of a fresh
+  server shows it while PyTorch is imported for the summary (about 2 s on two cores), so the page
+  has a picture at once and the browser's Graphviz renderer is loaded before the real diagram.
 """
 
 from __future__ import annotations
 
 from resviz.render import theme
 from resviz.render.tables import human
+from resviz.spec import BlockKind, ResNetSpec, Stem
 from resviz.tracing.records import Summary, shape_str
+
+#: The graph name of :func:`sketch_dot`; readiness checks tell the sketch from the real diagram by it.
+SKETCH_NAME = "resviz_sketch"
 
 
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    """A DOT string; backslashes are kept, so ``\\n`` in ``text`` is Graphviz's line break."""
+    return '"' + text.replace('"', '\\"') + '"'
 
 
 def overview_dot(summary: Summary) -> str:
@@ -46,4 +54,34 @@ def overview_dot(summary: Summary) -> str:
     lines.append(f"  output [label={_quote(out)}, fillcolor={_quote(theme.LAYER_COLORS['io'])}];")
     lines.append(f"  {prev} -> output;")
     lines.append("}")
+    return "\n".join(lines)
+
+
+def sketch_dot(spec: ResNetSpec) -> str:
+    """DOT source of input -> stem -> one box per stage (blocks, kind, width) -> classifier.
+
+    Everything here is read from the spec: no shapes or counts, which need the static analysis.
+    """
+    kind = "bottleneck" if spec.block is BlockKind.BOTTLENECK else "basic"
+    stem = "7x7 conv, max-pool" if spec.stem is Stem.IMAGENET else "3x3 conv"
+    lines = [
+        f"digraph {SKETCH_NAME} {{",
+        "  rankdir=TB;",
+        f'  node [shape=box, style="rounded,filled", fontname={_quote(theme.FONT)}, '
+        f"fontsize={theme.FONT_SIZE}];",
+        f"  input [label={_quote(f'input, {spec.in_channels} channels')}, "
+        f"fillcolor={_quote(theme.LAYER_COLORS['io'])}];",
+        f"  stem [label={_quote(f'stem: {stem}, {spec.stem_width} channels')}, "
+        f"fillcolor={_quote(theme.LAYER_COLORS['conv'])}];",
+        "  input -> stem;",
+    ]
+    prev = "stem"
+    for i, (blocks, width) in enumerate(zip(spec.layers, spec.stage_out_channels(), strict=True)):
+        label = f"stage {i + 1}\\n{blocks} x {kind} block\\n{width} channels, shortcut {spec.shortcut.value}"
+        lines.append(f"  s{i} [label={_quote(label)}, fillcolor={_quote(theme.LAYER_COLORS['conv'])}];")
+        lines.append(f"  {prev} -> s{i};")
+        prev = f"s{i}"
+    head = f"pool, fc {spec.num_classes}"
+    lines += [f"  head [label={_quote(head)}, fillcolor={_quote(theme.LAYER_COLORS['linear'])}];",
+              f"  {prev} -> head;", "}"]
     return "\n".join(lines)

@@ -31,9 +31,11 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
     "--disable-dev-shm-usage", "--hide-scrollbars", "--mute-audio",
 )
 
-#: JavaScript that is true once the dashboard has drawn a diagram and stopped running.
+#: JavaScript that is true once the dashboard has drawn a diagram and stopped running. The sketch
+#: shown while PyTorch loads (graph ``resviz_sketch``, see ``fallback.sketch_dot``) does not count.
 DIAGRAM_READY = (
-    "!!document.querySelector('[data-testid=\"stGraphVizChart\"] svg') && "
+    "Array.from(document.querySelectorAll('[data-testid=\"stGraphVizChart\"] svg')).some("
+    "s => (s.querySelector('g.graph > title')?.textContent ?? '') !== 'resviz_sketch') && "
     "!document.querySelector('[data-testid=\"stStatusWidgetRunningIcon\"],"
     "[data-testid=\"stStatusWidgetRunningManIcon\"],[data-testid=\"stSpinner\"]')"
 )

@@ -33,32 +33,72 @@ def headline(s: Summary, spec: ResNetSpec) -> None:
     cols[4].metric("activations", human(s.activation_bytes) + "B", help="output memory of every layer")
 
 
+#: Colour-by choices and their labels; ``None`` colours nodes by layer kind.
+COLOR_LABELS: dict[str | None, str] = {
+    None: "layer kind", "macs": "MACs", "params": "parameters",
+    "std": "activation std (needs a trace)", "grad-ratio": "main/skip gradient ratio (needs a trace)",
+}
+#: Colourings that are measurements: ``resviz.render.diagrams.metrics.NEEDS_TRACE``.
+TRACE_METRICS: tuple[str, ...] = ("std", "grad-ratio")
+
+
+def color_choices(spec: ResNetSpec) -> list[str | None]:
+    """What the diagrams can colour by: counts always, measurements when a trace can be run.
+
+    Without the diagram renderer the fallback overview draws layer kinds only; a plain network
+    has no skip path, so it has no main/skip gradient ratio to show.
+    """
+    if compute.optional("resviz.render.diagrams", "diagram") is None:
+        return [None]
+    choices: list[str | None] = [None, "macs", "params"]
+    if compute.optional("resviz.tracing.tracer", "trace") is not None:
+        choices += ["std", "grad-ratio"] if spec.has_skips else ["std"]
+    return choices
+
+
 def architecture(ctx: PageContext) -> None:
-    """Graphviz views, laid out by the browser; DOT always downloadable, SVG when ``dot`` exists."""
+    """Graphviz views, laid out by the browser; DOT always downloadable, SVG when ``dot`` exists.
+
+    Colouring by a measurement (activation std, gradient ratio) and the gradient-flow view need a
+    trace: one already run in this session is used at once; otherwise the page draws the
+    uncoloured diagram and runs the trace only when asked, with a spinner, because a trace of a
+    large model at a large trace size takes seconds.
+    """
+    from resviz.dashboard import pages_traced
+
     spec, s = ctx.spec, ctx.summary
     headline(s, spec)
     views = compute.diagram_views()
-    c1, c2 = st.columns([2, 1])
+    c1, c2, c3 = st.columns([2, 2, 1])
     chosen = c1.selectbox("Diagram view", views, key="arch_view")
-    depth = c2.number_input("Depth (layers view)", 1, 4, 2, key="arch_depth") if chosen == "layers" else None
+    color = c2.selectbox("Color by", color_choices(spec), key="arch_color",
+                         format_func=lambda c: COLOR_LABELS.get(c, str(c)),
+                         help="fill each node by its count or measurement (log scale except std)")
+    depth = c3.number_input("Depth", 1, 4, 2, key="arch_depth", help="1 stages, 2 blocks, 3+ layers") \
+        if chosen == "layers" else None
     trace_key: tuple[Any, ...] | None = None
     tr = None
-    if chosen == "gradient-flow":
-        from resviz.dashboard.pages_traced import run_trace, trace_args
-
-        tr = run_trace(ctx, spec)
-        if tr is None:
-            return
-        trace_key = trace_args(ctx, spec)
+    if chosen == "gradient-flow" or color in TRACE_METRICS:
+        if chosen != "gradient-flow" and not pages_traced.trace_at_hand(ctx, spec):
+            shape = shape_str(ctx.view.trace_shape(spec.in_channels))
+            st.info(f"Colouring by {COLOR_LABELS[color].split(' (')[0]} needs a trace of {spec.name}: one "
+                    f"forward and backward pass at {shape} (Trace settings in the sidebar).")
+            if not st.button("Run trace", key="arch_trace", type="primary"):
+                color = None
+        if chosen == "gradient-flow" or color is not None:
+            tr = pages_traced.run_trace(ctx, spec)
+            if tr is None:
+                return
+            trace_key = tuple(pages_traced.trace_args(ctx, spec))
     try:
         with st.spinner("Drawing..."):
-            dot = compute.diagram_dot(spec.to_dict(), s.input_shape, chosen, depth, None, trace_key, tr)
+            dot = compute.diagram_dot(spec.to_dict(), s.input_shape, chosen, depth, color, trace_key, tr)
     except ResvizError as exc:
         st.error(str(exc))
         return
     st.graphviz_chart(dot, width="stretch")
     c1, c2, _ = st.columns([1, 1, 3])
-    base = f"{spec.name}-{chosen}"
+    base = f"{spec.name}-{chosen}" + (f"-{color}" if color else "")
     c1.download_button("Download DOT", dot, file_name=f"{base}.dot", mime="text/vnd.graphviz",
                        key="dl_dot", on_click="ignore")
     if compute.can_render_svg():

@@ -20,6 +20,8 @@ from resviz.spec import ResNetSpec
 from resviz.tracing.records import shape_str
 
 LAYER_KINDS: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", "add", "other")
+#: Session-state key: digests of the traces this session has run (see :func:`trace_at_hand`).
+_TRACED = "_resviz_traced"
 
 
 class TraceKey(NamedTuple):
@@ -42,17 +44,29 @@ def trace_args(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Tr
                     ck.key if ck else "", ck.name if ck else "")
 
 
+def _key_digest(k: TraceKey) -> str:
+    return compute.digest(repr(tuple(k)).encode())
+
+
+def trace_at_hand(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> bool:
+    """Whether this session already ran the trace of ``spec`` at the sidebar's settings, so that
+    using it is normally a ``st.cache_data`` lookup (an evicted trace reruns with its spinner)."""
+    return _key_digest(trace_args(ctx, spec, with_ckpt)) in st.session_state.get(_TRACED, ())
+
+
 def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Any:
     """The cached trace of ``spec``, with a spinner while it runs; ``None`` after showing an error."""
     k = trace_args(ctx, spec, with_ckpt)
     ck = ctx.ckpt if with_ckpt else None
     try:
         with st.spinner(f"Tracing {spec.name}: forward and backward pass at {shape_str(k.shape)}..."):
-            return compute.trace(k.spec, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
-                                 _ckpt=ck.data if ck else None)
+            tr = compute.trace(k.spec, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
+                               _ckpt=ck.data if ck else None)
     except ResvizError as exc:
         st.error(str(exc))
         return None
+    st.session_state.setdefault(_TRACED, set()).add(_key_digest(k))
+    return tr
 
 
 def _caption(tr: Any, ckpt: bool) -> str:
