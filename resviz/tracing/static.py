@@ -56,8 +56,8 @@ def default_input_size(spec: ResNetSpec | None) -> Shape:
     return (1, spec.in_channels, side, side)
 
 
-def _stage_of(name: str, num_stages: int) -> str:
-    """Map a qualified name to He et al. 2015's Table 1 stage names."""
+def stage_of(name: str) -> str:
+    """He et al. 2015, Table 1 stage of a qualified name (``layer1.0.conv1`` -> ``conv2_x``)."""
     top = name.split(".", 1)[0]
     m = _LAYER_RE.match(top)
     if m:
@@ -66,7 +66,7 @@ def _stage_of(name: str, num_stages: int) -> str:
         return "conv2_x"  # the paper lists the 3x3 max-pool at the top of conv2_x
     if top in ("conv1", "bn1", "relu"):
         return "conv1"
-    return "head"
+    return "head" if name else ""
 
 
 class _Recorder:
@@ -76,7 +76,6 @@ class _Recorder:
         self.model = model
         self.names = {m: n for n, m in model.named_modules()}
         self.blocks = {n for n, m in model.named_modules() if is_residual_block(m)}
-        self.num_stages = sum(1 for n, _ in model.named_children() if _LAYER_RE.match(n))
         self.layers: list[LayerRecord] = []
         self.block_io: dict[str, tuple[Shape, Shape]] = {}
         self.current = ""
@@ -130,7 +129,7 @@ class _Recorder:
                 macs=count_macs(module, x, y),
                 elementwise=count_elementwise(module, x, y),
                 activation_bytes=y.numel() * y.element_size(),
-                stage=_stage_of(name, self.num_stages),
+                stage=stage_of(name),
                 block=block,
                 branch=branch,
                 kernel=kernel,

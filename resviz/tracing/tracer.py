@@ -28,6 +28,7 @@ from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
 from resviz.tracing.counting import count_macs
 from resviz.tracing.records import Shape, shape_str
+from resviz.tracing.static import stage_of
 from resviz.tracing.stats import (
     HIST_EDGES,
     LayerStatsBuffer,
@@ -74,18 +75,6 @@ def _main_operand(block: nn.Module) -> nn.Module | None:
     if isinstance(block, PreActBlock):
         return getattr(block, "conv3", None) or getattr(block, "conv2", None)
     return getattr(block, "bn3", None) or getattr(block, "bn2", None)
-
-
-def stage_of(name: str) -> str:
-    """He et al. 2015, Table 1 stage of a qualified name (``layer1.0.conv1`` -> ``conv2_x``)."""
-    top = name.split(".", 1)[0]
-    if top.startswith("layer") and top[5:].isdigit():
-        return f"conv{int(top[5:]) + 1}_x"
-    if top in ("conv1", "bn1", "relu"):
-        return "conv1"
-    if top == "maxpool":
-        return "conv2_x"  # the paper lists the 3x3 max-pool at the top of conv2_x
-    return "head" if name else ""
 
 
 def _branch(rel: str) -> str:
