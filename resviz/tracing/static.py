@@ -69,6 +69,13 @@ def stage_of(name: str) -> str:
     return "head" if name else ""
 
 
+def branch_of(rel: str) -> str:
+    """Branch of a layer named ``rel`` inside its block: ``skip``, ``join`` (the add) or ``main``."""
+    if rel.startswith(("downsample", "shortcut")):
+        return "skip"
+    return "join" if rel == "add" else "main"
+
+
 class _Recorder:
     """Forward hooks that turn each executed leaf into a :class:`LayerRecord`."""
 
@@ -109,15 +116,7 @@ class _Recorder:
         if x is None or not isinstance(y, Tensor):
             return
         block = self.block_of(name)
-        rel = name[len(block) + 1:] if block else ""
-        branch = ""
-        if block:
-            if rel.startswith("downsample") or rel.startswith("shortcut"):
-                branch = "skip"
-            elif rel == "add":
-                branch = "join"
-            else:
-                branch = "main"
+        branch = branch_of(name[len(block) + 1:]) if block else ""
         kernel, stride = kernel_and_stride(module)
         self.layers.append(
             LayerRecord(

@@ -28,7 +28,7 @@ from resviz.errors import ResvizError
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
 from resviz.tracing.counting import count_macs
 from resviz.tracing.records import Shape, shape_str
-from resviz.tracing.static import stage_of
+from resviz.tracing.static import branch_of, stage_of
 from resviz.tracing.stats import (
     HIST_EDGES,
     LayerStatsBuffer,
@@ -75,12 +75,6 @@ def _main_operand(block: nn.Module) -> nn.Module | None:
     if isinstance(block, PreActBlock):
         return getattr(block, "conv3", None) or getattr(block, "conv2", None)
     return getattr(block, "bn3", None) or getattr(block, "bn2", None)
-
-
-def _branch(rel: str) -> str:
-    if rel.startswith(("downsample", "shortcut")):
-        return "skip"
-    return "join" if rel == "add" else "main"
 
 
 def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -619,7 +613,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
             name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
             rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
             hist_counts=m.hist, params=params, macs=macs, stage=stage_of(name), block=block,
-            branch=_branch(name[len(block) + 1:]) if block else "",
+            branch=branch_of(name[len(block) + 1:]) if block else "",
         ))
     return tuple(layers), bad
 
