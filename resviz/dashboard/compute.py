@@ -13,9 +13,7 @@ are not hashed by Streamlit; the checkpoint bytes are keyed by their digest inst
 from __future__ import annotations
 
 import hashlib
-import importlib
 import shutil
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -27,14 +25,6 @@ from resviz.spec import ResNetSpec
 from resviz.tracing.records import Summary, shape_str
 
 SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
-
-
-def optional(module: str, name: str) -> Callable[..., Any] | None:
-    """``module.name`` when that part of resviz is importable in this build, else ``None``."""
-    try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError):
-        return None
 
 
 def device_problem(device: str) -> str | None:
@@ -56,12 +46,15 @@ def _spec(spec: dict[str, Any]) -> ResNetSpec:
 
 
 def torch_loaded() -> bool:
-    """Whether this server process has imported PyTorch yet.
+    """Whether this server process has finished importing PyTorch.
 
-    Until it has, the first summary waits about 2 s for ``import torch`` on two cores; the
-    Architecture page shows :func:`resviz.dashboard.fallback.sketch_dot` meanwhile.
+    Until it has, the first summary waits for the rest of ``import torch`` (about 2 s on two
+    cores when nothing started it early, see :mod:`resviz.dashboard.warmup`); the Architecture
+    page shows :func:`resviz.dashboard.fallback.sketch_dot` meanwhile.
     """
-    return "torch" in sys.modules
+    from resviz.dashboard.warmup import torch_ready
+
+    return torch_ready()
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
@@ -88,25 +81,10 @@ def diagram_dot(
 ) -> str:
     """DOT source of a diagram view; ``_trace`` adds measurements, keyed by ``trace_key``
     (the arguments it was traced with)."""
-    s = summary(spec, input_shape)
-    diagram = optional("resviz.render.diagrams", "diagram")
-    if diagram is None:
-        from resviz.dashboard.fallback import overview_dot
+    from resviz.render.diagrams import diagram
 
-        return overview_dot(s)
-    dig = diagram(s, view=view, depth=depth, color_by=color_by, trace=_trace)
+    dig = diagram(summary(spec, input_shape), view=view, depth=depth, color_by=color_by, trace=_trace)
     return str(dig.source)
-
-
-def diagram_views() -> tuple[str, ...]:
-    """The views the diagram renderer offers (only the overview without it)."""
-    views = optional("resviz.render.diagrams", "VIEWS")
-    if views is not None:
-        return tuple(views)  # type: ignore[arg-type]
-    if optional("resviz.render.diagrams", "diagram") is not None:
-        return ("overview", "basic-block", "bottleneck", "stages", "dimensions", "skip-types",
-                "gradient-flow", "layers")
-    return ("overview",)
 
 
 def can_render_svg() -> bool:
@@ -149,10 +127,8 @@ def trace(
     import torch
 
     from resviz.model.resnet import build_model, resolve_device
+    from resviz.tracing.tracer import trace as tracer
 
-    tracer = optional("resviz.tracing.tracer", "trace")
-    if tracer is None:
-        raise ResvizError("the activation tracer is not available in this build of resviz")
     dev = resolve_device(device)
     torch_dtype = getattr(torch, dtype)
     torch.manual_seed(seed)
@@ -173,9 +149,8 @@ def trace(
 @st.cache_data(show_spinner=False, max_entries=16)
 def reconciliation(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Any:
     """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward)."""
-    reconcile = optional("resviz.analysis.reconcile", "reconcile")
-    if reconcile is None:
-        raise ResvizError("FLOP reconciliation is not available in this build of resviz")
+    from resviz.analysis.reconcile import reconcile
+
     return reconcile(_spec(spec), input_size=input_shape)
 
 
@@ -193,8 +168,7 @@ def _stored_comparison(key: tuple[Any, ...], _value: Comparison | None = None) -
 
 @dataclass(frozen=True)
 class Comparison:
-    """A finished comparison as the dashboard keeps it: the report's HTML (``""`` when the
-    report renderer is unavailable) and every number behind it."""
+    """A finished comparison as the dashboard keeps it: the report's HTML and every number behind it."""
 
     html: str
     data: dict[str, Any]
@@ -210,10 +184,8 @@ def comparison(
         return _stored_comparison(key)
     except KeyError:
         pass
-    compare = optional("resviz.analysis.compare", "compare")
-    if compare is None:
-        raise ResvizError("model comparison is not available in this build of resviz")
+    from resviz.analysis.compare import compare
+
     result = compare(list(names), steps=steps, batch=batch, input_size=input_size, seed=seed,
                      device=device, progress=progress)
-    html = str(result.to_html()) if optional("resviz.report", "render_html") is not None else ""
-    return _stored_comparison(key, Comparison(html, dict(result.to_dict())))
+    return _stored_comparison(key, Comparison(str(result.to_html()), dict(result.to_dict())))

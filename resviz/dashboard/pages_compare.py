@@ -89,15 +89,12 @@ def show_result(result: compute.Comparison) -> None:
                f"batch {settings.get('batch')}, seed {settings.get('seed')}, on {settings.get('device')}.")
     st.dataframe(result_frame(result.data), hide_index=True, width="stretch")
     c1, c2, _ = st.columns([1, 1, 3])
-    if result.html:
-        c1.download_button("Download HTML report", result.html, file_name="resviz-comparison.html",
-                           mime="text/html", key="cmp_html", on_click="ignore")
+    c1.download_button("Download HTML report", result.html, file_name="resviz-comparison.html",
+                       mime="text/html", key="cmp_html", on_click="ignore")
     c2.download_button("Download JSON", lambda: json.dumps(result.data, indent=2),
                        file_name="resviz-comparison.json", mime="application/json", key="cmp_json",
                        on_click="ignore")
-    if result.html and st.toggle("Show the report here", key="cmp_show"):
+    if st.toggle("Show the report here", key="cmp_show"):
         import streamlit.components.v1 as components
 
         components.html(result.html, height=900, scrolling=True)
-    elif not result.html:
-        st.info("The HTML report renderer is not available in this build; the JSON has every number.")

@@ -15,6 +15,7 @@ from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
 from resviz.render import figures
+from resviz.render.diagrams import VIEWS
 from resviz.render.tables import fold, human, summary_json
 from resviz.spec import ResNetSpec
 from resviz.tracing.records import Summary, shape_str
@@ -43,17 +44,9 @@ TRACE_METRICS: tuple[str, ...] = ("std", "grad-ratio")
 
 
 def color_choices(spec: ResNetSpec) -> list[str | None]:
-    """What the diagrams can colour by: counts always, measurements when a trace can be run.
-
-    Without the diagram renderer the fallback overview draws layer kinds only; a plain network
-    has no skip path, so it has no main/skip gradient ratio to show.
-    """
-    if compute.optional("resviz.render.diagrams", "diagram") is None:
-        return [None]
-    choices: list[str | None] = [None, "macs", "params"]
-    if compute.optional("resviz.tracing.tracer", "trace") is not None:
-        choices += ["std", "grad-ratio"] if spec.has_skips else ["std"]
-    return choices
+    """What the diagrams can colour by: counts, and measurements from a trace; a plain network has
+    no skip path, so it has no main/skip gradient ratio to show."""
+    return [None, "macs", "params", "std", *(["grad-ratio"] if spec.has_skips else [])]
 
 
 def architecture(ctx: PageContext) -> None:
@@ -68,7 +61,7 @@ def architecture(ctx: PageContext) -> None:
 
     spec, s = ctx.spec, ctx.summary
     headline(s, spec)
-    views = compute.diagram_views()
+    views = VIEWS
     c1, c2, c3 = st.columns([2, 2, 1])
     chosen = c1.selectbox("Diagram view", views, key="arch_view")
     color = c2.selectbox("Color by", color_choices(spec), key="arch_color",
@@ -186,9 +179,6 @@ def reconciliation(spec: ResNetSpec, s: Summary) -> None:
     import pandas as pd
 
     st.subheader("FLOP reconciliation")
-    if compute.optional("resviz.analysis.reconcile", "reconcile") is None:
-        st.info("FLOP reconciliation is not available in this build.")
-        return
     st.caption("resviz counts MACs of convolutions and linear layers; fvcore, torchinfo and "
                "FlopCounterMode count differently. This runs one real forward pass on the CPU.")
     if not st.toggle("Reconcile with fvcore, torchinfo and FlopCounterMode", key="cost_reconcile"):
