@@ -18,8 +18,11 @@ from typing import Any
 
 import streamlit as st
 
-from resviz.dashboard import PAGES, compute, fallback, session, state, warmup
-from resviz.errors import ResvizError
+from resviz.dashboard import warmup
+
+if __name__ == "__main__":  # a script run; the server's import skips these, whose caches need a session
+    from resviz.dashboard import PAGES, compute, fallback, session, state
+    from resviz.errors import ResvizError
 
 
 def sidebar() -> Any:
@@ -59,10 +62,9 @@ def page_context(view: state.ViewState, uploaded: Any) -> state.PageContext | No
     sketch = st.empty()
     try:
         spec = view.spec()
-        if view.page == "Architecture" and not compute.torch_loaded():
-            # PyTorch is not imported yet (a server started without the warm-up): show the stages meanwhile.
+        if view.page == "Architecture" and session.sketch_first(st.session_state):
             with sketch.container():
-                st.caption("Loading PyTorch for shapes and counts...")
+                st.caption("Counting shapes and parameters...")
                 st.graphviz_chart(fallback.sketch_dot(spec), width="content")
         summary = compute.summary(spec.to_dict(), view.input_shape(spec.in_channels))
         compute.check_input(summary)

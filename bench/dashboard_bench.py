@@ -8,9 +8,12 @@ Two instruments:
 * a real headless Chromium against ``streamlit run app.py`` (``resviz.dashboard.headless``): the
   time from navigating to the URL, right after ``/_stcore/health`` answers, until the real diagram's
   SVG is drawn and the app stopped running; measured for the first session of a fresh server
-  (caches are in memory only, so every fresh server starts empty and imports torch) and for later
-  sessions of the same server (a fresh page load; summaries and diagrams come from the cache).
-  Each of ``--runs`` runs starts a new server; the table shows the median and every run;
+  (caches are in memory only, so every fresh server starts empty; PyTorch is imported while the
+  server starts, see ``resviz.dashboard.warmup``) and for later sessions of the same server (a
+  fresh page load; summaries and diagrams come from the cache). ``launch_to_first_render_s`` is
+  the server's start plus its first render: what someone who opens the page the moment the server
+  answers waits in all. Each of ``--runs`` runs starts a new server; the table shows the median and
+  every run;
 * ``streamlit.testing.v1.AppTest`` for the script itself: a cold first run, then the rerun after
   switching the model selector to resnet18 and back to resnet50 (median of several switches).
 
@@ -32,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
 
 
-def browser_timings() -> dict[str, float]:
+def browser_timings(app_path: Path = APP) -> dict[str, float]:
     """One fresh server: its start-up, the first render, then two later sessions."""
     from resviz.dashboard.headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
 
@@ -42,12 +45,13 @@ def browser_timings() -> dict[str, float]:
     out: dict[str, float] = {}
     with Browser(chromium) as browser:  # started first: its own start-up is not the app's
         browser.goto("about:blank")
-        with Dashboard(APP, sys.executable) as app:
+        with Dashboard(app_path, sys.executable) as app:
             out["server_start_s"] = app.startup_s
             start = time.perf_counter()
             browser.goto(app.url)
             browser.wait_for(DIAGRAM_READY, timeout=120)
             out["first_render_s"] = time.perf_counter() - start
+            out["launch_to_first_render_s"] = out["server_start_s"] + out["first_render_s"]
             if browser.evaluate(PAGE_ERRORS):
                 raise SystemExit(f"the page shows errors: {browser.evaluate(PAGE_ERRORS)}")
             for label, query in (("other_model_new_session_s", "?model=resnet18"),
@@ -92,10 +96,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5, help="fresh servers for the browser timings")
     parser.add_argument("--repeats", type=int, default=5, help="model switches in AppTest")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--app", type=Path, default=APP,
+                        help="the browser timings of another copy of app.py (an older one, for comparison)")
     args = parser.parse_args()
     runs: list[dict[str, float]] = []
     if not args.no_browser:
-        runs = [browser_timings() for _ in range(args.runs)]
+        runs = [browser_timings(args.app) for _ in range(args.runs)]
     apptest = apptest_timings(args.repeats)
     results: dict[str, Any] = {k: [r[k] for r in runs] for k in (runs[0] if runs else {})}
     results.update(apptest)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import importlib
 import io
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, cast
 
@@ -357,7 +359,7 @@ def test_sketch_while_torch_loads_gives_way_to_the_diagram(monkeypatch: pytest.M
     at = ok(app())
     charts = [c.proto.spec for c in at.get("graphviz_chart")]
     assert len(charts) == 1 and not charts[0].startswith(f"digraph {fallback.SKETCH_NAME}")
-    assert not any("Loading PyTorch" in str(c.value) for c in at.caption)
+    assert not any("Counting shapes" in str(c.value) for c in at.caption)
 
 
 def test_every_page_renders() -> None:
@@ -367,3 +369,43 @@ def test_every_page_renders() -> None:
         ok(at)
         assert at.radio(key="page").value == page
         assert at.query_params.get("page", "Architecture") == page
+
+
+def test_server_imports_torch_before_it_answers() -> None:
+    """``streamlit run app.py`` serves ``app.app`` (an ``st.App``), whose lifespan loads PyTorch and
+    what the default page needs; importing app.py for that loads neither torch nor the page modules.
+
+    In a fresh interpreter, since this one has imported torch already.
+    """
+    code = f"""
+import asyncio, sys
+from pathlib import Path
+import streamlit as st
+from streamlit.web.server.app_discovery import discover_asgi_app
+found = discover_asgi_app(Path({APP!r}))
+assert found.is_asgi_app and found.app_name == "app", found
+sys.path.insert(0, {str(Path(APP).parent)!r})
+import app
+assert isinstance(app.app, st.App)
+assert "torch" not in sys.modules and "resviz.dashboard.compute" not in sys.modules
+from resviz.dashboard import warmup
+async def serve():
+    async with warmup.lifespan(app.app):
+        return [m for m in warmup.MODULES if m not in sys.modules]
+assert asyncio.run(serve()) == []
+print("ok")
+"""
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-2000:]
+
+
+def test_sketch_first_once_per_session_and_while_torch_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session's first Architecture run draws the sketch (the browser loads its Graphviz renderer
+    meanwhile); later runs do not, unless PyTorch is still missing."""
+    from resviz.dashboard import compute, session
+
+    one: dict[str, Any] = {}
+    assert session.sketch_first(one) and not session.sketch_first(one)
+    assert session.sketch_first({})  # another browser session
+    monkeypatch.setattr(compute, "torch_loaded", lambda: False)
+    assert session.sketch_first(one)

@@ -1,9 +1,10 @@
 """The dashboard in a real headless Chromium: it starts, draws the default diagram, shows no error.
 
 Needs Debian's ``chromium`` package (no WebDriver: the page is driven over Chromium's
-``--remote-debugging-pipe``). Skips only when no Chromium executable exists at all. The screenshot
-goes to pytest's temporary directory, so a test run leaves the work tree clean; with
-``RESVIZ_UPDATE_ASSETS=1`` it refreshes ``assets/dashboard.png``, the one shown in the README.
+``--remote-debugging-pipe``). Skips only when no Chromium executable exists at all. Every run saves
+its screenshot as ``assets/screenshots/dashboard.png`` (ignored by git, so a test run leaves the
+work tree clean); with ``RESVIZ_UPDATE_ASSETS=1`` it refreshes ``assets/dashboard.png``, the one
+shown in the README.
 """
 
 from __future__ import annotations
@@ -30,14 +31,16 @@ GRAPHS = ("Array.from(document.querySelectorAll('[data-testid=\"stGraphVizChart\
           ".map(t => t.textContent)")
 
 
-def screenshot_path(tmp_path: Path) -> Path:
-    """``assets/dashboard.png`` only when asked for (``RESVIZ_UPDATE_ASSETS=1``), else a temp file."""
+def screenshot_path() -> Path:
+    """``assets/dashboard.png`` when asked for (``RESVIZ_UPDATE_ASSETS=1``), else the ignored copy."""
     if os.environ.get("RESVIZ_UPDATE_ASSETS", "") not in ("", "0"):
         return ROOT / "assets" / "dashboard.png"
-    return tmp_path / "dashboard.png"
+    folder = ROOT / "assets" / "screenshots"
+    folder.mkdir(exist_ok=True)
+    return folder / "dashboard.png"
 
 
-def test_dashboard_renders_in_chromium(tmp_path: Path) -> None:
+def test_dashboard_renders_in_chromium() -> None:
     assert CHROMIUM is not None
     with Dashboard(ROOT / "app.py", sys.executable) as app, Browser(CHROMIUM) as browser:
         browser.goto(app.url)
@@ -47,7 +50,7 @@ def test_dashboard_renders_in_chromium(tmp_path: Path) -> None:
         assert "resnet50 · 3x224x224" in text and "25.6M" in text
         assert browser.evaluate(NODES) >= 5
         assert "resviz_sketch" not in browser.evaluate(GRAPHS)  # the placeholder gave way
-        shot = browser.screenshot(screenshot_path(tmp_path))
+        shot = browser.screenshot(screenshot_path())
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 10_000
 
         # A shared link with an impossible spec shows one readable error and keeps the app alive.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -46,15 +47,14 @@ def _spec(spec: dict[str, Any]) -> ResNetSpec:
 
 
 def torch_loaded() -> bool:
-    """Whether this server process has finished importing PyTorch.
+    """Whether this server process has imported PyTorch yet.
 
-    Until it has, the first summary waits for the rest of ``import torch`` (about 2 s on two
-    cores when nothing started it early, see :mod:`resviz.dashboard.warmup`); the Architecture
-    page shows :func:`resviz.dashboard.fallback.sketch_dot` meanwhile.
+    ``streamlit run app.py`` imports it before the server answers (:mod:`resviz.dashboard.warmup`);
+    a server started otherwise (an older Streamlit, a test harness) imports it in its first
+    summary, about 2 s on two cores, and the Architecture page shows a sketch meanwhile
+    (:func:`resviz.dashboard.session.sketch_first`).
     """
-    from resviz.dashboard.warmup import torch_ready
-
-    return torch_ready()
+    return "torch" in sys.modules
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

@@ -1,9 +1,9 @@
 """A diagram that needs no PyTorch, as DOT text.
 
-:func:`sketch_dot` draws the stage structure read from the spec alone. A page that arrives while
-PyTorch is still being imported (the first page of a fresh server) shows it until the summary is
-ready, so the page has a picture at once and the browser's Graphviz renderer is loaded before the
-real diagram.
+:func:`sketch_dot` draws the stage structure read from the spec alone. A browser session's first
+Architecture page, and any page while PyTorch is still being imported, shows it until the summary
+is ready (:func:`resviz.dashboard.session.sketch_first`), so the page has a picture at once and the
+browser's Graphviz renderer is loaded before the real diagram.
 """
 
 from __future__ import annotations
