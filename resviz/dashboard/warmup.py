@@ -10,6 +10,10 @@ The import runs before the server answers, not beside it: on two cores a backgro
 competes with serving Streamlit's frontend for the interpreter lock, and the first page measured
 no faster than without a warm-up (bench/RESULTS.md). Only modules are loaded: nothing is computed
 or cached, so every number on a page is still computed for the session that asks for it.
+
+``st.App`` is marked experimental in Streamlit's documentation. Should a later Streamlit stop
+serving it, ``streamlit run app.py`` runs the file as a plain script: the dashboard works the same
+and its first page imports PyTorch itself, with the stage sketch shown meanwhile.
 """
 
 from __future__ import annotations
