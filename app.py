@@ -62,9 +62,10 @@ def page_context(view: state.ViewState, uploaded: Any) -> state.PageContext | No
     sketch = st.empty()
     try:
         spec = view.spec()
-        if view.page == "Architecture" and session.sketch_first(st.session_state):
+        if view.page == "Architecture" and not compute.torch_loaded():
+            # PyTorch is not imported yet (a server started without st.App's warm-up): show the stages.
             with sketch.container():
-                st.caption("Counting shapes and parameters...")
+                st.caption("Loading PyTorch for shapes and counts...")
                 st.graphviz_chart(fallback.sketch_dot(spec), width="content")
         summary = compute.summary(spec.to_dict(), view.input_shape(spec.in_channels))
         compute.check_input(summary)

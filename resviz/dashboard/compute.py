@@ -51,8 +51,8 @@ def torch_loaded() -> bool:
 
     ``streamlit run app.py`` imports it before the server answers (:mod:`resviz.dashboard.warmup`);
     a server started otherwise (an older Streamlit, a test harness) imports it in its first
-    summary, about 2 s on two cores, and the Architecture page shows a sketch meanwhile
-    (:func:`resviz.dashboard.session.sketch_first`).
+    summary, about 2 s on two cores, and the Architecture page shows
+    :func:`resviz.dashboard.fallback.sketch_dot` meanwhile.
     """
     return "torch" in sys.modules
 

@@ -1,9 +1,9 @@
 """A diagram that needs no PyTorch, as DOT text.
 
-:func:`sketch_dot` draws the stage structure read from the spec alone. A browser session's first
-Architecture page, and any page while PyTorch is still being imported, shows it until the summary
-is ready (:func:`resviz.dashboard.session.sketch_first`), so the page has a picture at once and the
-browser's Graphviz renderer is loaded before the real diagram.
+:func:`sketch_dot` draws the stage structure read from the spec alone. When the first page of a
+server must import PyTorch itself (a server started without ``st.App``'s warm-up, see
+:mod:`resviz.dashboard.warmup`), the Architecture page shows it until the summary is ready, so the
+page has a picture at once and the browser loads its Graphviz renderer during the import.
 """
 
 from __future__ import annotations

@@ -17,26 +17,12 @@ from resviz.errors import ResvizError
 from resviz.spec import ResNetSpec
 
 _DIGESTS = "_resviz_digests"
-_SKETCHED = "_resviz_sketched"
 
 
 def keep(session: MutableMapping[Any, Any]) -> None:
     for key in state.defaults(state.DEFAULT_MODEL):
         if key in session:
             session[key] = session[key]
-
-
-def sketch_first(session: MutableMapping[Any, Any]) -> bool:
-    """Whether the Architecture page should draw the spec's sketch before its summary is ready.
-
-    True on a browser session's first Architecture run and whenever PyTorch is not imported yet.
-    The browser loads its Graphviz renderer when the first chart appears (0.7-0.9 s for a fresh
-    page on two cores, bench/RESULTS.md); a sketch drawn at once loads it while the summary is
-    counted, so the real diagram is drawn as soon as it arrives.
-    """
-    first = not session.get(_SKETCHED, False)
-    session[_SKETCHED] = True
-    return first or not compute.torch_loaded()
 
 
 def sync_url(view: state.ViewState) -> None:
