@@ -153,6 +153,17 @@ def test_diagrams_fall_back_to_a_note_without_dot(result: Comparison, monkeypatc
     assert "<svg" not in page.split('<h2 id="diagrams">')[1].split('<h2 id="settings">')[0]
 
 
+def test_a_failing_dot_run_becomes_a_note(result: Comparison, monkeypatch: pytest.MonkeyPatch) -> None:
+    import graphviz
+
+    def fail(*_: object, **__: object) -> bytes:
+        raise graphviz.CalledProcessError(1, ["dot"], stderr=b"Error: out of memory\nmore")
+
+    monkeypatch.setattr(graphviz.Digraph, "pipe", fail)
+    page = result.to_html()
+    assert "Graphviz&#x27;s dot failed: Error: out of memory" in page and "more" not in page.split("dot failed")[1][:40]
+
+
 def test_figures_plot_the_json_numbers(result: Comparison, data: dict[str, Any]) -> None:
     from resviz.report import plots
 

@@ -18,24 +18,12 @@ from resviz.errors import ResvizError
 from resviz.render.diagrams import VIEWS, diagram
 from resviz.spec import ResNetSpec
 from resviz.tracing.records import Summary
+from resviz.tracing.trace_records import BlockStats
 from resviz.zoo import get_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RESVIZ_UPDATE_GOLDEN") == "1"
 HAS_DOT = shutil.which("dot") is not None
-
-
-@dataclass(frozen=True)
-class FakeBlock:
-    name: str
-    stage: str
-    index: int
-    shortcut: str
-    main_rms: float
-    skip_rms: float
-    grad_main: float
-    grad_skip: float
-    grad_total: float
 
 
 @dataclass(frozen=True)
@@ -46,7 +34,7 @@ class FakeLayer:
 
 @dataclass(frozen=True)
 class FakeTrace:
-    blocks: tuple[FakeBlock, ...]
+    blocks: tuple[BlockStats, ...]
     layers: tuple[FakeLayer, ...] = ()
 
 
@@ -58,7 +46,7 @@ def summary(name: str) -> Summary:
 def fake_trace(s: Summary) -> FakeTrace:
     """Deterministic numbers: the main path's gradient grows with depth, the skip's stays put."""
     blocks = tuple(
-        FakeBlock(b.name, b.stage, i, b.shortcut, 0.5, 1.0, 0.01 * (i + 1), 0.05, 0.05 + 0.01 * (i + 1))
+        BlockStats(b.name, b.stage, i, b.shortcut, 0.5, 1.0, 0.01 * (i + 1), 0.05, 0.05 + 0.01 * (i + 1))
         for i, b in enumerate(s.blocks)
     )
     layers = tuple(FakeLayer(lr.name, 0.25 + 0.001 * i) for i, lr in enumerate(s.layers))

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +14,6 @@ from resviz.render.diagrams import diagram
 
 runner = CliRunner()
 HAS_DOT = shutil.which("dot") is not None
-HAS_TRACER = importlib.util.find_spec("resviz.tracing.tracer") is not None
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -127,15 +124,6 @@ def test_dot_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     assert not out.exists()
 
 
-def test_missing_tracer_is_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "resviz.tracing.tracer", None)
-    out = tmp_path / "g.svg"
-    code, text = run("resnet20", "-o", str(out), "--view", "gradient-flow")
-    _assert_error(code, text, "tracer")
-    assert not out.exists()
-
-
-@pytest.mark.skipif(not HAS_TRACER, reason="tracer not available")
 def test_gradient_flow_from_a_real_trace(tmp_path: Path) -> None:
     out = tmp_path / "g.dot"
     code, text = run("resnet20", "-o", str(out), "--view", "gradient-flow", "--input", "4x3x32x32",
@@ -146,7 +134,6 @@ def test_gradient_flow_from_a_real_trace(tmp_path: Path) -> None:
     assert src.count(" main ") >= 9 and src.count(" skip ") >= 9  # every block labelled
 
 
-@pytest.mark.skipif(not HAS_TRACER, reason="tracer not available")
 def test_color_by_std_with_a_real_trace(tmp_path: Path) -> None:
     out = tmp_path / "s.dot"
     code, text = run("resnet20", "-o", str(out), "--view", "basic-block", "--color-by", "std",

@@ -55,13 +55,8 @@ def static_summary(spec: Any, input_size: str | None) -> Any:
 
 def run_trace(spec: Any, input_size: str | None) -> Any:
     """Measure activations and branch gradients with the tracer, on the CPU, seed 0."""
-    try:
-        from resviz.tracing.tracer import trace
-    except ImportError:
-        raise ResvizError(
-            "this view needs measured statistics, but the tracer (resviz.tracing.tracer) is not available "
-            "in this installation"
-        ) from None
+    from resviz.tracing.tracer import trace
+
     return trace(spec, input_size=input_size, seed=0, device="cpu")
 
 

@@ -28,26 +28,24 @@ class DiagramSvg:
 
 
 def model_diagrams(m: ModelResult) -> list[DiagramSvg]:
+    import graphviz
+
+    from resviz.render.diagrams import diagram
+
     out: list[DiagramSvg] = []
     for view in VIEWS:
         try:
-            from resviz.render.diagrams import diagram
-
             dig = diagram(m.summary if m.summary is not None else m.name, view=view, trace=m.trace)
             svg = dig.pipe(format="svg").decode("utf-8")
-        except ImportError:
-            out.append(DiagramSvg(m.name, view, note="diagrams are not available in this installation"))
-            continue
         except ResvizError as exc:
             out.append(DiagramSvg(m.name, view, note=str(exc).splitlines()[0]))
-            continue
-        except Exception as exc:  # graphviz.ExecutableNotFound, a failing dot run
-            if type(exc).__name__ in ("ExecutableNotFound", "CalledProcessError"):
-                out.append(DiagramSvg(
-                    m.name, view,
-                    note="Graphviz's dot program was not found: install graphviz to embed this diagram",
-                ))
-                continue
-            raise
-        out.append(DiagramSvg(m.name, view, svg=_PROLOG.sub("", svg, count=1)))
+        except graphviz.ExecutableNotFound:
+            out.append(DiagramSvg(
+                m.name, view, note="Graphviz's dot program was not found: install graphviz to embed this diagram",
+            ))
+        except graphviz.CalledProcessError as exc:
+            first = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+            out.append(DiagramSvg(m.name, view, note=f"Graphviz's dot failed: {first[0] if first else exc}"))
+        else:
+            out.append(DiagramSvg(m.name, view, svg=_PROLOG.sub("", svg, count=1)))
     return out
