@@ -10,3 +10,10 @@ from __future__ import annotations
 
 class ResvizError(ValueError):
     """A user error with a one-line, human-readable message."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when it has none: how resviz quotes a
+    library's error (PyTorch's often run to many lines) inside its own one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, one_line
 
 
 class BlockKind(StrEnum):
@@ -125,14 +125,26 @@ class ResNetSpec:
         return self.shortcut is not Shortcut.NONE
 
     def plain(self) -> ResNetSpec:
-        """The plain twin: the same layers without any shortcut (He et al. 2015, Sec. 4.1)."""
+        """The plain twin: the same layers without any shortcut (He et al. 2015, Sec. 4.1); a spec
+        without shortcuts is its own twin."""
+        if not self.has_skips:
+            return self
         return dataclasses.replace(self, name=plain_name(self.name), shortcut=Shortcut.NONE)
+
+    @property
+    def default_input_size(self) -> tuple[int, int, int, int]:
+        """One image at 224x224 for ImageNet stems (torchvision's ``_ops`` resolution), 32x32 for
+        CIFAR stems (He et al. 2015, Sec. 4.2)."""
+        side = 32 if self.stem is Stem.CIFAR else 224
+        return (1, self.in_channels, side, side)
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> ResNetSpec:
         """Raise :class:`ResvizError` naming the first impossible value; return self when fine."""
-        if not self.name or not str(self.name).strip():
-            raise ResvizError("spec name must not be empty")
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ResvizError(f"name = {self.name!r}: must be a non-empty string")
+        if not isinstance(self.preact, bool):
+            raise ResvizError(f"preact = {self.preact!r}: must be true or false")
         if not self.layers:
             raise ResvizError("layers must list at least one stage")
         if len(self.widths) != len(self.layers):
@@ -146,7 +158,7 @@ class ResNetSpec:
         for i, w in enumerate(self.widths):
             if not isinstance(w, int) or isinstance(w, bool) or w < 1:
                 raise ResvizError(f"widths[{i}] = {w!r}: widths must be positive integers")
-        for field in ("stem_width", "groups", "width_per_group", "num_classes", "in_channels"):
+        for field in INT_FIELDS:
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ResvizError(f"{field} = {v!r}: must be a positive integer")
@@ -197,6 +209,23 @@ class ResNetSpec:
         return cls(**data).validate()
 
 
+#: Fields holding one positive integer (``layers`` and ``widths`` hold one per stage).
+INT_FIELDS: tuple[str, ...] = ("stem_width", "groups", "width_per_group", "num_classes", "in_channels")
+
+
+def parse_int_list(text: str, what: str) -> tuple[int, ...]:
+    """``"3,4,6,3"`` (or ``3x4x6x3``, spaces allowed) -> ``(3, 4, 6, 3)``, as typed on a command
+    line or in the dashboard; a one-line :class:`ResvizError` otherwise."""
+    parts = str(text).replace("x", ",").replace(" ", ",").split(",")
+    try:
+        values = tuple(int(p) for p in parts if p.strip())
+    except ValueError:
+        raise ResvizError(f"{what} must be comma-separated integers, e.g. 3,4,6,3 (got {text!r})") from None
+    if not values:
+        raise ResvizError(f"{what} must list at least one stage, e.g. 3,4,6,3")
+    return values
+
+
 def plain_name(name: str) -> str:
     """``resnet34`` -> ``plain34``; ``preact_resnet164`` -> ``plain_preact_resnet164``."""
     if name.startswith("resnet") and name[6:].isdigit():
@@ -219,8 +248,7 @@ def load_spec_file(path: str | Path) -> ResNetSpec:
         else:
             data = json.loads(text)
     except Exception as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ResvizError(f"cannot parse spec file {p}: {first}") from None
+        raise ResvizError(f"cannot parse spec file {p}: {one_line(exc)}") from None
     if isinstance(data, dict) and "name" not in data:
         data = {"name": p.stem, **data}
     return ResNetSpec.from_dict(data)

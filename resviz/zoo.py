@@ -15,7 +15,10 @@ same layers without shortcuts.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
+from collections.abc import Mapping
+from typing import Any
 
 from resviz.errors import ResvizError
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
@@ -108,3 +111,36 @@ def get_spec(name: str) -> ResNetSpec:
     close = list(dict.fromkeys(prefixed[:2] + difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)))[:3]
     hint = f"; did you mean {', '.join(close)}?" if close else "; run `resviz list` for the presets"
     raise ResvizError(f"unknown model {name!r}{hint}")
+
+
+def skip_twin(name: str) -> str | None:
+    """The preset whose plain twin is ``name`` (``plain_preact_resnet164`` -> ``preact_resnet164``),
+    or ``None`` when ``name`` is no plain twin."""
+    return _PLAIN.get(name.strip().lower().replace("-", "_"))
+
+
+def resolve_spec(target: str | ResNetSpec, plain: bool = False) -> ResNetSpec:
+    """A preset name or a spec (validated); ``plain`` swaps in the plain twin."""
+    if isinstance(target, str):
+        spec = get_spec(target)
+    elif isinstance(target, ResNetSpec):
+        spec = target.validate()
+    else:
+        raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {type(target).__name__}")
+    return spec.plain() if plain else spec
+
+
+def derive(preset: ResNetSpec, changes: Mapping[str, Any]) -> ResNetSpec:
+    """``preset`` with ``changes`` applied (field names as in :meth:`ResNetSpec.from_dict`), validated.
+
+    A result equal to the preset or to its plain twin is that preset, under its own name; anything
+    else is renamed ``<preset>-custom`` (unless ``changes`` names it), so that the notes comparing
+    counts with torchvision and the papers are never attached to a different network.
+    """
+    spec = ResNetSpec.from_dict({**preset.to_dict(), **changes})
+    if "name" in changes:
+        return spec
+    for known in (preset, preset.plain()):
+        if spec == dataclasses.replace(known, name=preset.name):
+            return known
+    return dataclasses.replace(spec, name=f"{preset.name}-custom")

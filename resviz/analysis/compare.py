@@ -265,7 +265,7 @@ def stage_flows(blocks: Sequence[BlockFlow], stds: Sequence[LayerStd]) -> tuple[
 
 
 def _resolve(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
-    from resviz.api import resolve_spec
+    from resviz.zoo import resolve_spec
 
     if isinstance(models, (str, ResNetSpec)) or len(models) < 2:
         count = 1 if isinstance(models, (str, ResNetSpec)) else len(models)

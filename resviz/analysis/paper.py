@@ -6,7 +6,7 @@ import dataclasses
 from decimal import Decimal
 
 from resviz.reference import PAPER, TORCHVISION
-from resviz.spec import ResNetSpec, Stem, StrideAt
+from resviz.spec import ResNetSpec, StrideAt
 from resviz.tracing.records import Summary
 
 _UNITS = {"K": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9}
@@ -28,8 +28,7 @@ def matches_printed(value: int, printed: str) -> bool:
 
 
 def _paper_resolution(spec: ResNetSpec, summary: Summary) -> bool:
-    side = 32 if spec.stem is Stem.CIFAR else 224
-    return summary.input_shape == (1, spec.in_channels, side, side)
+    return summary.input_shape == spec.default_input_size
 
 
 def reference_notes(spec: ResNetSpec, summary: Summary, macs_stride_1x1: int | None = None) -> list[str]:

@@ -186,8 +186,9 @@ def _versions() -> dict[str, str]:
 
 def reconcile(target: Any, input_size: Any = None) -> Reconciliation:
     """Reconcile a preset name, spec or module (see :func:`reconcile_module`)."""
-    from resviz.api import resolve_spec, summarize
+    from resviz.api import summarize
     from resviz.model.resnet import build_model
+    from resviz.zoo import resolve_spec
 
     if isinstance(target, nn.Module):
         summary = summarize(target, input_size=input_size)

@@ -7,7 +7,6 @@ place, so a failed or interrupted command never leaves a half-written output.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import sys
@@ -18,7 +17,8 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, one_line
+from resviz.spec import INT_FIELDS, parse_int_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -36,8 +36,6 @@ InputOpt = Annotated[
 ]
 FormatOpt = Annotated[str, typer.Option("--format", "-f", help="table, json or csv.")]
 
-_LIST_FIELDS = {"layers", "widths"}
-_INT_FIELDS = {"stem_width", "groups", "width_per_group", "num_classes", "in_channels"}
 
 
 def fail(message: str) -> typer.Exit:
@@ -54,7 +52,7 @@ def user_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except ResvizError as exc:
-            raise fail(str(exc).splitlines()[0]) from None
+            raise fail(one_line(exc)) from None
         except KeyboardInterrupt:
             typer.echo("error: interrupted", err=True)
             raise typer.Exit(code=130) from None  # 128 + SIGINT, as shells report it
@@ -67,12 +65,9 @@ def _parse_override(item: str) -> tuple[str, Any]:
         raise ResvizError(f"--set expects KEY=VALUE, got {item!r}")
     key, value = (s.strip() for s in item.split("=", 1))
     key = key.replace("-", "_")
-    if key in _LIST_FIELDS:
-        try:
-            return key, tuple(int(v) for v in value.replace("x", ",").split(",") if v.strip())
-        except ValueError:
-            raise ResvizError(f"--set {key} expects comma-separated integers, got {value!r}") from None
-    if key in _INT_FIELDS:
+    if key in ("layers", "widths"):
+        return key, parse_int_list(value, f"--set {key}")
+    if key in INT_FIELDS:
         try:
             return key, int(value)
         except ValueError:
@@ -85,13 +80,17 @@ def _parse_override(item: str) -> tuple[str, Any]:
 
 
 def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = None) -> Any:
-    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec."""
+    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec.
+
+    An overridden preset is renamed ``<preset>-custom`` unless it equals a preset
+    (:func:`resviz.zoo.derive`), so its summary does not compare it with the preset's figures.
+    """
     from resviz.spec import ResNetSpec, load_spec_file
-    from resviz.zoo import get_spec
+    from resviz.zoo import derive, get_spec
 
     overrides = dict(_parse_override(s) for s in sets or [])
     if model.lower().endswith((".json", ".yaml", ".yml")):
-        spec = load_spec_file(model)
+        spec = ResNetSpec.from_dict({**load_spec_file(model).to_dict(), **overrides})
     elif model.lower() == "custom":
         layers = overrides.get("layers")
         if not layers:
@@ -99,21 +98,10 @@ def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = N
         base = {"name": "custom", "block": "basic", "widths": (64, 128, 256, 512)[: len(layers)]}
         if len(layers) > 4 and "widths" not in overrides:
             raise ResvizError("more than 4 stages: give the widths too, e.g. --set widths=...")
-        return _finish(ResNetSpec.from_dict({**base, **overrides}), plain)
+        spec = ResNetSpec.from_dict({**base, **overrides})
     else:
-        spec = get_spec(model)
-    if overrides:
-        known = {f.name for f in dataclasses.fields(spec)}
-        unknown = sorted(set(overrides) - known)
-        if unknown:
-            raise ResvizError(f"unknown spec field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        spec = dataclasses.replace(spec, **overrides)
-    return _finish(spec, plain)
-
-
-def _finish(spec: Any, plain: bool) -> Any:
-    spec = spec.validate()
-    return spec.plain() if plain and spec.has_skips else spec
+        spec = derive(get_spec(model), overrides)
+    return spec.plain() if plain else spec
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "csv")) -> str:

@@ -118,11 +118,9 @@ def build_model(
     On the ``meta`` device no memory is allocated and no initialisation runs, which is how the
     static analysis stays free.
     """
-    from resviz.zoo import get_spec
+    from resviz.zoo import resolve_spec
 
-    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
-    if plain and spec.has_skips:
-        spec = spec.plain()
+    spec = resolve_spec(name_or_spec, plain)
     dev = resolve_device(device)
     if dev.type == "meta":
         from resviz.tracing.fastmeta import FastMeta

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, one_line
 
 
 def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict[str, Tensor]:
@@ -39,7 +39,7 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
         else:
             obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
     except Exception as exc:
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        msg = one_line(exc)
         if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
             msg = "it contains pickled objects other than tensors, which resviz does not unpickle"
         elif "weights_only" in str(exc) or "invalid load key" in str(exc) or "zip" in msg.lower():

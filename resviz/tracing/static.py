@@ -15,9 +15,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, one_line
 from resviz.model.blocks import Fork, ResidualBlock, is_residual_block
-from resviz.spec import ResNetSpec, Stem
+from resviz.spec import ResNetSpec
 from resviz.tracing.counting import count_elementwise, count_macs, kernel_and_stride
 from resviz.tracing.fastmeta import FastMeta
 from resviz.tracing.records import BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
@@ -50,10 +50,7 @@ def parse_input_size(text: str | Sequence[int]) -> Shape:
 
 def default_input_size(spec: ResNetSpec | None) -> Shape:
     """224x224 for ImageNet stems (torchvision's ``_ops`` resolution), 32x32 for CIFAR stems."""
-    if spec is None:
-        return (1, 3, 224, 224)
-    side = 32 if spec.stem is Stem.CIFAR else 224
-    return (1, spec.in_channels, side, side)
+    return spec.default_input_size if spec is not None else (1, 3, 224, 224)
 
 
 def stage_of(name: str) -> str:
@@ -183,7 +180,7 @@ def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) 
         except ResvizError:
             raise
         except (RuntimeError, ValueError, IndexError) as exc:
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            first = one_line(exc)
             small = ("too small", "can't be greater", "non-positive", "output size", "size is 0")
             where = f"{rec.current} (input {shape_str(rec.current_input)})"
             if any(s in first.lower() for s in small):

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, one_line
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
 from resviz.tracing.counting import count_macs
 from resviz.tracing.records import Shape, shape_str
@@ -370,8 +370,8 @@ def _resolve_model(
     target: str | Any, device: str | torch.device, seed: int,
 ) -> tuple[nn.Module, str, Any, torch.device]:
     """Build (seeded) from a name or spec, or take the user's module where it already lives."""
-    from resviz.api import resolve_spec
     from resviz.model.resnet import ResNet, build_model, resolve_device
+    from resviz.zoo import resolve_spec
 
     if isinstance(target, nn.Module):
         params = list(target.parameters())
@@ -445,11 +445,6 @@ def _check_channels(model: nn.Module, x: Tensor, label: str) -> None:
         )
 
 
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
 def _oom(exc: BaseException) -> bool:
     text = str(exc).lower()
     return isinstance(exc, torch.cuda.OutOfMemoryError) or "out of memory" in text or "can't allocate" in text
@@ -519,7 +514,7 @@ def _trace(
                     f"out of memory tracing {label} at batch {x.shape[0]} on {dev.type}: try a smaller --input"
                 ) from None
             where = f" at {session.current}" if session.current else ""
-            raise ResvizError(f"{label} fails on input {shape_str(tuple(x.shape))}{where}: {_one_line(exc)}") from None
+            raise ResvizError(f"{label} fails on input {shape_str(tuple(x.shape))}{where}: {one_line(exc)}") from None
         return _finish(session, model, label, x, dev, amp, seed, value.detach(), backward)
 
 
