@@ -218,3 +218,15 @@ def test_channels_last_on_cpu_gives_the_same_statistics() -> None:
     for ba, bb in zip(a.blocks, b.blocks, strict=True):
         assert bb.grad_total == pytest.approx(ba.grad_total, rel=1e-3)
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_json_round_trip_keeps_names_that_read_as_numbers() -> None:
+    """Only float fields turn "nan"/"inf" back into floats: a layer may be called ``nan``."""
+    import dataclasses
+
+    tr = resviz.trace("resnet20", input_size="2x3x16x16")
+    odd = dataclasses.replace(tr.layers[0], name="nan", mean=float("nan"), max=float("inf"))
+    tr = dataclasses.replace(tr, layers=(odd, *tr.layers[1:]))
+    back = Trace.from_dict(json.loads(json.dumps(tr.to_dict())))
+    assert back.layers[0].name == "nan" and math.isnan(back.layers[0].mean) and back.layers[0].max == math.inf
+    assert back.layers[1:] == tr.layers[1:] and back.blocks == tr.blocks

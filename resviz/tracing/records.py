@@ -7,21 +7,52 @@ compared across runs. Shapes are tuples of ints; counts are Python ints.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 Shape = tuple[int, ...]
 
 
-def _plain(value: Any) -> Any:
-    """Recursively turn dataclasses and tuples into dicts and lists for JSON."""
+_NONFINITE = ("nan", "inf", "-inf")
+
+
+def json_safe(value: Any) -> Any:
+    """Dataclasses, tuples and floats -> dicts, lists and JSON-safe values, recursively.
+
+    JSON has no NaN or infinity: they become the strings ``"nan"``, ``"inf"`` and ``"-inf"``,
+    which :func:`build` reads back into the float fields of a record.
+    """
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
+        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+        return [json_safe(v) for v in value]
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and not math.isfinite(value):
+        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     return value
+
+
+def _decode(value: Any, floats: bool) -> Any:
+    if isinstance(value, list):
+        return tuple(_decode(v, floats) for v in value)
+    if floats and isinstance(value, str) and value in _NONFINITE:
+        return float(value)
+    return value
+
+
+def build(kind: type[Any], row: dict[str, Any]) -> Any:
+    """A record of type ``kind`` from its :func:`json_safe` dict: lists become tuples, and
+    ``"nan"``/``"inf"`` become floats again in fields typed as floats only (a layer may be named
+    ``nan``). Keys a newer or older version may add are ignored."""
+    types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
+    return kind(**{k: _decode(v, "float" in types[k]) for k, v in row.items() if k in types})
+
+
+def decode_float(value: Any) -> Any:
+    """A float (or ``None``) written by :func:`json_safe`."""
+    return _decode(value, True)
 
 
 def shape_str(shape: Shape) -> str:
@@ -56,7 +87,7 @@ class LayerRecord:
     groups: int = 1
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(_plain(self))
+        return dict(json_safe(self))
 
 
 @dataclass(frozen=True)
@@ -74,7 +105,7 @@ class BlockRecord:
     elementwise: int
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(_plain(self))
+        return dict(json_safe(self))
 
 
 @dataclass(frozen=True)
@@ -95,7 +126,7 @@ class StageRecord:
     jump: int
 
     def to_dict(self) -> dict[str, Any]:
-        return dict(_plain(self))
+        return dict(json_safe(self))
 
 
 @dataclass(frozen=True)
@@ -122,19 +153,12 @@ class Summary:
         return 2 * self.total_macs
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(_plain(self))
+        d = dict(json_safe(self))
         d["total_flops"] = self.total_flops
         return d
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Summary:
-        def tup(v: Any) -> Any:
-            return tuple(v) if isinstance(v, list) else v
-
-        def rec(kind: type[Any], row: dict[str, Any]) -> Any:
-            names = {f.name for f in dataclasses.fields(kind)}
-            return kind(**{k: tup(v) for k, v in row.items() if k in names})
-
         return cls(
             model=data["model"],
             input_shape=tuple(data["input_shape"]),
@@ -144,9 +168,9 @@ class Summary:
             total_elementwise=data["total_elementwise"],
             activation_bytes=data["activation_bytes"],
             param_bytes=data["param_bytes"],
-            layers=tuple(rec(LayerRecord, r) for r in data["layers"]),
-            blocks=tuple(rec(BlockRecord, r) for r in data["blocks"]),
-            stages=tuple(rec(StageRecord, r) for r in data["stages"]),
+            layers=tuple(build(LayerRecord, r) for r in data["layers"]),
+            blocks=tuple(build(BlockRecord, r) for r in data["blocks"]),
+            stages=tuple(build(StageRecord, r) for r in data["stages"]),
             notes=tuple(data.get("notes", ())),
             spec=data.get("spec"),
         )

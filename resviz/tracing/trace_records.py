@@ -20,36 +20,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.tracing.records import Shape, _plain
-
-
-def _num(value: Any) -> Any:
-    """JSON has no NaN/Inf: write them as strings that :func:`_unnum` reads back."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _num(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_num(v) for v in value]
-    return value
-
-
-def _unnum(value: Any) -> Any:
-    if isinstance(value, str) and value in ("nan", "inf", "-inf"):
-        return float(value)
-    if isinstance(value, list):
-        return tuple(_unnum(v) for v in value)
-    return value
-
-
-def _build(kind: type[Any], row: dict[str, Any]) -> Any:
-    """Rebuild a record from a dict, ignoring keys a newer or older version may add."""
-    names = {f.name for f in dataclasses.fields(kind)}
-    return kind(**{k: _unnum(v) for k, v in row.items() if k in names})
+from resviz.tracing.records import Shape, build, decode_float, json_safe
 
 
 def _to_dict(record: Any) -> dict[str, Any]:
-    return dict(_num(_plain(record)))
+    return dict(json_safe(record))
 
 
 @dataclass(frozen=True)
@@ -110,6 +85,14 @@ class BlockStats:
         if self.skip_rms == 0.0:
             return math.inf if self.main_rms else math.nan
         return self.main_rms / self.skip_rms
+
+    @property
+    def grad_ratio(self) -> float | None:
+        """grad_main / grad_skip: how much gradient the main path adds at the block input relative
+        to the shortcut; ``None`` without a backward pass or where the shortcut carries none."""
+        if self.grad_main is None or not self.grad_skip:
+            return None
+        return self.grad_main / self.grad_skip
 
     @property
     def skip_share(self) -> float | None:
@@ -180,10 +163,10 @@ class Trace:
             dtype=data["dtype"],
             torch_version=data["torch_version"],
             seed=int(data["seed"]),
-            loss=_unnum(data.get("loss")),
-            layers=tuple(_build(LayerStats, r) for r in data.get("layers", ())),
-            blocks=tuple(_build(BlockStats, r) for r in data.get("blocks", ())),
-            params=tuple(_build(ParamStats, r) for r in data.get("params", ())),
+            loss=decode_float(data.get("loss")),
+            layers=tuple(build(LayerStats, r) for r in data.get("layers", ())),
+            blocks=tuple(build(BlockStats, r) for r in data.get("blocks", ())),
+            params=tuple(build(ParamStats, r) for r in data.get("params", ())),
             notes=tuple(data.get("notes", ())),
         )
 
@@ -244,9 +227,9 @@ class MonitorSeries:
         snaps = tuple(
             StepStats(
                 step=int(s["step"]),
-                loss=_unnum(s.get("loss")),
-                blocks=tuple(_build(BlockStats, b) for b in s.get("blocks", ())),
-                params=tuple(_build(ParamStats, p) for p in s.get("params", ())),
+                loss=decode_float(s.get("loss")),
+                blocks=tuple(build(BlockStats, b) for b in s.get("blocks", ())),
+                params=tuple(build(ParamStats, p) for p in s.get("params", ())),
             )
             for s in data.get("snapshots", ())
         )
@@ -255,7 +238,7 @@ class MonitorSeries:
             every=int(data["every"]),
             snapshots=snaps,
             loss_steps=tuple(int(v) for v in data.get("loss_steps", ())),
-            loss_values=tuple(float(v) for v in _unnum(data.get("loss_values", []))),
+            loss_values=tuple(float(v) for v in decode_float(data.get("loss_values", []))),
         )
 
 
