@@ -189,7 +189,9 @@ def test_relu_after_an_in_place_edit_is_measured_not_derived() -> None:
     x = torch.randn(2, 3, 8, 8)
     tr = resviz.trace(model, inputs=x, loss=lambda out, _t: out.sum())
     with torch.no_grad():
-        y = torch.relu(model.conv(x) + 5.0)
+        c = model.conv(x)
+        y = torch.relu(c + 5.0)
+    assert tr.layer("conv").mean == pytest.approx(float(c.mean()), abs=1e-5)  # before the edit
     assert tr.layer("relu").min == pytest.approx(float(y.min()))
     assert tr.layer("relu").max == pytest.approx(float(y.max()))
 
@@ -230,3 +232,17 @@ def test_json_round_trip_keeps_names_that_read_as_numbers() -> None:
     back = Trace.from_dict(json.loads(json.dumps(tr.to_dict())))
     assert back.layers[0].name == "nan" and math.isnan(back.layers[0].mean) and back.layers[0].max == math.inf
     assert back.layers[1:] == tr.layers[1:] and back.blocks == tr.blocks
+
+
+def test_more_bad_inputs_raise_one_line_errors() -> None:
+    """BatchNorm's ValueError, targets of the wrong kind, empty batches, sizes that are not integers."""
+    _one_line_error(lambda: resviz.trace("resnet20", input_size="1x3x1x1"), "fails on input 1x3x1x1 at bn1")
+    _one_line_error(lambda: resviz.trace("resnet20", input_size="2x3x8x8", targets=[0, 1]), "tensor of class")
+    _one_line_error(
+        lambda: resviz.trace("resnet20", input_size="2x3x8x8", targets=torch.tensor([True, False])), "torch.bool",
+    )
+    model = build_model("resnet20", device="cpu")
+    _one_line_error(lambda: resviz.trace(model, inputs=torch.randn(0, 3, 8, 8)), "hold no values")
+    for size in ([2, 3, "a", 8], 32, [2, 3, 8.5, 8]):
+        _one_line_error(lambda size=size: resviz.trace("resnet20", input_size=size), "malformed input size")
+    _one_line_error(lambda: resviz.trace(model, input_size="2x3x8x8", loss=lambda o, t: o.sum(dim=9)), "in the loss")

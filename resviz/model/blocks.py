@@ -210,7 +210,28 @@ def is_residual_block(module: nn.Module) -> bool:
     return hasattr(module, "downsample") and hasattr(module, "conv1") and hasattr(module, "conv2")
 
 
+def shortcut_type(block: nn.Module) -> str:
+    """A block's shortcut as records name it; a torchvision-style block has a projection exactly
+    when its ``downsample`` is set."""
+    if isinstance(block, ResidualBlock):
+        return block.shortcut_type
+    return "projection" if getattr(block, "downsample", None) is not None else "identity"
+
+
+def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Residual blocks (resviz and torchvision-style) by qualified name, in registration order;
+    outermost only, and never the model itself."""
+    found: list[tuple[str, nn.Module]] = []
+    for name, m in model.named_modules():
+        if m is model or not is_residual_block(m):
+            continue
+        if any(name.startswith(f"{outer}.") for outer, _ in found):
+            continue
+        found.append((name, m))
+    return found
+
+
 __all__ = [
     "Fork", "PostActBlock", "PreActBlock", "ResidualAdd", "ResidualBlock", "ZeroPadShortcut",
-    "conv1x1", "conv3x3", "is_residual_block",
+    "conv1x1", "conv3x3", "find_blocks", "is_residual_block", "shortcut_type",
 ]

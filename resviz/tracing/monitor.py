@@ -24,10 +24,11 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
+from resviz.model.blocks import find_blocks
 from resviz.tracing.static import stage_of
 from resviz.tracing.stats import norms
 from resviz.tracing.trace_records import BlockStats, MonitorSeries, ParamStats, StepStats
-from resviz.tracing.tracer import BlockProbe, BranchCapture, find_blocks
+from resviz.tracing.tracer import BlockProbe, BranchCapture
 
 
 @dataclass

@@ -7,8 +7,9 @@ with batch size or resolution. A user's own module is analysed the same way and 
 
 from __future__ import annotations
 
+import operator
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -16,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from resviz.errors import ResvizError, one_line
-from resviz.model.blocks import Fork, ResidualBlock, is_residual_block
+from resviz.model.blocks import Fork, find_blocks, shortcut_type
 from resviz.spec import ResNetSpec
 from resviz.tracing.counting import count_elementwise, count_macs, kernel_and_stride
 from resviz.tracing.fastmeta import FastMeta
@@ -36,7 +37,10 @@ def parse_input_size(text: str | Sequence[int]) -> Shape:
                 f"malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224"
             ) from None
     else:
-        dims = tuple(int(d) for d in text)
+        try:
+            dims = tuple(operator.index(d) for d in text)
+        except TypeError:
+            raise ResvizError(f"malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224") from None
     if len(dims) == 3:
         dims = (1, *dims)
     if len(dims) != 4:
@@ -66,6 +70,18 @@ def stage_of(name: str) -> str:
     return "head" if name else ""
 
 
+def owning_block(name: str, blocks: Collection[str]) -> str:
+    """The block (one of ``blocks``, outermost blocks as :func:`~resviz.model.blocks.find_blocks`
+    lists them) whose qualified name is a proper prefix of ``name``; ``""`` outside every block.
+    Pass a set: each layer then costs a few look-ups, not a scan of every block."""
+    parts = name.split(".")
+    for i in range(1, len(parts)):
+        prefix = ".".join(parts[:i])
+        if prefix in blocks:
+            return prefix
+    return ""
+
+
 def branch_of(rel: str) -> str:
     """Branch of a layer named ``rel`` inside its block: ``skip``, ``join`` (the add) or ``main``."""
     if rel.startswith(("downsample", "shortcut")):
@@ -79,19 +95,11 @@ class _Recorder:
     def __init__(self, model: nn.Module) -> None:
         self.model = model
         self.names = {m: n for n, m in model.named_modules()}
-        self.blocks = {n for n, m in model.named_modules() if is_residual_block(m)}
+        self.blocks = {n for n, _ in find_blocks(model)}
         self.layers: list[LayerRecord] = []
         self.block_io: dict[str, tuple[Shape, Shape]] = {}
         self.current = ""
         self.current_input: Shape = ()
-
-    def block_of(self, name: str) -> str:
-        parts = name.split(".")
-        for i in range(len(parts) - 1, 0, -1):
-            prefix = ".".join(parts[:i])
-            if prefix in self.blocks:
-                return prefix
-        return ""
 
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.current = self.names[module]
@@ -112,7 +120,7 @@ class _Recorder:
         y = out[0] if isinstance(out, (tuple, list)) else out
         if x is None or not isinstance(y, Tensor):
             return
-        block = self.block_of(name)
+        block = owning_block(name, self.blocks)
         branch = branch_of(name[len(block) + 1:]) if block else ""
         kernel, stride = kernel_and_stride(module)
         self.layers.append(
@@ -215,12 +223,6 @@ def _block_kind(module: nn.Module) -> str:
     return f"preact-{base}" if getattr(module, "preact", False) else base
 
 
-def _shortcut_type(module: nn.Module) -> str:
-    if isinstance(module, ResidualBlock):
-        return module.shortcut_type
-    return "projection" if getattr(module, "downsample", None) is not None else "identity"
-
-
 def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], tuple[StageRecord, ...]]:
     """Group layer records into blocks and stages in one pass (linear in depth)."""
     modules = dict(model.named_modules())
@@ -240,7 +242,7 @@ def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], 
                 name=name,
                 stage=rows[0].stage,
                 kind=_block_kind(modules[name]),
-                shortcut=_shortcut_type(modules[name]),
+                shortcut=shortcut_type(modules[name]),
                 input_shape=inp,
                 output_shape=outp,
                 params=sum(lr.params for lr in rows),

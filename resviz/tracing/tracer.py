@@ -25,10 +25,10 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
-from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, is_residual_block
+from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
 from resviz.tracing.counting import count_macs
 from resviz.tracing.records import Shape, shape_str
-from resviz.tracing.static import branch_of, stage_of
+from resviz.tracing.static import branch_of, owning_block, stage_of
 from resviz.tracing.stats import (
     HIST_EDGES,
     LayerStatsBuffer,
@@ -62,12 +62,6 @@ class BlockProbe:
     vectors: dict[str, Tensor] = field(default_factory=dict)
 
 
-def _shortcut_of(block: nn.Module) -> str:
-    if isinstance(block, ResidualBlock):
-        return block.shortcut_type
-    return "projection" if getattr(block, "downsample", None) is not None else "identity"
-
-
 def _main_operand(block: nn.Module) -> nn.Module | None:
     """The module whose output is the main operand of the residual addition."""
     if isinstance(block, ResidualBlock) and block.add is not None:
@@ -75,18 +69,6 @@ def _main_operand(block: nn.Module) -> nn.Module | None:
     if isinstance(block, PreActBlock):
         return getattr(block, "conv3", None) or getattr(block, "conv2", None)
     return getattr(block, "bn3", None) or getattr(block, "bn2", None)
-
-
-def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Residual blocks (resviz and torchvision-style) in registration order, outermost only."""
-    found: list[tuple[str, nn.Module]] = []
-    for name, m in model.named_modules():
-        if m is model or not is_residual_block(m):
-            continue
-        if any(name.startswith(f"{outer}.") for outer, _ in found):
-            continue
-        found.append((name, m))
-    return found
 
 
 class BranchCapture:
@@ -106,7 +88,7 @@ class BranchCapture:
         norm the layer statistics compute anyway, so it is not reduced a second time."""
 
     def reset(self) -> None:
-        self.probes = {n: BlockProbe(n, _shortcut_of(b)) for n, b in self.blocks}
+        self.probes = {n: BlockProbe(n, shortcut_type(b)) for n, b in self.blocks}
         self._views.clear()
 
     def _grad_hook(self, probe: BlockProbe, key: str, t: Tensor) -> None:
@@ -224,8 +206,10 @@ class TraceSession:
         self._handles: list[RemovableHandle] = []
         self._stack = ExitStack()
         self._state: dict[str, Any] = {}
-        # Defer reductions to block boundaries only where no in-place op can rewrite an output.
-        self._defer = all(isinstance(b, ResidualBlock) for _, b in self.branches.blocks)
+        # Defer reductions to block boundaries only where no in-place op can rewrite an output:
+        # resviz's own blocks; a model without blocks may edit any output in place.
+        blocks = self.branches.blocks
+        self._defer = bool(blocks) and all(isinstance(b, ResidualBlock) for _, b in blocks)
 
     def __enter__(self) -> TraceSession:
         self._state = self._snapshot_state()
@@ -410,6 +394,8 @@ def _make_inputs(
         raise ResvizError(f"inputs must be a tensor, got {type(inputs).__name__}")
     if inputs.dim() != 4:
         raise ResvizError(f"inputs must be NxCxHxW (4 dimensions), got shape {shape_str(tuple(inputs.shape))}")
+    if inputs.numel() == 0:
+        raise ResvizError(f"inputs of shape {shape_str(tuple(inputs.shape))} hold no values")
     if not inputs.is_floating_point():
         raise ResvizError(f"inputs must be floating point, got {inputs.dtype}")
     if inputs.dtype != wdtype:
@@ -423,8 +409,12 @@ def _make_targets(targets: Any, out: Tensor, custom_loss: bool, gen: torch.Gener
         if custom_loss:
             return None
         return torch.randint(0, classes, (n,), generator=gen, device=gen.device).to(out.device)
-    if custom_loss or not isinstance(targets, Tensor):
+    if custom_loss:
         return targets.to(out.device) if isinstance(targets, Tensor) else targets
+    if not isinstance(targets, Tensor):
+        raise ResvizError(f"targets must be a tensor of class indices, got {type(targets).__name__}")
+    if targets.dtype is torch.bool or targets.is_complex():
+        raise ResvizError(f"targets must be class indices (integers) or soft targets (floats), got {targets.dtype}")
     if targets.is_floating_point():
         if tuple(targets.shape) != tuple(out.shape):
             raise ResvizError(f"soft targets must have shape {shape_str(tuple(out.shape))}")
@@ -494,26 +484,30 @@ def _trace(
         x = x.requires_grad_(True)  # keep a graph so branch gradients still exist
     loss_fn: LossFn = loss if loss is not None else F.cross_entropy
     with TraceSession(model) as session:
+        step = "forward"
         try:
             with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
                 out = model(x)
             if not isinstance(out, Tensor) and loss is None:
                 raise ResvizError(f"{label} returns {type(out).__name__}, not a tensor: pass loss=")
             t = _make_targets(targets, out, loss is not None, gen)
-            value = loss_fn(out, t) if t is not None or loss is None else loss_fn(out, None)
+            step = "loss"
+            value = loss_fn(out, t)
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise ResvizError("the loss must return a scalar tensor")
             session.buffer.flush()
+            step = "backward"
             if backward:
                 value.backward()
         except ResvizError:
             raise
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:  # what PyTorch raises for impossible input
             if _oom(exc):
                 raise ResvizError(
                     f"out of memory tracing {label} at batch {x.shape[0]} on {dev.type}: try a smaller --input"
                 ) from None
-            where = f" at {session.current}" if session.current else ""
+            where = {"forward": f" at {session.current}" if session.current else "",
+                     "loss": " in the loss", "backward": " in the backward pass"}[step]
             raise ResvizError(f"{label} fails on input {shape_str(tuple(x.shape))}{where}: {one_line(exc)}") from None
         return _finish(session, model, label, x, dev, amp, seed, value.detach(), backward)
 
@@ -603,7 +597,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
         m = decode(host[i * ROW:(i + 1) * ROW], numel)
         if not m.finite:
             bad.append(name)
-        block = _owning_block(name, owner)
+        block = owning_block(name, owner)
         layers.append(LayerStats(
             name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
             rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
@@ -611,16 +605,6 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
             branch=branch_of(name[len(block) + 1:]) if block else "",
         ))
     return tuple(layers), bad
-
-
-def _owning_block(name: str, blocks: set[str]) -> str:
-    """The outermost block whose qualified name is a proper prefix of ``name`` ("" if none)."""
-    parts = name.split(".")
-    for i in range(1, len(parts)):
-        prefix = ".".join(parts[:i])
-        if prefix in blocks:
-            return prefix
-    return ""
 
 
 def _recount(
