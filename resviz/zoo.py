@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from resviz.errors import ResvizError
+from resviz.reference import TORCHVISION
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
@@ -84,11 +85,7 @@ _REGISTRY = _build_registry()
 _PLAIN = {plain_name(n): n for n in _REGISTRY}
 
 #: Presets whose state_dict, parameter count and forward function equal torchvision's builders.
-TORCHVISION_PRESETS = (
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
-    "wide_resnet50_2", "wide_resnet101_2",
-    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d",
-)
+TORCHVISION_PRESETS: tuple[str, ...] = tuple(TORCHVISION)
 
 
 def list_models(include_plain: bool = False) -> list[str]:

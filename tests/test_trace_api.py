@@ -232,6 +232,9 @@ def test_json_round_trip_keeps_names_that_read_as_numbers() -> None:
     back = Trace.from_dict(json.loads(json.dumps(tr.to_dict())))
     assert back.layers[0].name == "nan" and math.isnan(back.layers[0].mean) and back.layers[0].max == math.inf
     assert back.layers[1:] == tr.layers[1:] and back.blocks == tr.blocks
+    assert back.block("layer2.0") == tr.blocks[3] and back.layer("nan") == back.layers[0]
+    with pytest.raises(KeyError):
+        back.block("layer9.0")
 
 
 def test_more_bad_inputs_raise_one_line_errors() -> None:

@@ -76,12 +76,10 @@ def summary_cmd(
     spec = resolve_cli_spec(model, plain, sets)
     summary = summarize(spec, input_size=input)
     if weights is not None:
-        from resviz.model.resnet import build_model
-        from resviz.model.weights import check_state_dict, read_state_dict
+        from resviz.model.weights import check_checkpoint
 
-        state = read_state_dict(weights)
-        check_state_dict(build_model(spec, device="meta"), state, weights)
-        note = f"checkpoint {weights}: all {len(state)} tensors match {spec.name} (strict keys and shapes)"
+        count = check_checkpoint(spec, weights)
+        note = f"checkpoint {weights}: all {count} tensors match {spec.name} (strict keys and shapes)"
         summary = dataclasses.replace(summary, notes=(*summary.notes, note))
     if fmt == "json":
         echo(json.dumps(summary_json(summary, depth)))

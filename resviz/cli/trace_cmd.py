@@ -18,6 +18,7 @@ from resviz.cli.common import (
     echo,
     resolve_cli_spec,
     user_errors,
+    write_atomic,
 )
 from resviz.errors import ResvizError
 
@@ -47,8 +48,6 @@ def trace_cmd(
 
     result = trace(spec, input_size=input, device=device, dtype=dtype, seed=seed, backward=not no_backward)
     if output is not None:
-        from resviz.cli.common import write_atomic
-
         text = trace_csv(result) if output.suffix.lower() == ".csv" else json.dumps(trace_json(result))
         write_atomic(output, text)
     out = console()  # wide when piped, so the per-layer table is not cut to 80 columns

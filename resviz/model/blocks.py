@@ -106,8 +106,7 @@ class ResidualBlock(nn.Module):
     def _split(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
         if self.fork is None:
             return x, None
-        main, skip = self.fork(x)
-        return main, skip
+        return self.fork(x)
 
 
 class PostActBlock(ResidualBlock):

@@ -21,7 +21,7 @@ from resviz.errors import ResvizError, one_line
 
 def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict[str, Tensor]:
     """Read a state dict from a path or raw bytes (``name`` tells the format of bytes)."""
-    label = name or (str(source) if not isinstance(source, bytes) else "upload")
+    label = _label(source, name)
     is_st = label.lower().endswith(".safetensors")
     try:
         if isinstance(source, bytes):
@@ -92,7 +92,21 @@ def load_checkpoint(
         state = _unwrap(source, name or "state dict")
     else:
         state = read_state_dict(source, name)
-    label = name or (str(source) if isinstance(source, (str, Path)) else "checkpoint")
-    check_state_dict(model, state, label)
+    check_state_dict(model, state, _label(source, name))
     model.load_state_dict(state, strict=True)
     return model
+
+
+def check_checkpoint(spec: Any, source: str | Path | bytes, name: str | None = None) -> int:
+    """Read a checkpoint and check its keys and shapes against ``spec``'s model, built on the
+    meta device so that no weights are copied; returns the number of tensors."""
+    from resviz.model.resnet import build_model
+
+    state = read_state_dict(source, name)
+    check_state_dict(build_model(spec, device="meta"), state, _label(source, name))
+    return len(state)
+
+
+def _label(source: object, name: str | None) -> str:
+    """How messages name a checkpoint: the given name, else its path."""
+    return name or (str(source) if isinstance(source, (str, Path)) else "checkpoint")

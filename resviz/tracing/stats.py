@@ -1,8 +1,9 @@
 """On-device activation statistics, batched, with one transfer to the host at the end.
 
 Why this shape: a hook that calls ``.item()`` waits for the GPU at every layer, and per-layer
-reductions launch several tiny kernels each; both multiply the cost of a training step (measured
-on an H200 with resnet50: 3.9x and 2.5-3x). Here hooks only queue tensors; :meth:`LayerStatsBuffer.flush`
+reductions launch several tiny kernels each; both multiply the cost of a training step (reference
+figures for resnet50 at batch 64 on an H200: 3.9x and 2.5-3x a plain step; bench/gpu.py measures
+resviz's own cost there). Here hooks only queue tensors; :meth:`LayerStatsBuffer.flush`
 reduces a group of queued outputs with batched kernels (``torch._foreach_norm``) where PyTorch has
 them, stacks every per-layer number into one small row on the device, and
 :meth:`LayerStatsBuffer.device_rows` hands all rows over for a single transfer to the host.

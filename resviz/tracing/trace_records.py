@@ -119,6 +119,12 @@ class ParamStats:
     weight_norm: float
     ratio: float | None
 
+    @classmethod
+    def of(cls, name: str, weight_norm: float, grad_norm: float | None) -> ParamStats:
+        """The record of two measured norms (no ratio without a gradient or for a zero weight)."""
+        ratio = grad_norm / weight_norm if grad_norm is not None and weight_norm else None
+        return cls(name=name, grad_norm=grad_norm, weight_norm=weight_norm, ratio=ratio)
+
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
 

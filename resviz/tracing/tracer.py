@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import torch
@@ -28,9 +28,10 @@ from resviz.errors import ResvizError, one_line
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
 from resviz.tracing.counting import count_macs
 from resviz.tracing.records import Shape, shape_str
-from resviz.tracing.static import branch_of, owning_block, stage_of
+from resviz.tracing.static import branch_of, default_input_size, owning_block, parse_input_size, stage_of
 from resviz.tracing.stats import (
     HIST_EDGES,
+    ROW,
     LayerStatsBuffer,
     batchnorm_moments,
     count_nonfinite,
@@ -230,12 +231,10 @@ class TraceSession:
             "buffers": [(b, b.detach().clone()) for b in self.model.buffers()],
             "training": [(m, m.training) for m in self.model.modules()],
             "params": [(p, p.grad, p.requires_grad) for p in self.model.parameters()],
-            "inplace": [(m, m.inplace) for m in self.model.modules() if getattr(m, "inplace", False) is True],
         }
         for p in self.model.parameters():
             p.grad = None
-        for m, _ in state["inplace"]:
-            m.inplace = False
+        state["inplace"] = disable_inplace(self.model)
         return state
 
     @staticmethod
@@ -248,8 +247,7 @@ class TraceSession:
         for p, grad, req in state["params"]:
             p.grad = grad
             p.requires_grad_(req)
-        for m, flag in state["inplace"]:
-            m.inplace = flag
+        enable_inplace(state["inplace"])
 
     def restore_buffers(self) -> None:
         with torch.no_grad():
@@ -380,8 +378,6 @@ def _make_inputs(
     model: nn.Module, spec: Any, inputs: Tensor | None, input_size: str | Sequence[int] | None,
     dev: torch.device, gen: torch.Generator,
 ) -> Tensor:
-    from resviz.tracing.static import default_input_size, parse_input_size
-
     wdtype = next((p.dtype for p in model.parameters()), torch.float32)
     if inputs is None:
         if input_size is not None:
@@ -536,11 +532,7 @@ def _finish(
     loss_value = host[0]
     k = 1 + len(wnorms)
     grad_by_name = dict(zip((n for n, _ in with_grad), host[k:k + len(gnorms)], strict=True))
-    params = tuple(
-        ParamStats(name=n, grad_norm=grad_by_name.get(n), weight_norm=w,
-                   ratio=(grad_by_name[n] / w if n in grad_by_name and w else None))
-        for (n, _), w in zip(named, host[1:k], strict=True)
-    )
+    params = tuple(ParamStats.of(n, w, grad_by_name.get(n)) for (n, _), w in zip(named, host[1:k], strict=True))
     blocks = _block_stats(session, host, slots, backward)
     layers, bad = _layer_stats(session, host[len(scalars):])
     notes: list[str] = []
@@ -565,28 +557,44 @@ def _block_stats(
 ) -> tuple[BlockStats, ...]:
     out: list[BlockStats] = []
     for name, probe in session.branches.probes.items():
-        def get(key: str, name: str = name) -> float | None:
-            i = slots.get((name, key))
-            return host[i] if i is not None else None
-
-        main, skip = get("main_rms"), get("skip_rms")
-        if main is None and skip is None and not probe.grads:
+        values = {key: host[i] for (n, key), i in slots.items() if n == name}
+        if "main_rms" not in values and "skip_rms" not in values and not probe.grads:
             continue  # not executed
-        plain = probe.shortcut == "none"
-        gm, gs, gt = get("main"), (0.0 if plain else get("skip")), get("total")
-        out.append(BlockStats(
-            name=name, stage=stage_of(name), index=len(out), shortcut=probe.shortcut,
-            main_rms=(main or 0.0) / math.sqrt(max(probe.main_numel, 1)),
-            skip_rms=0.0 if plain else (skip or 0.0) / math.sqrt(max(probe.skip_numel, 1)),
-            grad_main=gm if backward else None, grad_skip=gs if backward else None,
-            grad_total=gt if backward else None,
-        ))
+        out.append(block_record(probe, values, len(out), backward))
     return tuple(out)
 
 
-def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
-    from resviz.tracing.stats import ROW
+def block_record(probe: BlockProbe, values: dict[str, float], index: int, grads: bool) -> BlockStats:
+    """A block's record from its numbers on the host: ``main_rms``/``skip_rms`` hold the L2 norms
+    of the two addends (divided here by the square root of their size), ``main``/``skip``/``total``
+    the gradient norms at the block input, kept only when ``grads`` (a backward pass ran). A plain
+    block's shortcut carries nothing: 0.0 by definition."""
+    plain = probe.shortcut == "none"
+    return BlockStats(
+        name=probe.name, stage=stage_of(probe.name), index=index, shortcut=probe.shortcut,
+        main_rms=values.get("main_rms", 0.0) / math.sqrt(max(probe.main_numel, 1)),
+        skip_rms=0.0 if plain else values.get("skip_rms", 0.0) / math.sqrt(max(probe.skip_numel, 1)),
+        grad_main=values.get("main") if grads else None,
+        grad_skip=(0.0 if plain else values.get("skip")) if grads else None,
+        grad_total=values.get("total") if grads else None,
+    )
 
+
+def disable_inplace(model: nn.Module) -> list[nn.Module]:
+    """Turn off ``inplace`` wherever it is on (an in-place ReLU would rewrite tensors the hooks
+    watch); returns those modules for :func:`enable_inplace`."""
+    mods = [m for m in model.modules() if getattr(m, "inplace", False) is True]
+    for m in mods:
+        m.inplace = False  # type: ignore[assignment]
+    return mods
+
+
+def enable_inplace(mods: list[nn.Module]) -> None:
+    for m in mods:
+        m.inplace = True  # type: ignore[assignment]
+
+
+def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
     blocks = [n for n, _ in session.branches.blocks]
     owner = set(blocks)  # so each layer costs a few set look-ups, not a scan of every block
     layers: list[LayerStats] = []
@@ -612,8 +620,6 @@ def _recount(
     layers: tuple[LayerStats, ...], bad: list[str],
 ) -> tuple[LayerStats, ...]:
     """Second, forward-only pass that counts NaN/Inf exactly in the layers that had them."""
-    from dataclasses import replace
-
     session.restore_buffers()
     with _nonfinite_pass(model, set(bad)) as counts, torch.no_grad(), \
             torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
