@@ -25,6 +25,10 @@ from resviz.tracing.records import BlockRecord, LayerRecord, Shape, StageRecord,
 
 _LAYER_RE = re.compile(r"^layer(\d+)$")
 
+#: How a summary's note starts when the input is smaller than the network's total stride (the
+#: dashboard refuses such an input, as its pictures would mislead).
+SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
+
 
 def parse_input_size(text: str | Sequence[int]) -> Shape:
     """``"1x3x224x224"`` (or ``1,3,224,224`` or a sequence) -> ``(1, 3, 224, 224)``."""
@@ -277,7 +281,7 @@ def _small_input_notes(layers: Sequence[LayerRecord]) -> list[str]:
     for lr in layers:
         if lr.stride and max(lr.stride) > 1 and len(lr.input_shape) == 4 and lr.input_shape[2] == 1:
             return [
-                f"input is smaller than the network's total stride: {lr.name} downsamples a 1x1 "
+                f"{SMALL_INPUT_NOTE}: {lr.name} downsamples a 1x1 "
                 "map, so deeper stages see padding only"
             ]
     return []
