@@ -5,7 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
-# torch is pinned to a CPU build; pass extra pip arguments (e.g. an index of CPU wheels) here.
+# torch is pinned; which build of it pip installs depends on the index pip uses. With empty
+# TORCH_PIP_ARGS that is pip's own configuration: on the benchmark machine (bench/RESULTS.md) it
+# points at a local wheel directory holding the CPU build, torch 2.13.0+cpu. From PyPI, Linux gets
+# the CUDA build (several GB); for the CPU build there, pass PyTorch's index of CPU wheels:
+#   make test TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
@@ -23,7 +27,7 @@ setup: $(VENV)/.installed system-deps
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# torch first, from the CPU build, so that no dependency pulls a multi-GB CUDA build.
+# torch first, from the index chosen above, so that installing resviz finds it and pulls no other build.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
 	$(PIP) install -e ".[dev]"

@@ -23,6 +23,7 @@ from resviz.dashboard import warmup
 if __name__ == "__main__":  # a script run; the server's import skips these, whose caches need a session
     from resviz.dashboard import PAGES, compute, fallback, session, state
     from resviz.errors import ResvizError
+    from resviz.tracing.records import shape_str
 
 
 def sidebar() -> Any:
@@ -36,22 +37,23 @@ def sidebar() -> Any:
             st.text_input("Blocks per stage", key="layers", help="comma-separated, e.g. 3,4,6,3")
             st.text_input("Widths", key="widths", help="planes per stage, e.g. 64,128,256,512")
             c1, c2 = st.columns(2)
-            c1.number_input("Groups", 1, 256, key="groups")
-            c2.number_input("Width/group", 1, 1024, key="wpg")
+            c1.number_input("Groups", *state.LIMITS["groups"], key="groups")
+            c2.number_input("Width/group", *state.LIMITS["wpg"], key="wpg")
             st.selectbox("Shortcut", state.SHORTCUTS, key="shortcut",
                          help="A zero-pad identity, B projection where the shape changes, C projection "
                               "everywhere, none: the plain twin (He et al. 2015, Sec. 3.3)")
             st.checkbox("Pre-activation", key="preact", help="BN-ReLU before each convolution (He et al. 2016)")
             st.selectbox("Stem", state.STEMS, key="stem")
-        st.number_input("Input size (pixels)", 1, 1024, key="input", help="height = width; counts are per image")
+        st.number_input("Input size (pixels)", *state.LIMITS["input"], key="input",
+                        help="height = width; counts are per image")
         st.subheader("Trace")
         c1, c2 = st.columns(2)
-        c1.number_input("Batch", 1, 256, key="batch")
-        c2.number_input("Trace size", 1, 512, key="tsize", help="input side used by traces")
+        c1.number_input("Batch", *state.LIMITS["batch"], key="batch")
+        c2.number_input("Trace size", *state.LIMITS["tsize"], key="tsize", help="input side used by traces")
         c1, c2 = st.columns(2)
         c1.selectbox("Device", state.DEVICES, key="device")
         c2.selectbox("Dtype", state.DTYPES, key="dtype")
-        st.number_input("Seed", 0, 2**31 - 1, key="seed")
+        st.number_input("Seed", *state.LIMITS["seed"], key="seed")
         uploaded = st.file_uploader("Checkpoint", type=["pt", "pth", "safetensors"], key="ckpt_file",
                                     help="loaded with weights_only / safetensors: no arbitrary unpickling")
     return uploaded
@@ -101,7 +103,7 @@ def main() -> None:
         problem = compute.device_problem(view.device)
         if problem and view.page in ("Architecture", "Layers", "Cost"):
             st.error(f"{problem} (this page needs no device)")
-        st.subheader(f"{ctx.spec.name} · {'x'.join(map(str, ctx.summary.input_shape[1:]))}")
+        st.subheader(f"{ctx.spec.name} · {shape_str(ctx.summary.input_shape[1:])}")
         if view.page in ("Activations", "Gradient flow"):
             from resviz.dashboard import pages_traced
 

@@ -1,6 +1,6 @@
 """Dashboard timings: first render of the default view, and switching back to a model already seen.
 
-Targets (issue 6, on a 2-core CPU): the default view (resnet50, Architecture) fully rendered within
+Targets (on a 2-core CPU): the default view (resnet50, Architecture) fully rendered within
 3 s after the server is up; switching back to a model already seen within 0.5 s (cached).
 
 Two instruments:
@@ -15,7 +15,7 @@ Two instruments:
   answers waits in all. Each of ``--runs`` runs starts a new server; the table shows the median and
   every run;
 * ``streamlit.testing.v1.AppTest`` for the script itself: a cold first run, then the rerun after
-  switching the model selector to resnet18 and back to resnet50 (median of several switches).
+  switching the model selector to resnet18 and back to resnet50 (median of ``--repeats`` switches).
 
 Run: ``.venv/bin/python bench/dashboard_bench.py`` (``--no-browser`` without Chromium).
 """
@@ -64,12 +64,12 @@ def browser_timings(app_path: Path = APP) -> dict[str, float]:
     return out
 
 
-def apptest_timings(repeats: int) -> dict[str, float]:
+def apptest_timings(repeats: int, app_path: Path = APP) -> dict[str, float]:
     """Run in a fresh interpreter so that the cold first run really imports everything."""
     code = f"""
 import json, statistics, time
 from streamlit.testing.v1 import AppTest
-at = AppTest.from_file({str(APP)!r}, default_timeout=120)
+at = AppTest.from_file({str(app_path.resolve())!r}, default_timeout=120)
 t = time.perf_counter(); at.run(); first = time.perf_counter() - t
 assert not at.exception
 other, back = [], []
@@ -97,12 +97,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5, help="model switches in AppTest")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     parser.add_argument("--app", type=Path, default=APP,
-                        help="the browser timings of another copy of app.py (an older one, for comparison)")
+                        help="time another copy of app.py (an older one, for comparison)")
     args = parser.parse_args()
     runs: list[dict[str, float]] = []
     if not args.no_browser:
         runs = [browser_timings(args.app) for _ in range(args.runs)]
-    apptest = apptest_timings(args.repeats)
+    apptest = apptest_timings(args.repeats, args.app)
     results: dict[str, Any] = {k: [r[k] for r in runs] for k in (runs[0] if runs else {})}
     results.update(apptest)
     if args.json:

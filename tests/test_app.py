@@ -5,7 +5,6 @@ Small models (resnet18 counted on the meta device, resnet20 traced at 16x16) kee
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import subprocess
@@ -14,6 +13,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import pytest
+import streamlit as st
 import torch
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import FileUploader
@@ -62,20 +62,6 @@ def downloads(at: AppTest) -> list[str]:
     return [str(b.proto.label) for b in at.get("download_button")]
 
 
-def has(module: str, name: str) -> bool:
-    try:
-        return hasattr(importlib.import_module(module), name)
-    except ImportError:
-        return False
-
-
-needs_tracer = pytest.mark.skipif(not has("resviz.tracing.tracer", "trace"), reason="tracer not in this build")
-needs_compare = pytest.mark.skipif(
-    not (has("resviz.tracing.tracer", "trace") and has("resviz.analysis.compare", "compare")),
-    reason="comparison not in this build",
-)
-
-
 # ------------------------------------------------------------------------------- pure state
 def test_url_round_trip_keeps_only_changes() -> None:
     values = state.defaults("resnet56")
@@ -99,6 +85,96 @@ def test_view_spec_names() -> None:
     assert state.ViewState.from_mapping({**base, "shortcut": "none"}).spec().name == "plain34"
     custom = state.ViewState.from_mapping({**base, "shortcut": "C"}).spec()
     assert custom.name == "resnet34-custom" and custom.shortcut.value == "C"
+    preact = state.defaults("preact_resnet164")
+    assert state.ViewState.from_mapping({**preact, "shortcut": "none"}).spec().name == "plain_preact_resnet164"
+    plain = state.defaults("plain_preact_resnet164")
+    assert state.ViewState.from_mapping(plain).spec().name == "plain_preact_resnet164"
+    assert state.ViewState.from_mapping({**plain, "layers": "2,2,2"}).spec().name == "plain_preact_resnet164-custom"
+    own = state.ViewState.from_mapping({**state.defaults(state.CUSTOM), "layers": "1,1", "widths": "8,16"}).spec()
+    assert own.name == state.CUSTOM and own.layers == (1, 1)
+
+
+def test_view_keys_are_the_defaults() -> None:
+    """``init_session`` fills every key of the view, so ``ViewState`` needs no defaults of its own."""
+    assert set(state.defaults(state.DEFAULT_MODEL)) == set(state.VIEW_KEYS)
+    for key, (lo, hi) in state.LIMITS.items():
+        assert lo <= state.defaults(state.DEFAULT_MODEL)[key] <= hi
+
+
+def test_every_dtype_offered_is_one_the_tracer_runs() -> None:
+    from resviz.tracing.tracer import _resolve_dtype
+
+    for dtype in state.DTYPES:
+        _resolve_dtype(dtype, torch.device("cuda"))  # raises for a dtype the tracer rejects
+
+
+@pytest.mark.parametrize(
+    ("model", "expected"),
+    [("resnet56", ["resnet56", "plain56"]), ("plain34", ["plain34", "resnet34"]),
+     ("plain_preact_resnet164", ["plain_preact_resnet164", "preact_resnet164"]),
+     ("plain_wide_resnet50_2", ["plain_wide_resnet50_2", "wide_resnet50_2"])],
+)
+def test_compare_defaults_to_the_model_and_its_twin(model: str, expected: list[str]) -> None:
+    from resviz.dashboard.pages_compare import _defaults
+
+    view = state.ViewState.from_mapping(state.defaults(model))
+    assert _defaults(view, view.spec()) == expected
+
+
+@pytest.mark.filterwarnings("ignore:for .*copying from a non-meta parameter:UserWarning")
+def test_trace_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The tracer gets the device as asked (it builds the spec there itself), and a checkpoint is
+    loaded into a model built on the device ``auto`` resolves to. ``auto`` is made to resolve to
+    the meta device, which a CPU has too, so that a model left on the CPU shows."""
+    from resviz.dashboard import compute
+    from resviz.model import resnet
+    from resviz.spec import ResNetSpec
+    from resviz.tracing import tracer
+
+    real_resolve = resnet.resolve_device
+
+    def resolve(device: Any = "auto") -> torch.device:
+        return torch.device("meta") if str(device) == "auto" else real_resolve(device)
+
+    calls: list[tuple[Any, Any]] = []
+
+    def fake_trace(target: Any, **kwargs: Any) -> str:
+        calls.append((target, kwargs["device"]))
+        return "traced"
+
+    monkeypatch.setattr(resnet, "resolve_device", resolve)
+    monkeypatch.setattr(tracer, "trace", fake_trace)
+    spec = build_model("resnet20", device="meta").spec.to_dict()
+    compute.trace.clear()
+    try:
+        assert compute.trace(spec, (2, 3, 16, 16), "auto", "float32", 7) == "traced"
+        target, device = calls[-1]
+        assert isinstance(target, ResNetSpec) and target.name == "resnet20" and device == "auto"
+        ckpt = _state_bytes("resnet20")
+        assert compute.trace(spec, (2, 3, 16, 16), "auto", "float32", 7, "k", "r20.pt", _ckpt=ckpt) == "traced"
+        model, device = calls[-1]
+        assert device == "auto" and next(model.parameters()).device == resolve("auto")
+    finally:
+        compute.trace.clear()
+
+
+def test_a_trace_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A link asking for batch 256 at 512x512 of resnet50 (~190 GB of activations) shows an error and
+    never starts the trace; memory is fixed at 8 GiB here so the test does not depend on the machine."""
+    from resviz.dashboard import compute
+
+    def no_trace(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the trace should have been refused")
+
+    from resviz.tracing import memory
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: 8 * 2**30)
+    monkeypatch.setattr(compute, "trace", no_trace)
+    at = ok(app(model="resnet50", page="Activations", batch="256", tsize="512"))
+    assert len(errors(at)) == 1, errors(at)
+    assert "needs about 187.1 GiB of activations" in errors(at)[0]
+    assert "lower the batch or the input size" in errors(at)[0]
+    compute.check_trace_memory(build_model("resnet20", device="meta").spec.to_dict(), (2, 3, 16, 16), "cpu")
 
 
 # ---------------------------------------------------------------------------- default view
@@ -159,6 +235,7 @@ def test_architecture_views() -> None:
         at.selectbox(key="arch_view").set_value(view).run()
         ok(at)
         if view == "bottleneck":  # resnet20 has basic blocks: a readable error, not a crash
+            assert len(errors(at)) == 1 and "resnet20 has no bottleneck blocks" in errors(at)[0], errors(at)
             continue
         assert not errors(at), (view, errors(at))
         assert at.get("graphviz_chart")[0].proto.spec.startswith("digraph")
@@ -188,14 +265,12 @@ def test_cost_page_and_reconciliation() -> None:
     assert figs[0]["data"][0]["values"][0] == summarize("resnet20").total_macs
     at.radio(key="cost_kind").set_value("sunburst").run()
     assert figures_json(ok(at))[0]["data"][0]["type"] == "sunburst"
-    if has("resviz.analysis.reconcile", "reconcile"):
-        at.toggle(key="cost_reconcile").set_value(True).run()
-        ok(at)
-        assert not errors(at)
-        assert len(at.dataframe) == 2 and "fvcore" in at.dataframe[1].value.columns
+    at.toggle(key="cost_reconcile").set_value(True).run()
+    ok(at)
+    assert not errors(at)
+    assert len(at.dataframe) == 2 and "fvcore" in at.dataframe[1].value.columns
 
 
-@needs_tracer
 def test_activations_page() -> None:
     at = ok(app(model="resnet20", page="Activations", tsize="16"))
     assert not errors(at)
@@ -207,7 +282,6 @@ def test_activations_page() -> None:
     assert len(at.dataframe[0].value) == len(summarize("resnet20").layers)
 
 
-@needs_tracer
 def test_gradient_flow_page_with_plain_twin() -> None:
     at = ok(app(model="resnet20", page="Gradient flow", tsize="16"))
     assert not errors(at)
@@ -219,7 +293,6 @@ def test_gradient_flow_page_with_plain_twin() -> None:
     assert len(figures_json(ok(at))[0]["data"]) == 3
 
 
-@needs_compare
 def test_compare_page_runs_and_offers_the_report() -> None:
     at = ok(app(model="resnet20", page="Compare"))
     assert at.multiselect(key="cmp_models").value == ["resnet20", "plain20"]
@@ -239,7 +312,7 @@ def test_compare_page_runs_and_offers_the_report() -> None:
     ("key", "value", "message"),
     [
         ("layers", "0,3,3", "at least 1 block"),
-        ("layers", "3,x,3", "comma-separated integers"),
+        ("layers", "3,four,3", "blocks per stage must be comma-separated integers"),
         ("widths", "16,32", "one width per stage"),
         ("groups", 2, "groups=1"),
     ],
@@ -309,11 +382,10 @@ def test_safetensors_checkpoint_uploads() -> None:
     assert not errors(ok(at))
     assert any("r20.safetensors" in str(c.value) and "tensors match resnet20" in str(c.value)
                for c in at.sidebar.caption)
-    if has("resviz.tracing.tracer", "trace"):  # traces start from the uploaded weights
-        at.number_input(key="tsize").set_value(16)
-        at.radio(key="page").set_value("Activations").run()
-        assert not errors(ok(at))
-        assert any("uploaded checkpoint" in str(c.value) for c in at.caption)
+    at.number_input(key="tsize").set_value(16)  # traces start from the uploaded weights
+    at.radio(key="page").set_value("Activations").run()
+    assert not errors(ok(at))
+    assert any("uploaded checkpoint" in str(c.value) for c in at.caption)
 
 
 def test_architecture_color_by_counts() -> None:
@@ -330,7 +402,6 @@ def test_architecture_color_by_counts() -> None:
     assert "parameters" in ok(at).get("graphviz_chart")[0].proto.spec
 
 
-@needs_tracer
 def test_architecture_color_by_a_measurement_runs_a_trace_on_request() -> None:
     at = ok(app(model="resnet20", tsize="16"))
     at.selectbox(key="arch_color").set_value("grad-ratio").run()
@@ -355,10 +426,20 @@ def test_sketch_while_torch_loads_gives_way_to_the_diagram(monkeypatch: pytest.M
     assert sketch.startswith(f"digraph {fallback.SKETCH_NAME} {{")
     assert "3 x bottleneck block\\n256 channels" in sketch and "6 x bottleneck" in sketch
     assert "fc 1000" in sketch and "input, 3 channels" in sketch
+    drawn: list[str] = []
+    real_chart = st.graphviz_chart
+
+    def chart(figure_or_dot: Any, *args: Any, **kwargs: Any) -> Any:
+        drawn.append(str(figure_or_dot))
+        return real_chart(figure_or_dot, *args, **kwargs)
+
+    monkeypatch.setattr(st, "graphviz_chart", chart)
     monkeypatch.setattr(compute, "torch_loaded", lambda: False)
     at = ok(app())
+    assert drawn[0] == sketch and len(drawn) == 2  # the sketch first, while torch "loads"
+    assert not drawn[1].startswith(f"digraph {fallback.SKETCH_NAME}")
     charts = [c.proto.spec for c in at.get("graphviz_chart")]
-    assert len(charts) == 1 and not charts[0].startswith(f"digraph {fallback.SKETCH_NAME}")
+    assert charts == [drawn[1]]  # the sketch gave way to the real diagram
     assert not any("Loading PyTorch" in str(c.value) for c in at.caption)
 
 

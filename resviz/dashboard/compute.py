@@ -25,8 +25,6 @@ from resviz.errors import ResvizError
 from resviz.spec import ResNetSpec
 from resviz.tracing.records import Summary, shape_str
 
-SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
-
 
 def device_problem(device: str) -> str | None:
     """Why ``device`` cannot be used here, or ``None``; only ``cuda`` can be absent (``auto``
@@ -68,10 +66,11 @@ def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
 def check_input(s: Summary) -> None:
     """An input smaller than the total stride leaves deeper stages computing on padding only:
     the counts are still defined, but the view would mislead, so the dashboard refuses it."""
+    from resviz.tracing.static import SMALL_INPUT_NOTE
+
     for note in s.notes:
         if note.startswith(SMALL_INPUT_NOTE):
-            side = "x".join(str(d) for d in s.input_shape[2:])
-            raise ResvizError(f"input {side} is too small for {s.model}: {note}")
+            raise ResvizError(f"input {shape_str(s.input_shape[2:])} is too small for {s.model}: {note}")
 
 
 @st.cache_data(show_spinner=False, max_entries=128)
@@ -110,12 +109,23 @@ def check_checkpoint(spec: dict[str, Any], key: str, name: str, _data: bytes) ->
     Checking happens on the meta device, so no weights are copied; returns the tensor count.
     Raises a one-line :class:`ResvizError` for corrupt files, pickled objects or mismatches.
     """
-    from resviz.model.resnet import build_model
-    from resviz.model.weights import check_state_dict, read_state_dict
+    from resviz.model.weights import check_checkpoint as check
 
-    state = read_state_dict(_data, name)
-    check_state_dict(build_model(_spec(spec), device="meta"), state, name)
-    return len(state)
+    return check(_spec(spec), _data, name)
+
+
+def check_trace_memory(spec: dict[str, Any], shape: tuple[int, ...], device: str) -> None:
+    """Refuse a trace whose activations would not fit, before it runs.
+
+    A shared link can ask for any batch and trace size within the sidebar's limits (batch 256 at
+    512x512 is about 190 GB of ResNet-50 activations), and a process that runs out of memory
+    takes the whole server down. The estimate is the meta-device summary's activation bytes at
+    the trace shape, cached and cheap.
+    """
+    from resviz.model.resnet import resolve_device
+    from resviz.tracing.memory import check_trace_memory as check
+
+    check(str(spec.get("name")), shape, summary(spec, shape).activation_bytes, resolve_device(device))
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -123,27 +133,24 @@ def trace(
     spec: dict[str, Any], shape: tuple[int, ...], device: str, dtype: str, seed: int,
     ckpt_key: str = "", ckpt_name: str = "", _ckpt: bytes | None = None,
 ) -> Any:
-    """One forward and backward pass with the hook tracer; returns its plain ``Trace`` record."""
-    import torch
+    """One forward and backward pass with the hook tracer; returns its plain ``Trace`` record.
 
-    from resviz.model.resnet import build_model, resolve_device
+    Without a checkpoint the tracer builds the model itself, seeded, on the device it resolves,
+    and leaves the global RNG alone. A checkpoint's weights are loaded into a model built on that
+    same device first. The tracer raises one-line errors for unsupported dtypes and for failures
+    of the pass, out of memory included.
+    """
     from resviz.tracing.tracer import trace as tracer
 
-    dev = resolve_device(device)
-    torch_dtype = getattr(torch, dtype)
-    torch.manual_seed(seed)
-    model = build_model(_spec(spec), device="cpu")
-    if ckpt_key:
-        if _ckpt is None:
-            raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
-        from resviz.model.weights import load_checkpoint
+    if not ckpt_key:
+        return tracer(_spec(spec), input_size=shape, device=device, dtype=dtype, seed=seed)
+    if _ckpt is None:
+        raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
+    from resviz.model.resnet import build_model, resolve_device
+    from resviz.model.weights import load_checkpoint
 
-        load_checkpoint(model, _ckpt, ckpt_name)
-    try:
-        return tracer(model, input_size=shape, device=str(dev), dtype=torch_dtype, seed=seed)
-    except RuntimeError as exc:  # unsupported dtype on this device, out of memory ...
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ResvizError(f"tracing {spec.get('name')} at {shape_str(shape)} on {dev} failed: {first}") from None
+    model = load_checkpoint(build_model(_spec(spec), device=resolve_device(device)), _ckpt, ckpt_name)
+    return tracer(model, input_size=shape, device=device, dtype=dtype, seed=seed)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)

@@ -180,19 +180,28 @@ class Browser:
 
 
 class Dashboard:
-    """``streamlit run app.py`` on a free localhost port, stopped on exit."""
+    """``streamlit run app.py`` on a free localhost port, stopped on exit.
+
+    The server's stderr goes to a temporary file, not a pipe: nobody reads a pipe while the server
+    runs, and a full one would block the server's next write. :meth:`stop` reads the file back.
+    """
 
     def __init__(self, app: str | Path, python: str, port: int | None = None) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         app = Path(app)
+        self._stderr = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server; closed in stop())
         self.proc = subprocess.Popen(
             [python, "-m", "streamlit", "run", str(app), "--server.port", str(self.port),
              "--server.address", "127.0.0.1", "--server.headless", "true",
              "--browser.gatherUsageStats", "false"],
-            cwd=app.parent, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            cwd=app.parent, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=self._stderr,
         )
-        self.startup_s = wait_http(f"{self.url}/_stcore/health", timeout=60)
+        try:
+            self.startup_s = wait_http(f"{self.url}/_stcore/health", timeout=60)
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> str:
         """Stop the server; return what it wrote to stderr (for failure messages)."""
@@ -203,7 +212,12 @@ class Dashboard:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        return self.proc.stderr.read().decode(errors="replace") if self.proc.stderr else ""
+        if self._stderr.closed:
+            return ""
+        self._stderr.seek(0)
+        text = self._stderr.read().decode(errors="replace")
+        self._stderr.close()
+        return text
 
     def __enter__(self) -> Dashboard:
         return self

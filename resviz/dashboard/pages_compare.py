@@ -16,7 +16,7 @@ from resviz.dashboard import compute
 from resviz.dashboard.state import CUSTOM, ViewState
 from resviz.errors import ResvizError
 from resviz.spec import ResNetSpec
-from resviz.zoo import list_models
+from resviz.zoo import list_models, skip_twin
 
 RUN_KEY = "compare_run"
 
@@ -28,10 +28,9 @@ def _defaults(view: ViewState, spec: ResNetSpec | None) -> list[str]:
     """The current preset and its plain twin: the comparison He et al. 2015 (Fig. 4) make."""
     names = list_models(include_plain=True)
     if spec is not None and view.model != CUSTOM and spec.name in names:
-        twin = spec.plain().name if spec.has_skips else spec.name.replace("plain", "resnet", 1)
-        picked = [n for n in dict.fromkeys([spec.name, twin]) if n in names]
-        if len(picked) == 2:
-            return picked
+        twin = spec.plain().name if spec.has_skips else skip_twin(spec.name)
+        if twin is not None and twin != spec.name and twin in names:
+            return [spec.name, twin]
     return ["resnet20", "plain20"]
 
 

@@ -16,6 +16,7 @@ from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
 from resviz.render import figures
 from resviz.render.diagrams import VIEWS
+from resviz.render.diagrams.metrics import NEEDS_TRACE
 from resviz.render.tables import fold, human, summary_json
 from resviz.spec import ResNetSpec
 from resviz.tracing.records import Summary, shape_str
@@ -39,8 +40,6 @@ COLOR_LABELS: dict[str | None, str] = {
     None: "layer kind", "macs": "MACs", "params": "parameters",
     "std": "activation std (needs a trace)", "grad-ratio": "main/skip gradient ratio (needs a trace)",
 }
-#: Colourings that are measurements: ``resviz.render.diagrams.metrics.NEEDS_TRACE``.
-TRACE_METRICS: tuple[str, ...] = ("std", "grad-ratio")
 
 
 def color_choices(spec: ResNetSpec) -> list[str | None]:
@@ -61,9 +60,8 @@ def architecture(ctx: PageContext) -> None:
 
     spec, s = ctx.spec, ctx.summary
     headline(s, spec)
-    views = VIEWS
     c1, c2, c3 = st.columns([2, 2, 1])
-    chosen = c1.selectbox("Diagram view", views, key="arch_view")
+    chosen = c1.selectbox("Diagram view", VIEWS, key="arch_view")
     color = c2.selectbox("Color by", color_choices(spec), key="arch_color",
                          format_func=lambda c: COLOR_LABELS.get(c, str(c)),
                          help="fill each node by its count or measurement (log scale except std)")
@@ -71,7 +69,7 @@ def architecture(ctx: PageContext) -> None:
         if chosen == "layers" else None
     trace_key: tuple[Any, ...] | None = None
     tr = None
-    if chosen == "gradient-flow" or color in TRACE_METRICS:
+    if chosen == "gradient-flow" or color in NEEDS_TRACE:
         if chosen != "gradient-flow" and not pages_traced.trace_at_hand(ctx, spec):
             shape = shape_str(ctx.view.trace_shape(spec.in_channels))
             st.info(f"Colouring by {COLOR_LABELS[color].split(' (')[0]} needs a trace of {spec.name}: one "
@@ -129,13 +127,14 @@ def layers(ctx: PageContext) -> None:
     fold_to = c3.selectbox("Fold to depth", [None, 1, 2, 3], key="layers_depth",
                            format_func=lambda d: "every layer" if d is None else str(d))
     frame = layer_frame(s, fold_to)
+    rows = len(frame)
     types = sorted(frame["type"].unique())
     picked = c2.multiselect("Layer types", types, key="layers_types", placeholder="all types")
     if text:
         frame = frame[frame["name"].str.contains(text, case=False, regex=False)]
     if picked:
         frame = frame[frame["type"].isin(picked)]
-    st.caption(f"{len(frame)} of {len(s.layers) if fold_to is None else len(fold(s.layers, fold_to))} rows; "
+    st.caption(f"{len(frame)} of {rows} rows; "
                f"counts per image at {shape_str(s.input_shape)}; click a column header to sort.")
     st.dataframe(
         frame, hide_index=True, width="stretch", height=520,
@@ -143,7 +142,7 @@ def layers(ctx: PageContext) -> None:
                        for k in ("params", "MACs", "elementwise", "activation bytes")},
     )
     c1, c2, _ = st.columns([1, 1, 3])
-    c1.download_button("Download CSV", frame.to_csv(index=False), file_name=f"{spec.name}-layers.csv",
+    c1.download_button("Download CSV", lambda: frame.to_csv(index=False), file_name=f"{spec.name}-layers.csv",
                        mime="text/csv", key="dl_csv", on_click="ignore")
     c2.download_button("Download JSON", lambda: json.dumps(summary_json(s, fold_to), indent=2),
                        file_name=f"{spec.name}-summary.json", mime="application/json", key="dl_json",

@@ -1,8 +1,14 @@
 """Pages that need a real forward and backward pass: Activations and Gradient flow.
 
 A trace runs only when one of these pages (or the gradient-flow diagram) is opened, at the
-sidebar's trace settings (by default a batch of 2 at 64x64, so even ResNet-50 traces in about a
-second on two CPU cores), and is cached as a plain ``Trace`` record.
+sidebar's trace settings, and is cached as a plain ``Trace`` record. The default settings, a batch
+of 2 at 64x64, keep it short. ResNet-50's first trace in a fresh process took 0.78 s, median of 18
+processes run under ``time`` on a 2-core Xeon VM (torch 2.13.0+cpu), each timing its call of
+``resviz.tracing.tracer.trace`` with ``time.perf_counter``: 0.61-0.86 s in the 11 runs that had the
+cores to themselves, up to 13 s while other jobs shared them; ``import torch`` before it took
+1.3-1.9 s, the whole process 2.5-3.0 s when the cores were free.
+A trace whose activations would not fit in memory is refused before it runs
+(:func:`resviz.dashboard.compute.check_trace_memory`).
 """
 
 from __future__ import annotations
@@ -59,6 +65,7 @@ def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Any
     k = trace_args(ctx, spec, with_ckpt)
     ck = ctx.ckpt if with_ckpt else None
     try:
+        compute.check_trace_memory(k.spec, k.shape, k.device)
         with st.spinner(f"Tracing {spec.name}: forward and backward pass at {shape_str(k.shape)}..."):
             tr = compute.trace(k.spec, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
                                _ckpt=ck.data if ck else None)

@@ -20,7 +20,7 @@ _DIGESTS = "_resviz_digests"
 
 
 def keep(session: MutableMapping[Any, Any]) -> None:
-    for key in state.defaults(state.DEFAULT_MODEL):
+    for key in state.VIEW_KEYS:
         if key in session:
             session[key] = session[key]
 

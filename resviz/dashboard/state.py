@@ -14,20 +14,20 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resviz.dashboard import PAGES
-from resviz.errors import ResvizError
-from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
+from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, parse_int_list
 from resviz.tracing.records import Summary
-from resviz.zoo import get_spec, list_models
+from resviz.zoo import derive, get_spec, list_models
 
 DEFAULT_MODEL = "resnet50"
 CUSTOM = "custom"
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
-DTYPES: tuple[str, ...] = ("float32", "float64", "bfloat16", "float16")
+#: What the tracer runs: float32, or bfloat16/float16 autocast (float16 on CUDA only).
+DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
 BLOCKS: tuple[str, ...] = tuple(b.value for b in BlockKind)
 SHORTCUTS: tuple[str, ...] = tuple(s.value for s in Shortcut)
 STEMS: tuple[str, ...] = tuple(s.value for s in Stem)
-#: Traces run at this side length at most by default: a batch of 2 at 64x64 keeps a ResNet-50
-#: forward and backward pass well under a second on two CPU cores.
+#: Traces run at this side length at most by default, with a batch of 2; the time of the default
+#: trace is in :mod:`resviz.dashboard.pages_traced`.
 TRACE_SIDE = 64
 TRACE_BATCH = 2
 
@@ -64,7 +64,7 @@ def spec_values(spec: ResNetSpec) -> dict[str, Any]:
 def defaults(model: str) -> dict[str, Any]:
     """Every widget's default for ``model`` (a custom spec starts from ResNet-18's values)."""
     spec = get_spec(model if model != CUSTOM else "resnet18")
-    side = 32 if spec.stem is Stem.CIFAR else 224
+    side = spec.default_input_size[-1]
     return {
         "model": model, **spec_values(spec), "input": side, "tsize": min(side, TRACE_SIDE),
         "batch": TRACE_BATCH, "device": "auto", "dtype": "float32", "seed": 0, "page": PAGES[0],
@@ -143,72 +143,53 @@ def apply_preset(session: MutableMapping[Any, Any]) -> None:
         session[key] = base[key]
 
 
-def _int_list(text: str, what: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(p) for p in str(text).replace(" ", "").split(",") if p != "")
-    except ValueError:
-        raise ResvizError(f"{what} must be comma-separated integers, e.g. 3,4,6,3 (got {text!r})") from None
-    if not values:
-        raise ResvizError(f"{what} must list at least one stage, e.g. 3,4,6,3")
-    return values
-
-
 @dataclass(frozen=True)
 class ViewState:
-    """The sidebar's values, read once per run; pages receive this and nothing from widgets."""
+    """The sidebar's values, read once per run; pages receive this and nothing from widgets.
 
-    model: str = DEFAULT_MODEL
-    block: str = "bottleneck"
-    layers: str = "3,4,6,3"
-    widths: str = "64,128,256,512"
-    groups: int = 1
-    wpg: int = 64
-    shortcut: str = "B"
-    preact: bool = False
-    stem: str = "imagenet"
-    input: int = 224
-    tsize: int = TRACE_SIDE
-    batch: int = TRACE_BATCH
-    device: str = "auto"
-    dtype: str = "float32"
-    seed: int = 0
-    page: str = PAGES[0]
+    No field has a default: :func:`defaults` is the one place they are kept, and
+    :func:`init_session` fills every key before the first read.
+    """
+
+    model: str
+    block: str
+    layers: str
+    widths: str
+    groups: int
+    wpg: int
+    shortcut: str
+    preact: bool
+    stem: str
+    input: int
+    tsize: int
+    batch: int
+    device: str
+    dtype: str
+    seed: int
+    page: str
 
     @classmethod
     def from_mapping(cls, values: Mapping[Any, Any]) -> ViewState:
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: values[k] for k in names if k in values})
+        return cls(**{key: values[key] for key in VIEW_KEYS})
 
     def values(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def spec(self) -> ResNetSpec:
-        """The spec the sidebar describes, validated; a one-line :class:`ResvizError` if impossible."""
-        if self.model != CUSTOM:
-            preset = get_spec(self.model)
-            if spec_values(preset) == {k: getattr(self, k) for k in SPEC_KEYS}:
-                return preset
-            base_name = self.model
-        else:
-            preset, base_name = get_spec("resnet18"), CUSTOM
-        spec = dataclasses.replace(
-            preset,
-            name=base_name,
-            block=BlockKind(self.block),
-            layers=_int_list(self.layers, "blocks per stage"),
-            widths=_int_list(self.widths, "widths"),
-            groups=int(self.groups),
-            width_per_group=int(self.wpg),
-            shortcut=Shortcut(self.shortcut),
-            preact=bool(self.preact),
-            stem=Stem(self.stem),
-        )
-        if spec.name != CUSTOM:
-            twin = preset.plain() if preset.has_skips else preset
-            if spec == dataclasses.replace(twin, name=spec.name):
-                return twin
-            spec = dataclasses.replace(spec, name=f"{base_name}-custom")
-        return spec.validate()
+        """The spec the sidebar describes, validated; a one-line :class:`ResvizError` if impossible.
+
+        A preset's values give the preset, its values with no shortcut its plain twin, anything
+        else ``<preset>-custom`` (:func:`resviz.zoo.derive`); ``custom`` starts from ResNet-18.
+        """
+        changes: dict[str, Any] = {
+            "block": self.block, "layers": parse_int_list(self.layers, "blocks per stage"),
+            "widths": parse_int_list(self.widths, "widths"), "groups": int(self.groups),
+            "width_per_group": int(self.wpg), "shortcut": self.shortcut, "preact": bool(self.preact),
+            "stem": self.stem,
+        }
+        if self.model == CUSTOM:
+            return derive(get_spec("resnet18"), {**changes, "name": CUSTOM})
+        return derive(get_spec(self.model), changes)
 
     def input_shape(self, in_channels: int = 3) -> tuple[int, int, int, int]:
         """Per-image input of the static analysis (batch 1, as papers and torchvision count)."""
@@ -218,9 +199,8 @@ class ViewState:
         return (int(self.batch), in_channels, int(self.tsize), int(self.tsize))
 
 
-def twin_name(spec: ResNetSpec) -> str:
-    """The name the plain twin of ``spec`` goes by in legends."""
-    return plain_name(spec.name)
+#: Every view key: the widgets' session-state keys that :func:`defaults` fills.
+VIEW_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ViewState))
 
 
 @dataclass(frozen=True)
