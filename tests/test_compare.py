@@ -182,6 +182,11 @@ def test_input_size_and_batch() -> None:
     assert _input_shape("2x3x8x8", None) == (2, 3, 8, 8)
     assert _input_shape("2x3x8x8", 5) == (5, 3, 8, 8)
     assert _input_shape((3, 8, 8), 4) == (4, 3, 8, 8)
+    assert _input_shape((1, 3, 8, 8), None) == (1, 3, 8, 8)
+    # Read as parse_input_size reads it: spaces and commas separate dimensions too.
+    assert _input_shape("2 3 8 8", None) == (2, 3, 8, 8)
+    assert _input_shape("3, 8, 8", None) == (8, 3, 8, 8)
+    assert _input_shape("1x3x8x8", None) == (1, 3, 8, 8)
 
 
 def test_custom_preact_spec_against_its_plain_twin() -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -22,14 +24,16 @@ def run(*args: str) -> Any:
     return CliRunner().invoke(app, ["compare", *args])
 
 
-def test_html_report_with_json_sidecar(tmp_path: Path) -> None:
+def test_html_report_with_json_sidecar(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "report.html"
-    res = run("resnet20", "plain20", "--steps", "2", *SMALL, "-o", str(out))
+    args = ["resnet20", "plain20", "--steps", "2", *SMALL, "-o", str(out)]
+    monkeypatch.setattr(sys, "argv", ["resviz", "compare", *args])  # what a shell would have passed
+    res = run(*args)
     assert res.exit_code == 0, res.output
     data = json.loads((tmp_path / "report.json").read_text())
     assert [m["name"] for m in data["models"]] == ["resnet20", "plain20"]
     assert data["settings"]["steps_done"] == 2
-    assert "compare resnet20 plain20" in data["settings"]["command"] or data["settings"]["command"]
+    assert data["settings"]["command"] == "resviz compare " + shlex.join(args)
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>") and page.rstrip().endswith("</html>")
     assert "gradient first block / last block" in res.output
@@ -101,6 +105,42 @@ def test_bad_output_suffix_or_folder(tmp_path: Path) -> None:
     assert res.exit_code == 2 and "use .html, .md or .json" in res.output
     res = run("resnet20", "plain20", "-q", "-o", str(tmp_path / "nofolder" / "r.html"))
     assert res.exit_code == 2 and "does not exist" in res.output
+
+
+@pytest.mark.parametrize("folder", ["d.html", "d.json"])
+def test_an_output_that_is_a_folder_fails_before_the_comparison(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str,
+) -> None:
+    """The report (d.html) or its sidecar (d.json) being a folder is caught before any training."""
+    from resviz.analysis import compare as compare_mod
+
+    def never(*_: Any, **__: Any) -> Any:
+        raise AssertionError("compare() ran although the output cannot be written")
+
+    monkeypatch.setattr(compare_mod, "compare", never)
+    (tmp_path / folder).mkdir()
+    res = run("resnet20", "plain20", "--steps", "1000", *SMALL, "-o", str(tmp_path / "d.html"))
+    assert res.exit_code == 2, res.output
+    lines = [ln for ln in res.output.splitlines() if ln.strip()]
+    assert lines == [f"error: cannot write {tmp_path / folder}: it is a folder"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [folder]
+    assert not any((tmp_path / folder).iterdir())
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, which refuses new files")
+def test_an_unwritable_folder_fails_before_the_comparison() -> None:
+    res = run("resnet20", "plain20", "--steps", "1000", *SMALL, "-o", "/proc/r.html")
+    assert res.exit_code == 2, res.output
+    assert res.output.startswith("error: cannot write /proc/r.html: folder /proc is not writable")
+
+
+@pytest.mark.parametrize("args", [["resnet20"], ["resnet20", "plain20", "--batch", "0"]])
+def test_argument_errors_with_the_progress_bar_print_one_line(tmp_path: Path, args: list[str]) -> None:
+    """Without -q the bar starts only once the comparison runs, so an argument error stands alone."""
+    res = run(*args, "--device", "cpu", "-o", str(tmp_path / "r.json"))
+    assert res.exit_code == 2, res.output
+    assert res.stderr.count("\n") == 1 and res.stderr.startswith("error: "), repr(res.stderr)
+    assert res.stdout == ""
 
 
 def test_nan_model_is_marked_and_others_finish(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -149,7 +149,7 @@ def test_html_embeds_svg_diagrams(result: Comparison) -> None:
 def test_diagrams_fall_back_to_a_note_without_dot(result: Comparison, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
     page = result.to_html()
-    assert "Graphviz&#x27;s dot program was not found" in page or "dot program was not found" in page
+    assert "Graphviz&#x27;s dot program was not found: install graphviz to embed this diagram" in page
     assert "<svg" not in page.split('<h2 id="diagrams">')[1].split('<h2 id="settings">')[0]
 
 

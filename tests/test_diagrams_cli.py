@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from resviz.cli import app
-from resviz.cli import diagram_cmd as cmd
 from resviz.render.diagrams import diagram
 
 runner = CliRunner()
@@ -117,7 +116,6 @@ def test_dot_failure_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         raise graphviz.CalledProcessError(1, ["dot"], stderr=b"Error: syntax error in line 1\nmore")
 
     monkeypatch.setattr(graphviz.Digraph, "pipe", boom)
-    monkeypatch.setattr(cmd.shutil, "which", lambda _: "/usr/bin/dot")
     out = tmp_path / "x.svg"
     code, text = run("resnet20", "-o", str(out))
     _assert_error(code, text, "syntax error in line 1")

@@ -1,7 +1,7 @@
 """The preset catalogue shown by ``resviz list`` and the dashboard's model picker.
 
-Counting all 48 presets and twins on the meta device takes about 10 s on a 2-core CPU (the
-1001- and 1202-layer nets alone take seconds), too slow for a listing. The counts are therefore
+Counting all 48 presets and twins on the meta device takes about 8 s on a 2-core x86_64 machine
+(the 1001- and 1202-layer nets alone take seconds), too slow for a listing. The counts are therefore
 stored in ``resviz/data/catalog.json``, written by ``python -m resviz.analysis.catalog`` and checked
 against a fresh count by the test suite; a preset missing from the file is counted on the spot.
 """
@@ -44,10 +44,10 @@ def family(name: str) -> str:
 
 def count(name: str) -> dict[str, Any]:
     """Parameters and MACs of one preset at its native input size, on the meta device."""
-    from resviz.api import summarize
+    from resviz.api import analyze_spec
 
     spec = get_spec(name)
-    s = summarize(spec)
+    s = analyze_spec(spec)
     return {"params": s.total_params, "macs": s.total_macs, "input": shape_str(default_input_size(spec))}
 
 

@@ -42,7 +42,7 @@ from resviz.analysis.data import Batches, DataInfo, load_batches
 from resviz.analysis.training import TrainingRun, train
 from resviz.errors import ResvizError
 from resviz.spec import ResNetSpec
-from resviz.tracing.records import Summary
+from resviz.tracing.records import Summary, json_safe
 from resviz.tracing.trace_records import Trace
 
 Progress = Callable[[int, int, str], None]
@@ -108,25 +108,20 @@ class ModelResult:
     stages: tuple[StageFlow, ...]
     spec: dict[str, Any]
     trace: Trace
+    summary: Summary = field(repr=False, compare=False)  # the static analysis the diagrams draw
     training: TrainingRun | None = None
     act_std_trained: tuple[LayerStd, ...] = ()
-    summary: Summary | None = field(default=None, repr=False, compare=False)
 
     @property
     def status(self) -> str:
         return self.training.status if self.training else "ok"
 
     def to_dict(self) -> dict[str, Any]:
-        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        d.pop("summary")
-        d["blocks"] = [dataclasses.asdict(b) for b in self.blocks]
-        d["act_std"] = [dataclasses.asdict(a) for a in self.act_std]
-        d["act_std_trained"] = [dataclasses.asdict(a) for a in self.act_std_trained]
-        d["stages"] = [dataclasses.asdict(s) for s in self.stages]
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "summary"}
         d["trace"] = self.trace.to_dict()
         d["training"] = self.training.to_dict() if self.training else None
         d["status"] = self.status
-        return _finite(d)
+        return dict(json_safe(d))
 
 
 @dataclass(frozen=True)
@@ -192,17 +187,6 @@ class Comparison:
         return dataclasses.replace(self, settings=dataclasses.replace(self.settings, command=command))
 
 
-def _finite(value: Any) -> Any:
-    """JSON has no NaN or infinity: write them as strings, as the trace records do."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
 def _ratio(num: float | None, den: float | None) -> float:
     if num is None or den is None:
         return math.nan
@@ -215,17 +199,10 @@ def block_flows(trace: Trace) -> tuple[BlockFlow, ...]:
     return tuple(
         BlockFlow(
             b.name, b.stage, i + 1, b.shortcut, _f(b.grad_main), _f(b.grad_skip), _f(b.grad_total),
-            _branch_ratio(b.grad_main, b.grad_skip), b.main_rms, b.skip_rms,
+            b.grad_ratio, b.main_rms, b.skip_rms,
         )
         for i, b in enumerate(trace.blocks)
     )
-
-
-def _branch_ratio(main: float | None, skip: float | None) -> float | None:
-    """main / skip, as the gradient-flow diagram labels it; None where there is no skip gradient."""
-    if main is None or not skip:
-        return None
-    return main / skip
 
 
 def _f(v: float | None) -> float:
@@ -280,14 +257,15 @@ def _resolve(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
 
 def _input_shape(input_size: str | Sequence[int], batch: int | None) -> tuple[int, int, int, int]:
     """``CxHxW`` plus ``batch`` (default 8), or ``NxCxHxW`` whose N is the batch unless given."""
-    from resviz.tracing.static import parse_input_size
+    from resviz.tracing.static import parse_dims, parse_input_size
 
     if batch is not None and batch < 1:
         raise ResvizError(f"batch size must be at least 1, got {batch}")
-    parts = input_size.replace(",", "x").split("x") if isinstance(input_size, str) else list(input_size)
-    n, c, h, w = parse_input_size(input_size)
-    four_d = len([p for p in parts if str(p).strip()]) == 4
-    return (batch if batch is not None else (n if four_d else DEFAULT_BATCH), c, h, w)
+    dims = parse_dims(input_size)
+    n, c, h, w = parse_input_size(dims)
+    if batch is None:
+        batch = n if len(dims) == 4 else DEFAULT_BATCH
+    return (batch, c, h, w)
 
 
 def versions() -> dict[str, str]:
@@ -325,7 +303,7 @@ def compare(
     traces, the models traced so far (no training). Only when no model was traced yet does the
     interrupt propagate.
     """
-    from resviz.api import summarize
+    from resviz.api import analyze_spec
     from resviz.model.resnet import build_model, resolve_device
 
     specs = _resolve(models)
@@ -336,7 +314,7 @@ def compare(
     if every < 1:
         raise ResvizError(f"every must be at least 1, got {every}")
     shape = _input_shape(input_size, batch)
-    summaries = [summarize(s, input_size=(1, *shape[1:])) for s in specs]  # validates the input size
+    summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]  # validates the input size
     for s in specs:
         if s.in_channels != shape[1]:
             raise ResvizError(f"{s.name} takes {s.in_channels} input channel(s); the input has {shape[1]}")

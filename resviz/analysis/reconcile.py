@@ -15,9 +15,9 @@ requested input size; it is the only part of the static analysis that computes a
 
 from __future__ import annotations
 
+import math
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +153,7 @@ def reconcile_module(model: nn.Module, summary: Summary) -> Reconciliation:
         tic = sum(ti.get(r.name, 0) for r in recs)
         fcc = fc_types.get(t, 0)
         params = sum(r.params for r in recs)
-        out_el = sum(_numel(r.output_shape) for r in recs)
+        out_el = sum(math.prod(r.output_shape) for r in recs)
         rows.append(ReconcileRow(t, len(recs), rm, re, fvc, tic, fcc, _explain(rm, re, fvc, tic, fcc, params, out_el)))
     totals = {
         "resviz_macs": summary.total_macs,
@@ -163,13 +163,6 @@ def reconcile_module(model: nn.Module, summary: Summary) -> Reconciliation:
         "flop_counter": sum(fc_types.values()),
     }
     return Reconciliation(summary.model, summary.input_shape, tuple(rows), totals, _versions())
-
-
-def _numel(shape: Sequence[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
 
 
 def _versions() -> dict[str, str]:

@@ -24,6 +24,7 @@ from torch import nn
 
 from resviz.analysis.data import Batches
 from resviz.tracing.monitor import Monitor, monitor
+from resviz.tracing.records import json_safe
 from resviz.tracing.trace_records import MonitorSeries
 
 Progress = Callable[[int, int, str], None]
@@ -46,13 +47,9 @@ class TrainingRun:
     def to_dict(self) -> dict[str, Any]:
         return {
             "model": self.model, "status": self.status, "steps_done": self.steps_done,
-            "losses": [_json_float(v) for v in self.losses], "seconds": self.seconds,
+            "losses": json_safe(self.losses), "seconds": self.seconds,
             "message": self.message, "series": self.series.to_dict() if self.series else None,
         }
-
-
-def _json_float(v: float) -> float | str:
-    return v if math.isfinite(v) else ("nan" if math.isnan(v) else ("inf" if v > 0 else "-inf"))
 
 
 @dataclass

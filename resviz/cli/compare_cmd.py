@@ -16,19 +16,23 @@ from typing import Annotated, Any
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import echo, resolve_cli_spec, user_errors, write_atomic
+from resviz.cli.common import check_writable, echo, resolve_cli_spec, user_errors, write_atomic
 from resviz.errors import ResvizError
 
 SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
 
 
 def output_kind(path: Path) -> str:
+    """The report format named by the suffix; every file it implies must be writable.
+
+    Checked before the comparison runs, so a bad path fails at once instead of after training.
+    """
     kind = SUFFIXES.get(path.suffix.lower())
     if kind is None:
         raise ResvizError(f"cannot tell the report format from {path.name!r}: use .html, .md or .json")
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ResvizError(f"cannot write {path}: folder {folder} does not exist")
+    check_writable(path)
+    if kind != "json":
+        check_writable(path.with_suffix(".json"))  # the sidecar
     return kind
 
 
@@ -67,20 +71,21 @@ def compare_cmd(
     task = None
 
     def progress(done: int, total: int, label: str) -> None:
+        # The bar starts with the first traced model, once compare() has accepted its arguments:
+        # an argument error is then the only thing printed.
         nonlocal task
         if bar is None:
             return
         if task is None:
+            bar.start()
             task = bar.add_task(label, total=total)
         bar.update(task, completed=done, description=label)
 
-    if bar is not None:
-        bar.start()
     try:
         result = compare(specs, steps=steps, batch=batch, input_size=input, data=data, seed=seed,
                          device=device, lr=lr, every=every, progress=progress)
     finally:
-        if bar is not None:
+        if bar is not None and task is not None:
             bar.stop()
     result = result.with_command(command)
     files = _render(result, output, kind)

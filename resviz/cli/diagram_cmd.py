@@ -7,15 +7,23 @@ inside the command, so ``resviz --help`` stays fast.
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import InputOpt, ModelArg, PlainOpt, SetOpt, echo, resolve_cli_spec, user_errors, write_atomic
+from resviz.cli.common import (
+    InputOpt,
+    ModelArg,
+    PlainOpt,
+    SetOpt,
+    check_writable,
+    echo,
+    resolve_cli_spec,
+    user_errors,
+    write_atomic,
+)
 from resviz.errors import ResvizError
 
 FORMATS = ("svg", "png", "pdf", "dot")
@@ -33,26 +41,6 @@ def output_format(path: Path) -> str:
     return fmt
 
 
-def check_writable(path: Path) -> None:
-    """Fail before any work when the output cannot be written."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise ResvizError(f"cannot write {path}: folder {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise ResvizError(f"cannot write {path}: folder {folder} is not writable")
-    if path.is_dir():
-        raise ResvizError(f"cannot write {path}: it is a folder")
-
-
-def static_summary(spec: Any, input_size: str | None) -> Any:
-    """The meta-device analysis alone: diagrams need no reference notes (which cost a second pass)."""
-    from resviz.model.resnet import build_model
-    from resviz.tracing.static import analyze_module, default_input_size, parse_input_size
-
-    shape = parse_input_size(input_size) if input_size is not None else default_input_size(spec)
-    return analyze_module(build_model(spec, device="meta"), shape, spec=spec)
-
-
 def run_trace(spec: Any, input_size: str | None) -> Any:
     """Measure activations and branch gradients with the tracer, on the CPU, seed 0."""
     from resviz.tracing.tracer import trace
@@ -66,9 +54,9 @@ def render(graph: Any, fmt: str, out: Path) -> bytes | str:
         return str(graph.source)
     import graphviz
 
+    from resviz.render.diagrams import dot_error
+
     try:
-        if shutil.which("dot") is None:
-            raise graphviz.ExecutableNotFound(("dot",))
         return bytes(graph.pipe(format=fmt))
     except graphviz.ExecutableNotFound:
         fallback = out.with_suffix(".dot")
@@ -76,8 +64,7 @@ def render(graph: Any, fmt: str, out: Path) -> bytes | str:
         raise ResvizError(f"Graphviz `dot` was not found: {INSTALL_HINT}; wrote the DOT source to {fallback}") \
             from None
     except graphviz.CalledProcessError as exc:
-        detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-        raise ResvizError(f"dot failed to render {fmt}: {detail[0] if detail else exc}") from None
+        raise ResvizError(f"dot failed to render {fmt}: {dot_error(exc)}") from None
 
 
 @app.command("diagram")
@@ -102,20 +89,19 @@ def diagram_cmd(
 ) -> None:
     """Draw a Graphviz diagram of a model: its overview, blocks, stages, shapes, skips or gradient flow."""
     from resviz.render.diagrams import BLOCK_VIEWS, check_view
-    from resviz.render.diagrams.metrics import COLOR_BY, NEEDS_TRACE
+    from resviz.render.diagrams.metrics import NEEDS_TRACE, color_by_key
 
     key = check_view(view)
     fmt = output_format(output)
-    metric = color_by.strip().lower() if color_by else None
-    if metric is not None and metric not in COLOR_BY:
-        raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(COLOR_BY)}")
+    metric = color_by_key(color_by)
     check_writable(output)
 
+    from resviz.api import analyze_spec
     from resviz.render.diagrams import diagram
     from resviz.render.diagrams.context import Context
 
     spec = resolve_cli_spec(model, plain, sets)
-    summary = static_summary(spec, input)
+    summary = analyze_spec(spec, input)
     if key in BLOCK_VIEWS:
         Context(summary=summary, view=key).require_residual()
     trace = run_trace(spec, input) if key == "gradient-flow" or metric in NEEDS_TRACE else None

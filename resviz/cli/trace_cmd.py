@@ -14,6 +14,7 @@ from resviz.cli.common import (
     ModelArg,
     PlainOpt,
     SetOpt,
+    check_writable,
     console,
     echo,
     resolve_cli_spec,
@@ -42,6 +43,8 @@ def trace_cmd(
     """Trace activations and skip-versus-main gradients of one batch (random inputs and labels)."""
     if output is not None and output.suffix.lower() not in (".json", ".csv"):
         raise ResvizError(f"cannot tell the format of {output}: use a .json or .csv file name")
+    if output is not None:
+        check_writable(output)  # before the trace, not after it
     spec = resolve_cli_spec(model, plain, sets)
     from resviz.render.trace_view import block_table, layer_table, trace_csv, trace_json
     from resviz.tracing.tracer import trace

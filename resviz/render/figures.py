@@ -217,7 +217,7 @@ def gradient_flow(
     for label, attr, color, dash, symbol in series:
         fig.add_trace(
             go.Scatter(
-                x=names, y=[_positive(getattr(b, attr)) for b in blocks], name=label,
+                x=names, y=[positive(getattr(b, attr)) for b in blocks], name=label,
                 mode="lines+markers", line={"color": color, "dash": dash},
                 marker={"symbol": symbol, "size": 7},
                 hovertemplate="%{x}: %{y:.3e}<extra>" + label + "</extra>",
@@ -228,7 +228,7 @@ def gradient_flow(
         xs = [n for n in names if n in by_name] or [b.name for b in plain]
         fig.add_trace(
             go.Scatter(
-                x=xs, y=[_positive(by_name[n].grad_total) for n in xs], name=f"{plain_model}: total",
+                x=xs, y=[positive(by_name[n].grad_total) for n in xs], name=f"{plain_model}: total",
                 mode="lines+markers", line={"color": "#999999", "width": 3},
                 marker={"symbol": "square", "size": 7},
                 hovertemplate="%{x}: %{y:.3e}<extra>" + plain_model + "</extra>",
@@ -252,6 +252,7 @@ def _finite(v: float | None) -> float | None:
     return f if math.isfinite(f) else None
 
 
-def _positive(v: float | None) -> float | None:
+def positive(v: float | None) -> float | None:
+    """``v`` where a log axis can show it (finite and above 0), else None: a gap, not a crash or a 0."""
     f = _finite(v)
     return f if f is not None and f > 0 else None

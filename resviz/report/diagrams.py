@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 
 from resviz.analysis.compare import ModelResult
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, one_line
 
 VIEWS = ("gradient-flow", "stages")
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
@@ -30,22 +30,21 @@ class DiagramSvg:
 def model_diagrams(m: ModelResult) -> list[DiagramSvg]:
     import graphviz
 
-    from resviz.render.diagrams import diagram
+    from resviz.render.diagrams import diagram, dot_error
 
     out: list[DiagramSvg] = []
     for view in VIEWS:
         try:
-            dig = diagram(m.summary if m.summary is not None else m.name, view=view, trace=m.trace)
+            dig = diagram(m.summary, view=view, trace=m.trace)
             svg = dig.pipe(format="svg").decode("utf-8")
         except ResvizError as exc:
-            out.append(DiagramSvg(m.name, view, note=str(exc).splitlines()[0]))
+            out.append(DiagramSvg(m.name, view, note=one_line(exc)))
         except graphviz.ExecutableNotFound:
             out.append(DiagramSvg(
                 m.name, view, note="Graphviz's dot program was not found: install graphviz to embed this diagram",
             ))
         except graphviz.CalledProcessError as exc:
-            first = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
-            out.append(DiagramSvg(m.name, view, note=f"Graphviz's dot failed: {first[0] if first else exc}"))
+            out.append(DiagramSvg(m.name, view, note=f"Graphviz's dot failed: {dot_error(exc)}"))
         else:
             out.append(DiagramSvg(m.name, view, svg=_PROLOG.sub("", svg, count=1)))
     return out

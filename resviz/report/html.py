@@ -19,7 +19,8 @@ from resviz.report.tables import (
     block_table,
     headline_sentence,
     headline_table,
-    settings_rows,
+    notes,
+    settings_table,
     stage_table,
     training_table,
 )
@@ -59,15 +60,13 @@ def _diagrams(c: Comparison) -> str:
 
 
 def _notes(c: Comparison) -> str:
-    notes = []
-    for m in c.models:
-        if m.training is not None and m.training.status != "ok":
-            cls = f"status-{m.training.status}"
-            notes.append(f'<p class="{cls}">{html.escape(m.name)}: {html.escape(m.training.message)}</p>')
-    if c.settings.interrupted:
-        notes.append('<p class="status-interrupted">The run was interrupted: this report covers the steps done.</p>')
-    notes += [f'<p class="note">{html.escape(n)}</p>' for n in c.settings.data.notes]
-    return "\n".join(notes)
+    parts = []
+    for n in notes(c):
+        if n.subject:
+            parts.append(f'<p class="status-{n.kind}">{html.escape(n.subject)}: {html.escape(n.text)}</p>')
+        else:
+            parts.append(f'<p class="note">{html.escape(n.text)}</p>')
+    return "\n".join(parts)
 
 
 def _training(c: Comparison) -> str:
@@ -90,7 +89,6 @@ def render_html(c: Comparison) -> str:
     import plotly.offline
 
     title = "Gradient flow: " + " vs ".join(c.settings.models)
-    settings = table_html((["setting", "value"], [list(r) for r in settings_rows(c)]), cls="settings")
     steps = c.settings.steps_done
     values = {
         "title": html.escape(title),
@@ -105,6 +103,6 @@ def render_html(c: Comparison) -> str:
         "figures": _figures(c),
         "stage_tables": _stage_tables(c),
         "diagrams": _diagrams(c),
-        "settings_table": settings,
+        "settings_table": table_html(settings_table(c), cls="settings"),
     }
     return Template(_asset("report.html")).substitute(values)

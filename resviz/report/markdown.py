@@ -8,7 +8,8 @@ from resviz.report.tables import (
     block_table,
     headline_sentence,
     headline_table,
-    settings_rows,
+    notes,
+    settings_table,
     stage_table,
     training_table,
 )
@@ -29,12 +30,7 @@ def table_md(table: Table) -> str:
 def render_markdown(c: Comparison) -> str:
     out = [f"# Gradient flow: {' vs '.join(c.settings.models)}", "", "## Headline", "", table_md(headline_table(c)), ""]
     out += [f"- {headline_sentence(m)}" for m in c.models]
-    for m in c.models:
-        if m.training is not None and m.training.status != "ok":
-            out.append(f"- **{m.name}**: {m.training.message}")
-    if c.settings.interrupted:
-        out.append("- **The run was interrupted**: this report covers the steps done.")
-    out += [f"- note: {n}" for n in c.settings.data.notes]
+    out += [f"- **{n.subject}**: {n.text}" if n.subject else f"- note: {n.text}" for n in notes(c)]
     train = training_table(c)
     if train[1]:
         out += ["", "## Training", "", table_md(train)]
@@ -44,5 +40,5 @@ def render_markdown(c: Comparison) -> str:
     out += ["", "## Per block"]
     for m in c.models:
         out += ["", f"### {m.name}", "", table_md(block_table(m))]
-    out += ["", "## Run settings", "", table_md((["setting", "value"], [list(r) for r in settings_rows(c)])), ""]
+    out += ["", "## Run settings", "", table_md(settings_table(c)), ""]
     return "\n".join(out)

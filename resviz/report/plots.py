@@ -7,16 +7,12 @@ logarithmic; values that a log axis cannot show (zero, NaN, infinity) become gap
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 
 import plotly.graph_objects as go
 
 from resviz.analysis.compare import Comparison, ModelResult
 from resviz.render import theme
-
-
-def _pos(values: Sequence[float | None]) -> list[float | None]:
-    return [v if v is not None and math.isfinite(v) and v > 0 else None for v in values]
+from resviz.render.figures import positive
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
@@ -41,7 +37,7 @@ def grad_vs_depth(c: Comparison) -> go.Figure:
     fig = go.Figure()
     for i, m in enumerate(c.models):
         fig.add_scatter(
-            x=[b.depth for b in m.blocks], y=_pos([b.grad_total for b in m.blocks]), mode="lines+markers",
+            x=[b.depth for b in m.blocks], y=[positive(b.grad_total) for b in m.blocks], mode="lines+markers",
             name=m.name, line={"color": _color(i)}, text=[b.name for b in m.blocks],
             hovertemplate="%{text}<br>|dL/dx| = %{y:.4g}<extra>" + m.name + "</extra>",
         )
@@ -54,10 +50,10 @@ def branch_grads(c: Comparison) -> go.Figure:
     fig = go.Figure()
     for i, m in enumerate(c.models):
         x = [b.depth for b in m.blocks]
-        fig.add_scatter(x=x, y=_pos([b.grad_main for b in m.blocks]), mode="lines", name=f"{m.name} main",
+        fig.add_scatter(x=x, y=[positive(b.grad_main) for b in m.blocks], mode="lines", name=f"{m.name} main",
                         line={"color": _color(i)})
         if m.has_skips:
-            fig.add_scatter(x=x, y=_pos([b.grad_skip for b in m.blocks]), mode="lines",
+            fig.add_scatter(x=x, y=[positive(b.grad_skip) for b in m.blocks], mode="lines",
                             name=f"{m.name} skip", line={"color": _color(i), "dash": "dash"})
     return _layout(fig, "Gradient through the main path and through the shortcut", "block",
                    "gradient norm (log)", log_y=True)
@@ -69,7 +65,7 @@ def branch_ratio(c: Comparison) -> go.Figure:
     for i, m in enumerate(c.models):
         if not m.has_skips:
             continue
-        fig.add_scatter(x=[b.depth for b in m.blocks], y=_pos([b.ratio for b in m.blocks]),
+        fig.add_scatter(x=[b.depth for b in m.blocks], y=[positive(b.ratio) for b in m.blocks],
                         mode="lines+markers", name=m.name, line={"color": _color(i)})
     fig.add_hline(y=1.0, line={"color": "#999999", "dash": "dot"})
     return _layout(fig, "Main-path gradient / skip-path gradient per block", "block", "main / skip (log)",
@@ -126,10 +122,8 @@ def block_heatmap(
     series = m.training.series if m.training else None
     if series is None or not series.snapshots:
         return None
-    if quantity == "ratio":
-        mains, skips = series.matrix("grad_main"), series.matrix("grad_skip")
-        rows = [[a / b if a is not None and b else None for a, b in zip(rm, rs, strict=True)]
-                for rm, rs in zip(mains, skips, strict=True)]
+    if quantity == "ratio":  # rows[block][snapshot], as series.matrix lays out a recorded field
+        rows = [[snap.blocks[i].grad_ratio for snap in series.snapshots] for i in range(len(series.block_names))]
         label = "main / skip"
     else:
         rows = series.matrix(quantity)

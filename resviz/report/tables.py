@@ -7,9 +7,10 @@ JSON's value at four significant digits (``num``), and integers are exact.
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import Any, NamedTuple
 
 from resviz.analysis.compare import Comparison, ModelResult
+from resviz.tracing.records import shape_str
 
 Table = tuple[list[str], list[list[str]]]
 
@@ -107,13 +108,35 @@ def training_table(c: Comparison) -> Table:
     return header, rows
 
 
-def settings_rows(c: Comparison) -> list[tuple[str, str]]:
+class Note(NamedTuple):
+    """One remark under the headline: ``kind`` is ``nan`` or ``interrupted`` (a run that did not
+    finish, with the ``subject`` it concerns) or ``data`` (a note on the batches, no subject)."""
+
+    kind: str
+    subject: str
+    text: str
+
+
+def notes(c: Comparison) -> list[Note]:
+    """Models that stopped early, an interrupted run, then the data's notes: both reports list these."""
+    out = [
+        Note(m.training.status, m.name, m.training.message)
+        for m in c.models if m.training is not None and m.training.status != "ok"
+    ]
+    if c.settings.interrupted:
+        out.append(Note("interrupted", "The run was interrupted", "this report covers the steps done."))
+    out += [Note("data", "", n) for n in c.settings.data.notes]
+    return out
+
+
+def settings_table(c: Comparison) -> Table:
+    """How the run was made, one setting per row."""
     s = c.settings
     d = s.data
     data = f"{d.kind}: {d.source} ({d.num_classes} classes, {d.num_images:,} images)"
     rows = [
         ("models", ", ".join(s.models)),
-        ("input", "x".join(str(v) for v in s.input_shape)),
+        ("input", shape_str(s.input_shape)),
         ("batch", num(s.batch)),
         ("steps", f"{s.steps} requested, {s.steps_done} done" + (" (interrupted)" if s.interrupted else "")),
         ("learning rate", num(s.lr) + " (SGD, momentum 0.9, weight decay 1e-4)"),
@@ -126,4 +149,4 @@ def settings_rows(c: Comparison) -> list[tuple[str, str]]:
         rows.append(("skipped images", f"{len(d.skipped)}: {shown}"))
     rows += [(k if k == "platform" else f"{k} version", v) for k, v in s.versions.items()]
     rows.append(("command", s.command or "(Python API)"))
-    return rows
+    return ["setting", "value"], [list(r) for r in rows]

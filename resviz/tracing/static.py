@@ -31,7 +31,21 @@ SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
 
 
 def parse_input_size(text: str | Sequence[int]) -> Shape:
-    """``"1x3x224x224"`` (or ``1,3,224,224`` or a sequence) -> ``(1, 3, 224, 224)``."""
+    """``"1x3x224x224"`` (or ``1,3,224,224`` or a sequence) -> ``(1, 3, 224, 224)``; three
+    dimensions (CxHxW) mean one image."""
+    dims = parse_dims(text)
+    if len(dims) == 3:
+        dims = (1, *dims)
+    if len(dims) != 4:
+        raise ResvizError(
+            f"malformed input size {text!r}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
+        )
+    return dims
+
+
+def parse_dims(text: str | Sequence[int]) -> Shape:
+    """The dimensions of an input size as given (separated by ``x``, commas or spaces), each a
+    positive integer; :func:`parse_input_size` then reads them as NxCxHxW or CxHxW."""
     if isinstance(text, str):
         parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
         try:
@@ -45,12 +59,6 @@ def parse_input_size(text: str | Sequence[int]) -> Shape:
             dims = tuple(operator.index(d) for d in text)
         except TypeError:
             raise ResvizError(f"malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224") from None
-    if len(dims) == 3:
-        dims = (1, *dims)
-    if len(dims) != 4:
-        raise ResvizError(
-            f"malformed input size {text!r}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
-        )
     if any(d < 1 for d in dims):
         raise ResvizError(f"input size {shape_str(dims)} has a dimension below 1")
     return dims

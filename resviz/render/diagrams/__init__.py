@@ -44,6 +44,13 @@ def check_view(view: str) -> str:
     raise ResvizError(f"unknown view {view!r}{hint}: choose one of {', '.join(VIEWS)}")
 
 
+def dot_error(exc: graphviz.CalledProcessError) -> str:
+    """The first line of what ``dot`` printed on stderr: the reason, without its follow-up lines."""
+    raw = exc.stderr or b""
+    detail = (raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)).strip().splitlines()
+    return detail[0] if detail else str(exc)
+
+
 def _renderers() -> dict[str, Callable[[Context], graphviz.Digraph]]:
     from resviz.render.diagrams.blocks import basic_block, bottleneck, skip_types
     from resviz.render.diagrams.gradient import gradient_flow
@@ -103,4 +110,6 @@ def diagram(
     return _renderers()[key](ctx)
 
 
-__all__ = ["BLOCK_VIEWS", "COLOR_BY", "VIEWS", "BlockStatsLike", "TraceLike", "check_view", "diagram"]
+__all__ = [
+    "BLOCK_VIEWS", "COLOR_BY", "VIEWS", "BlockStatsLike", "TraceLike", "check_view", "diagram", "dot_error",
+]

@@ -12,7 +12,8 @@ from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
 from resviz.render import theme
-from resviz.tracing.records import Shape, Summary
+from resviz.render.tables import human
+from resviz.tracing.records import Shape, Summary, shape_str
 
 if TYPE_CHECKING:
     import graphviz
@@ -34,17 +35,7 @@ def hwc(shape: Shape) -> str:
     if len(dims) == 3:
         c, h, w = dims
         return f"{h}x{w}x{c}"
-    return "x".join(str(d) for d in dims)
-
-
-def human(n: float) -> str:
-    """Three significant digits with an SI prefix, stable across platforms (no float repr)."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    if float(n).is_integer():
-        return str(int(n))
-    return f"{n:.3g}"
+    return shape_str(dims)
 
 
 def sci(x: float) -> str:
@@ -57,18 +48,18 @@ def lines(*parts: str) -> str:
     return "\\n".join(p for p in parts if p)
 
 
-def new_graph(name: str, summary: Summary, view: str, rankdir: str = "TB") -> graphviz.Digraph:
+def new_graph(name: str, summary: Summary, view: str) -> graphviz.Digraph:
     """A Digraph with the theme's fonts and a title naming the model, view and input size."""
     import graphviz
 
     g = graphviz.Digraph(name=name)
     title = lines(
         f"{summary.model} - {view}",
-        f"input {'x'.join(str(d) for d in summary.input_shape)} - {human(summary.total_params)} params"
+        f"input {shape_str(summary.input_shape)} - {human(summary.total_params)} params"
         f" - {human(summary.total_macs)} MACs",
     )
     g.attr(
-        "graph", rankdir=rankdir, label=title, labelloc="t", fontname=theme.FONT,
+        "graph", rankdir="TB", label=title, labelloc="t", fontname=theme.FONT,
         fontsize=str(theme.FONT_SIZE + 3), nodesep="0.25", ranksep="0.3", newrank="true",
     )
     g.attr("node", shape="box", style="rounded,filled", fontname=theme.FONT,

@@ -8,7 +8,7 @@ from functools import cached_property
 from resviz.errors import ResvizError
 from resviz.render.diagrams.blockgraph import layers_by_block
 from resviz.render.diagrams.metrics import ColorScale, Metrics, TraceLike, make_scale
-from resviz.tracing.records import BlockRecord, LayerRecord, StageRecord, Summary
+from resviz.tracing.records import BlockRecord, LayerRecord, Summary
 
 
 @dataclass
@@ -24,7 +24,7 @@ class Context:
 
     @cached_property
     def metrics(self) -> Metrics:
-        return Metrics(self.summary, self.metric, self.trace)
+        return Metrics(self.summary, self.metric, self.trace, self.by_block)
 
     @cached_property
     def by_block(self) -> dict[str, list[LayerRecord]]:
@@ -33,10 +33,6 @@ class Context:
     @property
     def residual_blocks(self) -> list[BlockRecord]:
         return [b for b in self.summary.blocks if b.shortcut != "none"]
-
-    @property
-    def block_stages(self) -> list[StageRecord]:
-        return [s for s in self.summary.stages if s.num_blocks > 0]
 
     def stage_layers(self, stage: str) -> list[LayerRecord]:
         return [lr for lr in self.summary.layers if lr.stage == stage]

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, sci, skip_edge
-from resviz.render.diagrams.blockgraph import layout_block
+from resviz.render.diagrams.blockgraph import layout_block, run_name
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.metrics import BlockStatsLike, grad_ratio, measured
 from resviz.tracing.records import BlockRecord
@@ -159,7 +159,7 @@ def _folded(
     fwd, bwd = f"fold/{item[0].name}", f"gfold/{item[0].name}"
     ratios = [r for r in (grad_ratio(stats[b.name]) for b in item if b.name in stats) if r is not None]
     extra = f"main/skip {sci(min(ratios))} - {sci(max(ratios))}" if ratios else ""
-    title = f"{item[0].name} - {item[-1].name} (x{len(item)})"
+    title = run_name(item)
     with g.subgraph(name=f"rank_{item[0].name}_fold") as r:
         r.attr(rank="same")
         add_node(r, fwd, lines(title, f"{item[0].kind} blocks"), "conv", value, scale,

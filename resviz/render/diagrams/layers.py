@@ -12,10 +12,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from resviz.render import theme
-from resviz.render.diagrams._style import add_edge, add_node, legend, lines, new_graph
-from resviz.render.diagrams.blockgraph import block_runs, group_layers, layout_block, run_name, unit_kind
+from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
+from resviz.render.diagrams.blockgraph import draw_block, group_layers, layout_block, run_name, unit_kind
 from resviz.render.diagrams.context import Context
-from resviz.render.diagrams.overview import FOLD_MIN, _block_label, _skip_border, blocks_text
+from resviz.render.diagrams.overview import _block_label, _skip_border, blocks_text, folded_runs
 from resviz.tracing.records import BlockRecord, LayerRecord, Shape
 
 if TYPE_CHECKING:
@@ -24,16 +24,9 @@ if TYPE_CHECKING:
     from resviz.render.diagrams.metrics import ColorScale
 
 
-def _runs(ctx: Context) -> list[list[BlockRecord]]:
-    out: list[list[BlockRecord]] = []
-    for run in block_runs(ctx.summary):
-        out.extend([run] if len(run) >= FOLD_MIN else [[b] for b in run])
-    return out
-
-
 def _items(ctx: Context) -> list[LayerRecord | list[BlockRecord]]:
     """Layers outside blocks and runs of blocks, in execution order."""
-    run_of = {r[0].name: r for r in _runs(ctx)}
+    run_of = {r[0].name: r for r in folded_runs(ctx)}
     inside = {b.name for r in run_of.values() for b in r[1:]}
     items: list[LayerRecord | list[BlockRecord]] = []
     seen: set[str] = set()
@@ -59,7 +52,7 @@ def layers(ctx: Context) -> graphviz.Digraph:
 
 
 def _start(g: graphviz.Digraph, ctx: Context) -> tuple[str, Shape]:
-    add_node(g, "input", lines("input", "x".join(str(d) for d in ctx.summary.input_shape[1:])), "io")
+    add_node(g, "input", lines("input", hwc(ctx.summary.input_shape)), "io")
     return "input", ctx.summary.input_shape
 
 
@@ -95,10 +88,9 @@ def _coarse(ctx: Context, g: graphviz.Digraph, depth: int) -> None:
     prev, shape = _start(g, ctx)
     kinds: set[str] = set()
     for key, ls in groups:
-        blocks = sorted({lr.block for lr in ls if lr.block}, key=lambda n: [int(p) if p.isdigit() else 0
-                                                                              for p in n.split(".")])
+        blocks = {lr.block for lr in ls if lr.block}
         if blocks:
-            recs = [b for b in ctx.summary.blocks if b.name in set(blocks)]
+            recs = [b for b in ctx.summary.blocks if b.name in blocks]
             label = lines(f"{key} ({ls[0].stage})", blocks_text(recs))
             add_node(g, key, label, "conv", ctx.metrics.value([[lr.name for lr in ls]]), scale)
             add_edge(g, prev, key, shape, weight="4")
@@ -135,8 +127,6 @@ def _block_nodes(ctx: Context, g: graphviz.Digraph) -> None:
 
 def _full(ctx: Context, g: graphviz.Digraph) -> None:
     """Every layer (or layer group at ``depth``), each block in a cluster with its skip path."""
-    from resviz.render.diagrams.blockgraph import draw_block
-
     items = _items(ctx)
     unit_depth = ctx.depth
     lays = {it[0].name: layout_block(it[0], ctx.by_block[it[0].name], unit_depth)
@@ -162,9 +152,8 @@ def _full(ctx: Context, g: graphviz.Digraph) -> None:
         b = it[0]
         folded += len(it) - 1
         with g.subgraph(name=f"cluster_{b.name}") as sub:
-            title = run_name(it) if len(it) > 1 else b.name
             skip = "no skip" if b.shortcut == "none" else f"{b.shortcut} shortcut"
-            sub.attr(label=lines(title, f"{b.kind}, {skip}"), style="rounded",
+            sub.attr(label=lines(run_name(it), f"{b.kind}, {skip}"), style="rounded",
                      color=theme.SKIP_STYLES.get(b.shortcut, {}).get("color", "#888888"),
                      fontsize=str(theme.FONT_SIZE))
             prev, shape = draw_block(sub, lay, prev, shape, f"{b.name}.", ctx.metrics, scale,

@@ -9,13 +9,14 @@ ratios) are placed on a log scale, so the one 7x7 stem convolution does not wash
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from resviz.errors import ResvizError
 from resviz.render import theme
-from resviz.render.diagrams._style import NA_FILL, human, sci
+from resviz.render.diagrams._style import NA_FILL, sci
+from resviz.render.tables import human
 from resviz.tracing.records import LayerRecord, Summary
 
 COLOR_BY = ("macs", "params", "std", "grad-ratio")
@@ -39,6 +40,8 @@ class BlockStatsLike(Protocol):
     def grad_skip(self) -> float | None: ...
     @property
     def grad_total(self) -> float | None: ...
+    @property
+    def grad_ratio(self) -> float | None: ...
 
 
 class TraceLike(Protocol):
@@ -49,11 +52,10 @@ class TraceLike(Protocol):
 
 
 def grad_ratio(b: BlockStatsLike) -> float | None:
-    """How much gradient the main path adds relative to the skip path at a block input."""
-    if b.grad_main is None or not b.grad_skip or not math.isfinite(b.grad_skip) \
-            or not math.isfinite(b.grad_main):
-        return None
-    return b.grad_main / b.grad_skip
+    """The block's main / skip gradient ratio where both norms are finite: an overflowed (or NaN)
+    norm would give a ratio of 0, NaN or inf, which has no colour on the scale and misleads as a label."""
+    finite = all(v is not None and math.isfinite(v) for v in (b.grad_main, b.grad_skip))
+    return b.grad_ratio if finite else None
 
 
 def measured(b: BlockStatsLike | None) -> bool:
@@ -61,13 +63,19 @@ def measured(b: BlockStatsLike | None) -> bool:
     return b is not None and b.grad_main is not None and b.grad_skip is not None
 
 
-def check_color_by(color_by: str | None, trace: TraceLike | None) -> str | None:
-    """Validate ``color_by``; ``std`` and ``grad-ratio`` are measurements and need a trace."""
+def color_by_key(color_by: str | None) -> str | None:
+    """Normalise a ``color_by`` name or raise a one-line error; the CLI checks it before tracing."""
     if color_by is None:
         return None
     key = color_by.strip().lower()
     if key not in COLOR_BY:
         raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(COLOR_BY)}")
+    return key
+
+
+def check_color_by(color_by: str | None, trace: TraceLike | None) -> str | None:
+    """Validate ``color_by``; ``std`` and ``grad-ratio`` are measurements and need a trace."""
+    key = color_by_key(color_by)
     if key in NEEDS_TRACE and trace is None:
         raise ResvizError(f"color-by {key} needs a trace (activation and gradient statistics): "
                           "pass trace=resviz.trace(model)")
@@ -143,13 +151,13 @@ class Metrics:
     layers belong to. Instances are averaged.
     """
 
-    def __init__(self, summary: Summary, metric: str | None, trace: TraceLike | None) -> None:
+    def __init__(
+        self, summary: Summary, metric: str | None, trace: TraceLike | None,
+        by_block: Mapping[str, Sequence[LayerRecord]],
+    ) -> None:
         self.metric = metric
         self.layers: dict[str, LayerRecord] = {lr.name: lr for lr in summary.layers}
-        self.by_block: dict[str, list[str]] = {}
-        for lr in summary.layers:
-            if lr.block:
-                self.by_block.setdefault(lr.block, []).append(lr.name)
+        self.by_block = by_block  # the summary's layers per block, as Context caches them
         self.std: dict[str, float] = {}
         self.ratio: dict[str, float | None] = {}
         if trace is not None:
@@ -171,10 +179,7 @@ class Metrics:
         if self.metric == "grad-ratio":
             got = [r for r in (self.ratio.get(b) for b in blocks) if r is not None]
             return sum(got) / len(got) if got else None
-        return self.value([self.block_layers(b) for b in blocks])
-
-    def block_layers(self, block: str) -> list[str]:
-        return self.by_block.get(block, [])
+        return self.value([[lr.name for lr in self.by_block.get(b, ())] for b in blocks])
 
     def _one(self, names: Sequence[str]) -> float | None:
         recs = [self.layers[n] for n in names if n in self.layers]

@@ -128,8 +128,7 @@ def stages(ctx: Context) -> graphviz.Digraph:
     """Each stage as a cluster of its blocks (kind and shortcut); long runs folded with a count."""
     g = new_graph("stages", ctx.summary, "stages")
     segs = segments(ctx)
-    runs = block_runs(ctx.summary)
-    folded = [r for rr in runs for r in _split_run(rr)]
+    folded = folded_runs(ctx)
     scale = ctx.scale_for(
         [_value(ctx, s.layers) for s in segs if not s.is_stage]
         + [ctx.metrics.block_value([b.name for b in r]) for r in folded]
@@ -167,8 +166,9 @@ def stages(ctx: Context) -> graphviz.Digraph:
     return g
 
 
-def _split_run(run: list[BlockRecord]) -> list[list[BlockRecord]]:
-    return [run] if len(run) >= FOLD_MIN else [[b] for b in run]
+def folded_runs(ctx: Context) -> list[list[BlockRecord]]:
+    """The blocks in order, each run of at least :data:`FOLD_MIN` identical ones as one item."""
+    return [r for run in block_runs(ctx.summary) for r in ([run] if len(run) >= FOLD_MIN else [[b] for b in run])]
 
 
 def _block_label(run: Sequence[BlockRecord]) -> str:
