@@ -166,3 +166,10 @@ def test_write_atomic_gives_usual_permissions_and_leaves_nothing_on_error(tmp_pa
     with pytest.raises(ResvizError, match="does not exist"):
         write_atomic(tmp_path / "missing" / "out.txt", "x")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.txt"]
+
+
+def test_an_overridden_preset_is_not_compared_with_the_preset_figures() -> None:
+    code, out, _ = run("summary", "resnet50", "--set", "layers=1,1,1,1")
+    assert code == 0 and "resnet50-custom" in out and "DIFFER" not in out and "torchvision" not in out
+    code, out, _ = run("summary", "resnet50", "--set", "shortcut=B")  # equal to the preset itself
+    assert code == 0 and "equal torchvision's" in out and "-custom" not in out

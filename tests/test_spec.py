@@ -49,3 +49,23 @@ def test_bad_enums_and_files(tmp_path: object) -> None:
 def test_unknown_model_suggests_close_names() -> None:
     with pytest.raises(ResvizError, match=r"did you mean.*resnext50_32x4d"):
         get_spec("resnext50")
+
+
+def test_name_and_preact_must_have_their_types() -> None:
+    base = get_spec("resnet18").to_dict()
+    with pytest.raises(ResvizError, match="preact = 'false'"):
+        ResNetSpec.from_dict({**base, "preact": "false"})  # a truthy string must not build a preact net
+    with pytest.raises(ResvizError, match="name = 5"):
+        ResNetSpec.from_dict({**base, "name": 5})
+
+
+def test_plain_twin_of_a_plain_spec_is_itself_and_derive_names_what_changed() -> None:
+    from resviz.zoo import derive, skip_twin
+
+    plain34 = get_spec("plain34")
+    assert plain34.plain() is plain34 and get_spec("resnet34").plain() == plain34
+    r50 = get_spec("resnet50")
+    assert derive(r50, {}) is r50 and derive(r50, {"shortcut": "none"}) == r50.plain()
+    assert derive(r50, {"layers": [1, 1, 1, 1]}).name == "resnet50-custom"
+    assert derive(r50, {"layers": [1, 1, 1, 1], "name": "tiny"}).name == "tiny"
+    assert skip_twin("plain_preact_resnet164") == "preact_resnet164" and skip_twin("resnet50") is None
