@@ -3,7 +3,8 @@
 On ``meta`` tensors, PyTorch answers batch_norm, relu and addition through Python reference
 implementations (measured with torch 2.13 on a 2-core CPU by bench/cpu_kernels.py: batch_norm
 about 2 ms, relu about 0.4 ms, add about 0.2 ms a call, against about 30 us for a convolution),
-and initialisers such as ``normal_`` cost about 0.4 ms. For a 1001-layer network that is seconds spent computing nothing.
+and initialisers such as ``normal_`` cost about 0.4 ms. For a 1001-layer network that is seconds
+spent computing nothing.
 
 :class:`FastMeta` is a ``TorchFunctionMode`` that answers shape-preserving operations on meta
 tensors directly (a new meta tensor of the input's shape, or the broadcast shape for binary ops)
