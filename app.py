@@ -23,7 +23,7 @@ from resviz.dashboard import warmup
 if __name__ == "__main__":  # a script run; the server's import skips these, whose caches need a session
     from resviz.dashboard import PAGES, compute, fallback, session, state
     from resviz.errors import ResvizError
-    from resviz.tracing.records import shape_str
+    from resviz.records import shape_str
 
 
 def sidebar() -> Any:

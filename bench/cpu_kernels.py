@@ -1,7 +1,7 @@
 """The small CPU choices inside the tracer and the meta pass, timed against their alternatives.
 
-Backs the figures quoted in the docstrings of ``resviz/tracing/stats.py`` (BLAS dot for norms,
-``dot(sign, sign)`` for non-zero counts, cache-sized chunks) and ``resviz/tracing/fastmeta.py``
+Backs the figures quoted in the docstrings of ``resviz/measure/stats.py`` (BLAS dot for norms,
+``dot(sign, sign)`` for non-zero counts, cache-sized chunks) and ``resviz/measure/fastmeta.py``
 (the cost of PyTorch's own meta kernels per call). One activation of resnet50's second stage at
 batch 8 and 112x112 input (8x256x28x28 float32, 6.4 MB), after a ReLU so that a third of it or
 more is zero. Medians of ``--reps`` runs, in milliseconds.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from resviz.tracing.stats import CHUNK
+from resviz.measure.stats import CHUNK
 
 
 def _ms(fn: Callable[[], object], reps: int) -> float:

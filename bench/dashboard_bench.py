@@ -5,7 +5,7 @@ Targets (on a 2-core CPU): the default view (resnet50, Architecture) fully rende
 
 Two instruments:
 
-* a real headless Chromium against ``streamlit run app.py`` (``resviz.dashboard.headless``): the
+* a real headless Chromium against ``streamlit run app.py`` (``headless``): the
   time from navigating to the URL, right after ``/_stcore/health`` answers, until the real diagram's
   SVG is drawn and the app stopped running; measured for the first session of a fresh server
   (caches are in memory only, so every fresh server starts empty; PyTorch is imported while the
@@ -37,7 +37,7 @@ APP = ROOT / "app.py"
 
 def browser_timings(app_path: Path = APP) -> dict[str, float]:
     """One fresh server: its start-up, the first render, then two later sessions."""
-    from resviz.dashboard.headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
+    from headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
 
     chromium = find_chromium()
     if chromium is None:

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 import resviz
 from resviz.model.resnet import build_model
-from resviz.tracing.static import parse_input_size
+from resviz.api import parse_input_size
 
 
 def _measure(fn: Callable[[], object], reps: int) -> tuple[list[float], int]:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 import resviz
 from resviz.model.resnet import build_model
-from resviz.tracing.static import parse_input_size
+from resviz.api import parse_input_size
 
 
 def _time(fn: Callable[[], object], cpu: list[float] | None = None) -> float:

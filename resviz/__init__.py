@@ -9,7 +9,8 @@ Public API (imported lazily, so ``import resviz`` costs no more than the pieces 
     resviz.trace("resnet20", input_size="8x3x32x32")          # activations and branch gradients
     resviz.monitor(model, every=10)            # statistics during your own training loop
     resviz.diagram("resnet50", view="overview")               # a graphviz.Digraph
-    resviz.compare(["resnet56", "plain56"], steps=20)         # gradient-flow comparison report
+    resviz.compare(["resnet56", "plain56"], steps=20)         # gradient-flow comparison (a record)
+    resviz.write_report(comparison, "report.html")           # self-contained HTML, Markdown or JSON
 """
 
 from __future__ import annotations
@@ -27,17 +28,24 @@ _EXPORTS = {
     "Stem": "resviz.spec",
     "StrideAt": "resviz.spec",
     "load_spec_file": "resviz.spec",
-    "list_models": "resviz.zoo",
-    "get_spec": "resviz.zoo",
-    "build_model": "resviz.model.resnet",
-    "ResNet": "resviz.model.resnet",
-    "load_checkpoint": "resviz.model.weights",
+    "Summary": "resviz.records",
+    "Trace": "resviz.records",
+    "MonitorSeries": "resviz.records",
+    "Comparison": "resviz.records",
+    "list_models": "resviz.api",
+    "get_spec": "resviz.api",
+    "build_model": "resviz.api",
+    "ResNet": "resviz.api",
+    "load_checkpoint": "resviz.api",
     "summarize": "resviz.api",
-    "Summary": "resviz.tracing.records",
-    "trace": "resviz.tracing.tracer",
-    "monitor": "resviz.tracing.monitor",
-    "diagram": "resviz.render.diagrams",
-    "compare": "resviz.analysis.compare",
+    "trace": "resviz.api",
+    "monitor": "resviz.api",
+    "compare": "resviz.api",
+    "reconcile": "resviz.api",
+    "diagram": "resviz.public",
+    "render_html": "resviz.public",
+    "render_markdown": "resviz.public",
+    "write_report": "resviz.public",
 }
 
 __all__ = sorted(_EXPORTS)

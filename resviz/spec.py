@@ -226,6 +226,40 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     return values
 
 
+#: How a yes/no field may be written on a command line, in a spec override or in a URL.
+TRUE_WORDS: tuple[str, ...] = ("true", "1", "yes", "on")
+FALSE_WORDS: tuple[str, ...] = ("false", "0", "no", "off")
+
+
+def parse_bool(text: str, what: str) -> bool:
+    """``true``/``false`` (also ``1``/``0``, ``yes``/``no``, ``on``/``off``, any case) -> bool;
+    the one reading of a yes/no value for every surface."""
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ResvizError(f"{what} expects true or false, got {text!r}")
+
+
+def parse_field(key: str, text: str) -> tuple[str, Any]:
+    """One spec field typed as text (``--set KEY=VALUE``, a dashboard URL) -> its name and value:
+    integer lists for ``layers``/``widths``, integers for :data:`INT_FIELDS`, a bool for
+    ``preact``, the text itself otherwise (enums validate when the spec is built)."""
+    key = key.strip().replace("-", "_")
+    value = str(text).strip()
+    if key in ("layers", "widths"):
+        return key, parse_int_list(value, key)
+    if key in INT_FIELDS:
+        try:
+            return key, int(value)
+        except ValueError:
+            raise ResvizError(f"{key} expects an integer, got {value!r}") from None
+    if key == "preact":
+        return key, parse_bool(value, key)
+    return key, value
+
+
 def plain_name(name: str) -> str:
     """``resnet34`` -> ``plain34``; ``preact_resnet164`` -> ``plain_preact_resnet164``."""
     if name.startswith("resnet") and name[6:].isdigit():

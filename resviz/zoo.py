@@ -116,17 +116,6 @@ def skip_twin(name: str) -> str | None:
     return _PLAIN.get(name.strip().lower().replace("-", "_"))
 
 
-def resolve_spec(target: str | ResNetSpec, plain: bool = False) -> ResNetSpec:
-    """A preset name or a spec (validated); ``plain`` swaps in the plain twin."""
-    if isinstance(target, str):
-        spec = get_spec(target)
-    elif isinstance(target, ResNetSpec):
-        spec = target.validate()
-    else:
-        raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {type(target).__name__}")
-    return spec.plain() if plain else spec
-
-
 def derive(preset: ResNetSpec, changes: Mapping[str, Any]) -> ResNetSpec:
     """``preset`` with ``changes`` applied (field names as in :meth:`ResNetSpec.from_dict`), validated.
 

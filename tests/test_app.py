@@ -102,7 +102,7 @@ def test_view_keys_are_the_defaults() -> None:
 
 
 def test_every_dtype_offered_is_one_the_tracer_runs() -> None:
-    from resviz.tracing.tracer import _resolve_dtype
+    from resviz.api.tracing import resolve_dtype as _resolve_dtype
 
     for dtype in state.DTYPES:
         _resolve_dtype(dtype, torch.device("cuda"))  # raises for a dtype the tracer rejects
@@ -127,11 +127,10 @@ def test_trace_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch) -> 
     loaded into a model built on the device ``auto`` resolves to. ``auto`` is made to resolve to
     the meta device, which a CPU has too, so that a model left on the CPU shows."""
     from resviz.dashboard import compute
-    from resviz.model import resnet
+    from resviz import api
     from resviz.spec import ResNetSpec
-    from resviz.tracing import tracer
 
-    real_resolve = resnet.resolve_device
+    real_resolve = api.resolve_device
 
     def resolve(device: Any = "auto") -> torch.device:
         return torch.device("meta") if str(device) == "auto" else real_resolve(device)
@@ -142,8 +141,8 @@ def test_trace_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch) -> 
         calls.append((target, kwargs["device"]))
         return "traced"
 
-    monkeypatch.setattr(resnet, "resolve_device", resolve)
-    monkeypatch.setattr(tracer, "trace", fake_trace)
+    monkeypatch.setattr(api, "resolve_device", resolve)
+    monkeypatch.setattr(api, "trace", fake_trace)
     spec = build_model("resnet20", device="meta").spec.to_dict()
     compute.trace.clear()
     try:
@@ -166,7 +165,7 @@ def test_a_trace_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch
     def no_trace(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the trace should have been refused")
 
-    from resviz.tracing import memory
+    from resviz.api import preflight as memory
 
     monkeypatch.setattr(memory, "free_memory", lambda device: 8 * 2**30)
     monkeypatch.setattr(compute, "trace", no_trace)

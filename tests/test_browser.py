@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from resviz.dashboard.headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
+from headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = find_chromium()

@@ -9,8 +9,10 @@ import pytest
 import torch
 
 import resviz
-from resviz.analysis import training
-from resviz.analysis.compare import Comparison, compare
+from resviz.studies import training
+from resviz.api import compare
+from resviz.records import Comparison
+from resviz.render.report import render_html, render_markdown
 from resviz.errors import ResvizError
 
 SMALL: dict[str, Any] = {"batch": 4, "input_size": "3x8x8", "device": "cpu"}
@@ -119,7 +121,7 @@ def test_real_nan_in_weights_is_caught() -> None:
     bad = resviz.build_model("resnet20", device="cpu")
     with torch.no_grad():
         bad.fc.bias.fill_(math.nan)
-    from resviz.analysis.data import load_batches
+    from resviz.studies.data import load_batches
 
     batches = load_batches("synthetic", 3, 4, (3, 16, 16))
     runs, interrupted = training.train([("good", good), ("bad", bad)], batches, 2, every=None)
@@ -142,7 +144,7 @@ def test_interrupt_keeps_the_steps_done(monkeypatch: pytest.MonkeyPatch) -> None
     c = compare(["resnet20", "plain20"], steps=6, **SMALL)
     assert c.settings.interrupted and c.settings.steps_done == 2
     assert all(m.training is not None and m.training.status == "interrupted" for m in c.models)
-    assert "interrupted" in c.to_markdown()
+    assert "interrupted" in render_markdown(c)
 
 
 @pytest.mark.parametrize(
@@ -176,7 +178,7 @@ def test_other_image_sizes_are_fine() -> None:
 
 
 def test_input_size_and_batch() -> None:
-    from resviz.analysis.compare import _input_shape
+    from resviz.api.sizes import batch_shape as _input_shape
 
     assert _input_shape("3x8x8", None) == (8, 3, 8, 8)
     assert _input_shape("2x3x8x8", None) == (2, 3, 8, 8)
@@ -213,11 +215,11 @@ def test_interrupt_during_initial_traces_keeps_the_models_traced() -> None:
     assert c.settings.interrupted and c.settings.steps_done == 0
     assert [m.name for m in c.models] == ["resnet20"] and c.settings.models == ("resnet20",)
     assert c.models[0].training is None and c.models[0].blocks
-    assert "interrupted" in c.to_markdown()
+    assert "interrupted" in render_markdown(c)
 
 
 def test_interrupt_before_any_trace_propagates(monkeypatch: pytest.MonkeyPatch) -> None:
-    from resviz.analysis import compare as compare_mod
+    from resviz.studies import compare as compare_mod
 
     def interrupted(*_args: Any) -> Any:
         raise KeyboardInterrupt

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from resviz.analysis import training
+from resviz.studies import training
 from resviz.cli import app
 
 SMALL = ["--batch", "4", "--input", "3x8x8", "--device", "cpu", "-q"]
@@ -112,12 +112,12 @@ def test_an_output_that_is_a_folder_fails_before_the_comparison(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, folder: str,
 ) -> None:
     """The report (d.html) or its sidecar (d.json) being a folder is caught before any training."""
-    from resviz.analysis import compare as compare_mod
+    from resviz import api
 
     def never(*_: Any, **__: Any) -> Any:
         raise AssertionError("compare() ran although the output cannot be written")
 
-    monkeypatch.setattr(compare_mod, "compare", never)
+    monkeypatch.setattr(api, "compare", never)
     (tmp_path / folder).mkdir()
     res = run("resnet20", "plain20", "--steps", "1000", *SMALL, "-o", str(tmp_path / "d.html"))
     assert res.exit_code == 2, res.output
@@ -183,7 +183,7 @@ def test_ctrl_c_still_writes_the_steps_done(tmp_path: Path, monkeypatch: pytest.
 def test_ctrl_c_during_initial_traces_writes_the_models_traced(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from resviz.analysis import compare as compare_mod
+    from resviz.studies import compare as compare_mod
 
     real = compare_mod._probe
     calls = {"n": 0}
@@ -205,7 +205,7 @@ def test_ctrl_c_during_initial_traces_writes_the_models_traced(
 
 
 def test_ctrl_c_before_any_trace_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from resviz.analysis import compare as compare_mod
+    from resviz.studies import compare as compare_mod
 
     def interrupting(*_args: Any) -> Any:
         raise KeyboardInterrupt

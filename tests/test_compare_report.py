@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 
-from resviz.analysis.compare import Comparison, compare
-from resviz.report.tables import num
+from resviz.api import compare
+from resviz.records import Comparison
+from resviz.render.report import render_html, render_markdown
+from resviz.render.report.tables import num
 
 
 @pytest.fixture(scope="module")
@@ -107,13 +109,13 @@ def _check(tables: list[list[list[str]]], data: dict[str, Any]) -> None:
 
 
 def test_markdown_numbers_equal_json(result: Comparison, data: dict[str, Any]) -> None:
-    text = result.to_markdown()
+    text = render_markdown(result)
     _check(_md_tables(text), data)
     assert text.index("## Headline") < text.index("## Per stage") < text.index("## Run settings")
 
 
 def test_html_numbers_equal_json(result: Comparison, data: dict[str, Any]) -> None:
-    page = result.to_html()
+    page = render_html(result)
     parser = _Tables()
     parser.feed(page)
     _check(parser.tables, data)
@@ -127,7 +129,7 @@ def test_json_numbers_are_the_analysis_numbers(result: Comparison, data: dict[st
 
 
 def test_html_is_self_contained_and_ordered(result: Comparison) -> None:
-    page = result.to_html()
+    page = render_html(result)
     # No external resource: every <script> tag is inline (plotly.js included).
     assert re.findall(r"<script[^>]*>", page) and not any("src=" in t for t in re.findall(r"<script[^>]*>", page))
     assert "Plotly.newPlot" in page and len(page) > 3_000_000  # plotly.js inlined
@@ -141,14 +143,14 @@ def test_html_is_self_contained_and_ordered(result: Comparison) -> None:
 
 @pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz dot is not installed")
 def test_html_embeds_svg_diagrams(result: Comparison) -> None:
-    page = result.to_html()
+    page = render_html(result)
     assert page.count("<svg") >= 3  # resnet20: gradient-flow and stages; plain20: stages
     assert "<?xml" not in page
 
 
 def test_diagrams_fall_back_to_a_note_without_dot(result: Comparison, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PATH", "/nonexistent")
-    page = result.to_html()
+    page = render_html(result)
     assert "Graphviz&#x27;s dot program was not found: install graphviz to embed this diagram" in page
     assert "<svg" not in page.split('<h2 id="diagrams">')[1].split('<h2 id="settings">')[0]
 
@@ -160,12 +162,12 @@ def test_a_failing_dot_run_becomes_a_note(result: Comparison, monkeypatch: pytes
         raise graphviz.CalledProcessError(1, ["dot"], stderr=b"Error: out of memory\nmore")
 
     monkeypatch.setattr(graphviz.Digraph, "pipe", fail)
-    page = result.to_html()
+    page = render_html(result)
     assert "Graphviz&#x27;s dot failed: Error: out of memory" in page and "more" not in page.split("dot failed")[1][:40]
 
 
 def test_figures_plot_the_json_numbers(result: Comparison, data: dict[str, Any]) -> None:
-    from resviz.report import plots
+    from resviz.render.report import plots
 
     figs = dict(plots.figures(result))
     grad = figs["grad-depth"]

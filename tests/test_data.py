@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from resviz.analysis.data import load_batches
+from resviz.studies.data import load_batches
 from resviz.errors import ResvizError
 
 

@@ -15,10 +15,11 @@ import pytest
 
 from resviz.api import summarize
 from resviz.errors import ResvizError
-from resviz.render.diagrams import VIEWS, diagram
+from resviz.public import diagram
+from resviz.render.diagrams import VIEWS
 from resviz.spec import ResNetSpec
-from resviz.tracing.records import Summary
-from resviz.tracing.trace_records import BlockStats
+from resviz.records import Summary
+from resviz.records import BlockStats
 from resviz.zoo import get_spec
 
 GOLDEN = Path(__file__).parent / "golden"

@@ -9,7 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from resviz.cli import app
-from resviz.render.diagrams import diagram
+from resviz.public import diagram
 
 runner = CliRunner()
 HAS_DOT = shutil.which("dot") is not None

@@ -11,7 +11,7 @@ import pytest
 
 from resviz.api import summarize
 from resviz.render import figures, theme
-from resviz.tracing.records import Summary
+from resviz.records import Summary
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from resviz.analysis.paper import matches_printed
+from resviz.studies.paper import matches_printed
 from resviz.api import summarize
 from resviz.model.blocks import Fork, ResidualAdd
 from resviz.model.resnet import build_model

@@ -7,7 +7,8 @@ import dataclasses
 import pytest
 import torch
 
-from resviz.analysis.reconcile import _fvcore_by_module, reconcile
+from resviz.api import reconcile
+from resviz.studies.reconcile import _fvcore_by_module
 from resviz.api import summarize
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model, resolve_device

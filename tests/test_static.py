@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from resviz.analysis.catalog import catalog, count
+from resviz.studies.catalog import catalog, count
 from resviz.api import summarize
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
-from resviz.tracing.records import Summary
+from resviz.records import Summary
 from resviz.zoo import get_spec, list_models
 
 
@@ -159,7 +159,7 @@ def test_build_on_meta_then_cpu_match_in_structure() -> None:
 
 def test_stored_catalog_matches_a_fresh_count() -> None:
     """The stored file itself (``catalog()`` would count a missing entry afresh and hide it)."""
-    from resviz.analysis.catalog import _stored
+    from resviz.studies.catalog import _stored
 
     stored = _stored()
     assert set(stored) == set(list_models(include_plain=True))

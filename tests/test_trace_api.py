@@ -12,8 +12,8 @@ from torch import nn
 import resviz
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
-from resviz.tracing.stats import HIST_EDGES, HIST_SAMPLE
-from resviz.tracing.trace_records import Trace
+from resviz.measure.stats import HIST_EDGES, HIST_SAMPLE
+from resviz.records import Trace
 
 
 def _tiny() -> nn.Sequential:
@@ -160,7 +160,7 @@ def test_statistics_of_outputs_larger_than_one_chunk() -> None:
     """Outputs of several chunks (CPU path): every number and the sampled histogram agree with a
     direct computation, also the ReLU's min/max derived from its input and the conv and BatchNorm
     sums derived from BatchNorm's saved batch statistics."""
-    from resviz.tracing.stats import CHUNK, HIST_BINS, HIST_HI, HIST_LO, sample
+    from resviz.measure.stats import CHUNK, HIST_BINS, HIST_HI, HIST_LO, sample
 
     torch.manual_seed(1)
     model = nn.Sequential(nn.Conv2d(3, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU(), nn.Flatten())

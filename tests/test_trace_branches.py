@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 import resviz
 from resviz.model.resnet import build_model
-from resviz.tracing.tracer import branch_gradients
+from resviz.measure.tracer import branch_gradients
 from resviz.zoo import get_spec, list_models
 
 REDUCED = {

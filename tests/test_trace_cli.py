@@ -10,7 +10,7 @@ import torch
 from typer.testing import CliRunner
 
 from resviz.cli import app
-from resviz.tracing.trace_records import Trace
+from resviz.records import Trace
 
 runner = CliRunner()
 

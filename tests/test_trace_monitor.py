@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import resviz
 from resviz.model.resnet import build_model
-from resviz.tracing.trace_records import MonitorSeries
+from resviz.records import MonitorSeries
 
 
 def test_monitor_records_every_kth_training_step() -> None:

@@ -18,7 +18,6 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from resviz.errors import ResvizError, one_line
-from resviz.spec import INT_FIELDS, parse_int_list
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -60,48 +59,12 @@ def user_errors(fn: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
-def _parse_override(item: str) -> tuple[str, Any]:
-    if "=" not in item:
-        raise ResvizError(f"--set expects KEY=VALUE, got {item!r}")
-    key, value = (s.strip() for s in item.split("=", 1))
-    key = key.replace("-", "_")
-    if key in ("layers", "widths"):
-        return key, parse_int_list(value, f"--set {key}")
-    if key in INT_FIELDS:
-        try:
-            return key, int(value)
-        except ValueError:
-            raise ResvizError(f"--set {key} expects an integer, got {value!r}") from None
-    if key == "preact":
-        if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
-            raise ResvizError(f"--set preact expects true or false, got {value!r}")
-        return key, value.lower() in ("true", "1", "yes")
-    return key, value
-
-
 def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = None) -> Any:
-    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec.
+    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec,
+    as :func:`resviz.api.resolve_spec` reads it."""
+    from resviz import api  # here, not at the top: ``resviz --help`` must not import torch
 
-    An overridden preset is renamed ``<preset>-custom`` unless it equals a preset
-    (:func:`resviz.zoo.derive`), so its summary does not compare it with the preset's figures.
-    """
-    from resviz.spec import ResNetSpec, load_spec_file
-    from resviz.zoo import derive, get_spec
-
-    overrides = dict(_parse_override(s) for s in sets or [])
-    if model.lower().endswith((".json", ".yaml", ".yml")):
-        spec = ResNetSpec.from_dict({**load_spec_file(model).to_dict(), **overrides})
-    elif model.lower() == "custom":
-        layers = overrides.get("layers")
-        if not layers:
-            raise ResvizError("a custom model needs at least --set layers=..., e.g. layers=2,2,2,2")
-        base = {"name": "custom", "block": "basic", "widths": (64, 128, 256, 512)[: len(layers)]}
-        if len(layers) > 4 and "widths" not in overrides:
-            raise ResvizError("more than 4 stages: give the widths too, e.g. --set widths=...")
-        spec = ResNetSpec.from_dict({**base, **overrides})
-    else:
-        spec = derive(get_spec(model), overrides)
-    return spec.plain() if plain else spec
+    return api.resolve_spec(model, plain, api.parse_overrides(sets or []))
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "csv")) -> str:

@@ -62,7 +62,7 @@ def compare_cmd(
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare gradient flow through skip and main paths: at init and over N training steps."""
-    from resviz.analysis.compare import compare
+    from resviz.api import compare  # heavy: imported inside the command
 
     kind = output_kind(output)
     specs = [resolve_cli_spec(m) for m in models]
@@ -102,8 +102,9 @@ def compare_cmd(
 
 def _render(result: Any, output: Path, kind: str) -> list[tuple[Path, str]]:
     """Every file's full text, rendered before anything is written."""
+    from resviz.render.report import render_html, render_markdown  # Plotly: imported only when writing
     data = result.to_json(indent=1)
     if kind == "json":
         return [(output, data)]
-    text = result.to_html() if kind == "html" else result.to_markdown()
+    text = render_html(result) if kind == "html" else render_markdown(result)
     return [(output.with_suffix(".json"), data), (output, text)]

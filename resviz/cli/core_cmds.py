@@ -29,8 +29,8 @@ def list_cmd(
     plain: Annotated[bool, typer.Option("--plain", help="Also list every plain twin.")] = False,
 ) -> None:
     """List the presets with their parameters and MACs at their native resolution."""
-    from resviz.analysis.catalog import catalog
     from resviz.render.tables import human
+    from resviz.api import catalog
 
     fmt = check_format(fmt)
     rows = catalog(include_plain=plain)
@@ -76,7 +76,7 @@ def summary_cmd(
     spec = resolve_cli_spec(model, plain, sets)
     summary = summarize(spec, input_size=input)
     if weights is not None:
-        from resviz.model.weights import check_checkpoint
+        from resviz.api import check_checkpoint
 
         count = check_checkpoint(spec, weights)
         note = f"checkpoint {weights}: all {count} tensors match {spec.name} (strict keys and shapes)"
@@ -129,8 +129,8 @@ def flops_cmd(
         out.print(f"MACs {human(summary.total_macs)}  FLOPs {human(summary.total_flops)}  "
                       f"elementwise {human(summary.total_elementwise)}", highlight=False)
         return
-    from resviz.analysis.reconcile import reconcile as run_reconcile
     from resviz.render.tables import reconcile_csv, reconcile_table
+    from resviz.api import reconcile as run_reconcile
 
     result = run_reconcile(spec, input_size=input)
     if fmt == "json":

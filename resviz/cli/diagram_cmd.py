@@ -43,7 +43,7 @@ def output_format(path: Path) -> str:
 
 def run_trace(spec: Any, input_size: str | None) -> Any:
     """Measure activations and branch gradients with the tracer, on the CPU, seed 0."""
-    from resviz.tracing.tracer import trace
+    from resviz.api import trace
 
     return trace(spec, input_size=input_size, seed=0, device="cpu")
 
@@ -96,16 +96,15 @@ def diagram_cmd(
     metric = color_by_key(color_by)
     check_writable(output)
 
-    from resviz.api import analyze_spec
-    from resviz.render.diagrams import diagram
-    from resviz.render.diagrams.context import Context
+    from resviz.api import static_summary
+    from resviz.render.diagrams import check_residual, draw
 
     spec = resolve_cli_spec(model, plain, sets)
-    summary = analyze_spec(spec, input)
+    summary = static_summary(spec, input)
     if key in BLOCK_VIEWS:
-        Context(summary=summary, view=key).require_residual()
+        check_residual(summary, key)  # before a trace, which costs a real pass
     trace = run_trace(spec, input) if key == "gradient-flow" or metric in NEEDS_TRACE else None
-    graph = diagram(summary, view=key, depth=depth, color_by=metric, trace=trace, block=block)
+    graph = draw(summary, view=key, depth=depth, color_by=metric, trace=trace, block=block)
     data = render(graph, fmt, output)
     write_atomic(output, data)
     echo(f"wrote {output} ({key} view of {summary.model}, {len(data):,} bytes)")

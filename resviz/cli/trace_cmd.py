@@ -46,16 +46,9 @@ def trace_cmd(
     if output is not None:
         check_writable(output)  # before the trace, not after it
     spec = resolve_cli_spec(model, plain, sets)
+    from resviz.api import trace  # heavy imports inside the command keep ``resviz --help`` fast
     from resviz.render.trace_view import block_table, layer_table, trace_csv, trace_json
-    from resviz.tracing.tracer import trace
 
-    if input is not None:  # a process out of host memory is killed without a word: check first
-        from resviz.api import analyze_spec
-        from resviz.model.resnet import resolve_device
-        from resviz.tracing.memory import check_trace_memory
-
-        s = analyze_spec(spec, input)
-        check_trace_memory(spec.name, s.input_shape, s.activation_bytes, resolve_device(device))
     result = trace(spec, input_size=input, device=device, dtype=dtype, seed=seed, backward=not no_backward)
     if output is not None:
         text = trace_csv(result) if output.suffix.lower() == ".csv" else json.dumps(trace_json(result))

@@ -8,6 +8,9 @@ inside these functions and dropped when they return: a module with hooks never o
 shared between sessions (a ``st.cache_resource`` model would be). Specs travel as dicts so that
 the cache key is the architecture itself, not an object identity. Arguments starting with ``_``
 are not hashed by Streamlit; the checkpoint bytes are keyed by their digest instead.
+
+Everything is computed by :mod:`resviz.api` and drawn by :mod:`resviz.render`, imported inside
+the functions: the server answers before PyTorch is loaded (:mod:`resviz.dashboard.warmup`).
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from typing import Any
 import streamlit as st
 
 from resviz.errors import ResvizError
+from resviz.records import SMALL_INPUT_NOTE, Comparison, Summary, shape_str
 from resviz.spec import ResNetSpec
-from resviz.tracing.records import Summary, shape_str
 
 
 def device_problem(device: str) -> str | None:
@@ -31,7 +34,7 @@ def device_problem(device: str) -> str | None:
     falls back to the CPU), so torch is imported only when CUDA is asked for."""
     if device != "cuda":
         return None
-    from resviz.model.resnet import resolve_device
+    from resviz.api import resolve_device
 
     try:
         resolve_device(device)
@@ -66,8 +69,6 @@ def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
 def check_input(s: Summary) -> None:
     """An input smaller than the total stride leaves deeper stages computing on padding only:
     the counts are still defined, but the view would mislead, so the dashboard refuses it."""
-    from resviz.tracing.static import SMALL_INPUT_NOTE
-
     for note in s.notes:
         if note.startswith(SMALL_INPUT_NOTE):
             raise ResvizError(f"input {shape_str(s.input_shape[2:])} is too small for {s.model}: {note}")
@@ -80,9 +81,9 @@ def diagram_dot(
 ) -> str:
     """DOT source of a diagram view; ``_trace`` adds measurements, keyed by ``trace_key``
     (the arguments it was traced with)."""
-    from resviz.render.diagrams import diagram
+    from resviz.render.diagrams import draw
 
-    dig = diagram(summary(spec, input_shape), view=view, depth=depth, color_by=color_by, trace=_trace)
+    dig = draw(summary(spec, input_shape), view=view, depth=depth, color_by=color_by, trace=_trace)
     return str(dig.source)
 
 
@@ -109,7 +110,7 @@ def check_checkpoint(spec: dict[str, Any], key: str, name: str, _data: bytes) ->
     Checking happens on the meta device, so no weights are copied; returns the tensor count.
     Raises a one-line :class:`ResvizError` for corrupt files, pickled objects or mismatches.
     """
-    from resviz.model.weights import check_checkpoint as check
+    from resviz.api import check_checkpoint as check
 
     return check(_spec(spec), _data, name)
 
@@ -122,8 +123,8 @@ def check_trace_memory(spec: dict[str, Any], shape: tuple[int, ...], device: str
     takes the whole server down. The estimate is the meta-device summary's activation bytes at
     the trace shape, cached and cheap.
     """
-    from resviz.model.resnet import resolve_device
-    from resviz.tracing.memory import check_trace_memory as check
+    from resviz.api import check_trace_memory as check
+    from resviz.api import resolve_device
 
     check(str(spec.get("name")), shape, summary(spec, shape).activation_bytes, resolve_device(device))
 
@@ -140,14 +141,13 @@ def trace(
     same device first. The tracer raises one-line errors for unsupported dtypes and for failures
     of the pass, out of memory included.
     """
-    from resviz.tracing.tracer import trace as tracer
+    from resviz.api import trace as tracer
 
     if not ckpt_key:
         return tracer(_spec(spec), input_size=shape, device=device, dtype=dtype, seed=seed)
     if _ckpt is None:
         raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
-    from resviz.model.resnet import build_model, resolve_device
-    from resviz.model.weights import load_checkpoint
+    from resviz.api import build_model, load_checkpoint, resolve_device
 
     model = load_checkpoint(build_model(_spec(spec), device=resolve_device(device)), _ckpt, ckpt_name)
     return tracer(model, input_size=shape, device=device, dtype=dtype, seed=seed)
@@ -156,13 +156,13 @@ def trace(
 @st.cache_data(show_spinner=False, max_entries=16)
 def reconciliation(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Any:
     """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward)."""
-    from resviz.analysis.reconcile import reconcile
+    from resviz.api import reconcile
 
     return reconcile(_spec(spec), input_size=input_shape)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def _stored_comparison(key: tuple[Any, ...], _value: Comparison | None = None) -> Comparison:
+def _stored_comparison(key: tuple[Any, ...], _value: ShownComparison | None = None) -> ShownComparison:
     """The cache of finished comparisons: a miss raises (and raising stores nothing).
 
     Training runs outside this function so that its progress bar is not recorded by
@@ -174,25 +174,26 @@ def _stored_comparison(key: tuple[Any, ...], _value: Comparison | None = None) -
 
 
 @dataclass(frozen=True)
-class Comparison:
-    """A finished comparison as the dashboard keeps it: the report's HTML and every number behind it."""
+class ShownComparison:
+    """A finished comparison as the dashboard keeps it: the report's HTML and the record behind it."""
 
     html: str
-    data: dict[str, Any]
+    result: Comparison
 
 
 def comparison(
     names: tuple[str, ...], steps: int, batch: int, input_size: tuple[int, ...], seed: int, device: str,
     progress: Callable[[int, int, str], None] | None = None,
-) -> Comparison:
+) -> ShownComparison:
     """Trace each model at initialisation, train ``steps`` steps, and build the HTML report."""
     key = (names, steps, batch, input_size, seed, device)
     try:
         return _stored_comparison(key)
     except KeyError:
         pass
-    from resviz.analysis.compare import compare
+    from resviz.api import compare
+    from resviz.render.report import render_html
 
     result = compare(list(names), steps=steps, batch=batch, input_size=input_size, seed=seed,
                      device=device, progress=progress)
-    return _stored_comparison(key, Comparison(str(result.to_html()), dict(result.to_dict())))
+    return _stored_comparison(key, ShownComparison(render_html(result), result))

@@ -7,14 +7,14 @@ session (the settings of the last run live in session state; the results in ``st
 
 from __future__ import annotations
 
-import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import streamlit as st
 
 from resviz.dashboard import compute
 from resviz.dashboard.state import CUSTOM, ViewState
 from resviz.errors import ResvizError
+from resviz.records import Comparison
 from resviz.spec import ResNetSpec
 from resviz.zoo import list_models, skip_twin
 
@@ -66,34 +66,33 @@ def compare_page(view: ViewState, spec: ResNetSpec | None) -> None:
     show_result(result)
 
 
-def result_frame(data: dict[str, Any]) -> pd.DataFrame:
+def result_frame(result: Comparison) -> pd.DataFrame:
     """One row per model: the headline gradient ratio and the numbers behind it."""
     import pandas as pd
 
     rows = []
-    for m in data.get("models", []):
-        training = m.get("training") or {}
+    for m in result.models:
         rows.append({
-            "model": m["name"], "shortcuts": m["has_skips"], "depth": m["depth"], "params": m["params"],
-            "MACs": m["macs"], "grad first / last block": m["headline"], "grad first": m["grad_first"],
-            "grad last": m["grad_last"], "loss at init": m["loss_init"],
-            "final loss": training.get("final_loss"), "status": m.get("status", "ok"),
+            "model": m.name, "shortcuts": m.has_skips, "depth": m.depth, "params": m.params,
+            "MACs": m.macs, "grad first / last block": m.headline, "grad first": m.grad_first,
+            "grad last": m.grad_last, "loss at init": m.loss_init,
+            "final loss": m.training.final_loss if m.training else None, "status": str(m.status),
         })
     return pd.DataFrame(rows)
 
 
-def show_result(result: compute.Comparison) -> None:
-    settings = result.data.get("settings", {})
-    st.caption(f"{', '.join(settings.get('models', []))}: {settings.get('steps_done', 0)} training steps, "
-               f"batch {settings.get('batch')}, seed {settings.get('seed')}, on {settings.get('device')}.")
-    st.dataframe(result_frame(result.data), hide_index=True, width="stretch")
+def show_result(shown: compute.ShownComparison) -> None:
+    s = shown.result.settings
+    st.caption(f"{', '.join(s.models)}: {s.steps_done} training steps, batch {s.batch}, seed {s.seed}, "
+               f"on {s.device}.")
+    st.dataframe(result_frame(shown.result), hide_index=True, width="stretch")
     c1, c2, _ = st.columns([1, 1, 3])
-    c1.download_button("Download HTML report", result.html, file_name="resviz-comparison.html",
+    c1.download_button("Download HTML report", shown.html, file_name="resviz-comparison.html",
                        mime="text/html", key="cmp_html", on_click="ignore")
-    c2.download_button("Download JSON", lambda: json.dumps(result.data, indent=2),
+    c2.download_button("Download JSON", lambda: shown.result.to_json(indent=2),
                        file_name="resviz-comparison.json", mime="application/json", key="cmp_json",
                        on_click="ignore")
     if st.toggle("Show the report here", key="cmp_show"):
         import streamlit.components.v1 as components
 
-        components.html(result.html, height=900, scrolling=True)
+        components.html(shown.html, height=900, scrolling=True)

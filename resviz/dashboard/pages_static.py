@@ -14,12 +14,12 @@ import streamlit as st
 from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
+from resviz.records import Summary, shape_str
 from resviz.render import figures
 from resviz.render.diagrams import VIEWS
 from resviz.render.diagrams.metrics import NEEDS_TRACE
 from resviz.render.tables import fold, human, summary_json
 from resviz.spec import ResNetSpec
-from resviz.tracing.records import Summary, shape_str
 
 if TYPE_CHECKING:
     import pandas as pd

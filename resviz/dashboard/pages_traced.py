@@ -4,7 +4,7 @@ A trace runs only when one of these pages (or the gradient-flow diagram) is open
 sidebar's trace settings, and is cached as a plain ``Trace`` record. The default settings, a batch
 of 2 at 64x64, keep it short. ResNet-50's first trace in a fresh process took 0.78 s, median of 18
 processes run under ``time`` on a 2-core Xeon VM (torch 2.13.0+cpu), each timing its call of
-``resviz.tracing.tracer.trace`` with ``time.perf_counter``: 0.61-0.86 s in the 11 runs that had the
+``resviz.measure.tracer.trace`` with ``time.perf_counter``: 0.61-0.86 s in the 11 runs that had the
 cores to themselves, up to 13 s while other jobs shared them; ``import torch`` before it took
 1.3-1.9 s, the whole process 2.5-3.0 s when the cores were free.
 A trace whose activations would not fit in memory is refused before it runs
@@ -21,9 +21,9 @@ import streamlit as st
 from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
+from resviz.records import shape_str
 from resviz.render import figures, theme
 from resviz.spec import ResNetSpec
-from resviz.tracing.records import shape_str
 
 LAYER_KINDS: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", "add", "other")
 #: Session-state key: digests of the traces this session has run (see :func:`trace_at_hand`).

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resviz.dashboard import PAGES
+from resviz.records import Summary
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, parse_int_list
-from resviz.tracing.records import Summary
 from resviz.zoo import derive, get_spec, list_models
 
 DEFAULT_MODEL = "resnet50"

@@ -13,6 +13,8 @@ from torch import Tensor, nn
 
 from resviz.errors import ResvizError
 from resviz.model.blocks import PostActBlock, PreActBlock, ResidualBlock
+from resviz.model.fastmeta import FastMeta
+from resviz.zoo import get_spec
 from resviz.spec import ResNetSpec, Stem
 
 
@@ -118,13 +120,12 @@ def build_model(
     On the ``meta`` device no memory is allocated and no initialisation runs, which is how the
     static analysis stays free.
     """
-    from resviz.zoo import resolve_spec
-
-    spec = resolve_spec(name_or_spec, plain)
+    spec = get_spec(name_or_spec) if isinstance(name_or_spec, str) else name_or_spec
+    if not isinstance(spec, ResNetSpec):
+        raise ResvizError(f"expected a model name or a ResNetSpec, got {type(spec).__name__}")
+    spec = spec.validate().plain() if plain else spec.validate()
     dev = resolve_device(device)
     if dev.type == "meta":
-        from resviz.tracing.fastmeta import FastMeta
-
         with dev, FastMeta():
             return ResNet(spec)
     with dev:

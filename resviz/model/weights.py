@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import load as st_load
 from torch import Tensor, nn
 
 from resviz.errors import ResvizError, one_line
+from resviz.model.resnet import build_model
 
 
 def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict[str, Tensor]:
@@ -33,8 +35,6 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
     try:
         # safetensors: an 8-byte header length, then a JSON header; torch.save: a zip archive.
         if is_st or (raw[8:9] == b"{" and not raw.startswith(b"PK")):
-            from safetensors.torch import load as st_load
-
             obj: Any = st_load(raw)
         else:
             obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
@@ -100,8 +100,6 @@ def load_checkpoint(
 def check_checkpoint(spec: Any, source: str | Path | bytes, name: str | None = None) -> int:
     """Read a checkpoint and check its keys and shapes against ``spec``'s model, built on the
     meta device so that no weights are copied; returns the number of tensors."""
-    from resviz.model.resnet import build_model
-
     state = read_state_dict(source, name)
     check_state_dict(build_model(spec, device="meta"), state, _label(source, name))
     return len(state)

@@ -1,6 +1,6 @@
 """Plotly figures of a model's cost, activations and gradient flow.
 
-Renderers take records (a :class:`~resviz.tracing.records.Summary`, or a trace's per-layer and
+Renderers take records (a :class:`~resviz.records.Summary`, or a trace's per-layer and
 per-block statistics) and return a ``plotly.graph_objects.Figure``; they never show or write
 anything, so the dashboard, the HTML report and a notebook can all use them. Colours come from
 :mod:`resviz.render.theme`, the same palette as the Graphviz diagrams, so a conv layer or a skip
@@ -18,9 +18,9 @@ from typing import Protocol
 
 import plotly.graph_objects as go
 
+from resviz.records import Summary
 from resviz.render import theme
 from resviz.render.tables import human
-from resviz.tracing.records import Summary
 
 METRIC_LABELS: dict[str, str] = {"params": "parameters", "macs": "MACs"}
 ACTIVATION_STATS: tuple[str, ...] = ("std", "rms", "mean", "min", "max", "zero_fraction")

@@ -1,4 +1,4 @@
-"""Terminal and flat-file views of a :class:`~resviz.tracing.records.Summary`.
+"""Terminal and flat-file views of a :class:`~resviz.records.Summary`.
 
 Renderers return objects (a ``rich.table.Table``, a CSV string, a dict); the CLI prints them.
 """
@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.tracing.records import LayerRecord, Summary, shape_str
+from resviz.records import LayerRecord, Summary, shape_str
 
 
 @dataclass(frozen=True)

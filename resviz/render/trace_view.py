@@ -1,4 +1,4 @@
-"""Terminal and flat-file views of a :class:`~resviz.tracing.trace_records.Trace`.
+"""Terminal and flat-file views of a :class:`~resviz.records.Trace`.
 
 The per-block table is the one-screen answer to "how much does each block add, and how does the
 gradient come back": main and skip RMS with their ratio, and the branch gradient norms with the
@@ -12,9 +12,8 @@ import io
 import math
 from typing import Any
 
+from resviz.records import Trace, shape_str
 from resviz.render.theme import MAIN_COLOR, SKIP_COLOR
-from resviz.tracing.records import shape_str
-from resviz.tracing.trace_records import Trace
 
 
 def _fmt(value: float | None, digits: int = 3) -> str:

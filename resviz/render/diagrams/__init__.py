@@ -7,23 +7,26 @@ He et al. 2016, Fig. 4 for pre-activation)::
 
     resviz.diagram("resnet50", view="dimensions")   # a graphviz.Digraph; renders in notebooks
 
-Renderers only build ``graphviz.Digraph`` objects; writing files is the CLI's job.
+Renderers only build ``graphviz.Digraph`` objects from records (:func:`draw` takes a
+:class:`~resviz.records.Summary`); analysing a model is :mod:`resviz.api`'s job and writing files
+the CLI's.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+
+import graphviz
 
 from resviz.errors import ResvizError
+from resviz.records import Summary
+from resviz.render.diagrams.blocks import basic_block, bottleneck, skip_types
 from resviz.render.diagrams.context import Context
+from resviz.render.diagrams.gradient import gradient_flow
+from resviz.render.diagrams.layers import layers
 from resviz.render.diagrams.metrics import COLOR_BY, BlockStatsLike, TraceLike, check_color_by
-
-if TYPE_CHECKING:
-    import graphviz
-
-    from resviz.tracing.records import Summary
+from resviz.render.diagrams.overview import dimensions, overview, stages
 
 VIEWS: tuple[str, ...] = (
     "overview", "basic-block", "bottleneck", "stages", "dimensions", "skip-types", "gradient-flow", "layers",
@@ -52,11 +55,6 @@ def dot_error(exc: graphviz.CalledProcessError) -> str:
 
 
 def _renderers() -> dict[str, Callable[[Context], graphviz.Digraph]]:
-    from resviz.render.diagrams.blocks import basic_block, bottleneck, skip_types
-    from resviz.render.diagrams.gradient import gradient_flow
-    from resviz.render.diagrams.layers import layers
-    from resviz.render.diagrams.overview import dimensions, overview, stages
-
     return {
         "overview": overview,
         "stages": stages,
@@ -69,31 +67,26 @@ def _renderers() -> dict[str, Callable[[Context], graphviz.Digraph]]:
     }
 
 
-def to_summary(target: Any, input_size: str | Sequence[int] | None = None) -> Summary:
-    """A Summary as given, or the static analysis of a preset name, spec or module."""
-    from resviz.tracing.records import Summary
-
-    if isinstance(target, Summary):
-        if input_size is not None:
-            raise ResvizError("input_size cannot change a ready Summary: pass the model instead")
-        return target
-    from resviz.api import summarize
-
-    return summarize(target, input_size=input_size)
+def check_residual(summary: Summary, view: str) -> None:
+    """Refuse a block view of a model without residual blocks (one line, before any work)."""
+    Context(summary=summary, view=check_view(view)).require_residual()
 
 
-def diagram(
-    model_or_summary: Any,
+def check_depth(depth: int | None) -> None:
+    if depth is not None and depth < 1:
+        raise ResvizError(f"depth must be at least 1, got {depth}")
+
+
+def draw(
+    summary: Summary,
     view: str = "overview",
-    input_size: str | Sequence[int] | None = None,
     depth: int | None = None,
     color_by: str | None = None,
     trace: TraceLike | None = None,
     block: str | None = None,
 ) -> graphviz.Digraph:
-    """Draw one view of a model as a ``graphviz.Digraph``.
+    """Draw one view of a model's static analysis as a ``graphviz.Digraph``.
 
-    ``model_or_summary``: a preset name, a ``ResNetSpec``, an ``nn.Module`` or a ready ``Summary``.
     ``depth`` folds the ``layers`` view (1: stages, 2: blocks, 3+: layers). ``color_by`` is one of
     ``macs``, ``params``, ``std`` or ``grad-ratio``; the last two are measurements and need
     ``trace`` (from ``resviz.trace``). ``block`` picks the block drawn by the block views
@@ -101,9 +94,7 @@ def diagram(
     """
     key = check_view(view)
     metric = check_color_by(color_by, trace)
-    if depth is not None and depth < 1:
-        raise ResvizError(f"depth must be at least 1, got {depth}")
-    summary = to_summary(model_or_summary, input_size)
+    check_depth(depth)
     ctx = Context(summary=summary, view=key, depth=depth, metric=metric, trace=trace, block=block)
     if key in BLOCK_VIEWS:
         ctx.require_residual()
@@ -111,5 +102,6 @@ def diagram(
 
 
 __all__ = [
-    "BLOCK_VIEWS", "COLOR_BY", "VIEWS", "BlockStatsLike", "TraceLike", "check_view", "diagram", "dot_error",
+    "BLOCK_VIEWS", "COLOR_BY", "VIEWS", "BlockStatsLike", "TraceLike", "check_color_by", "check_depth", "check_view",
+    "dot_error", "draw",
 ]

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+from resviz.records import Shape, Summary, shape_str
 from resviz.render import theme
 from resviz.render.tables import human
-from resviz.tracing.records import Shape, Summary, shape_str
 
 if TYPE_CHECKING:
     import graphviz

@@ -14,9 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resviz.records import BlockRecord, LayerRecord, Shape, Summary
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, lines, skip_edge
-from resviz.tracing.records import BlockRecord, LayerRecord, Shape, Summary
 
 if TYPE_CHECKING:
     import graphviz

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from resviz.records import BlockRecord
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import BlockLayout, draw_block, layout_block
 from resviz.render.diagrams.context import Context
-from resviz.tracing.records import BlockRecord
 
 if TYPE_CHECKING:
     import graphviz

@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from resviz.errors import ResvizError
+from resviz.records import BlockRecord, LayerRecord, Summary
 from resviz.render.diagrams.blockgraph import layers_by_block
 from resviz.render.diagrams.metrics import ColorScale, Metrics, TraceLike, make_scale
-from resviz.tracing.records import BlockRecord, LayerRecord, Summary
 
 
 @dataclass

@@ -13,12 +13,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from resviz.records import BlockRecord
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, sci, skip_edge
 from resviz.render.diagrams.blockgraph import layout_block, run_name
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.metrics import BlockStatsLike, grad_ratio, measured
-from resviz.tracing.records import BlockRecord
 
 if TYPE_CHECKING:
     import graphviz

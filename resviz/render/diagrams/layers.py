@@ -11,12 +11,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from resviz.records import BlockRecord, LayerRecord, Shape
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import draw_block, group_layers, layout_block, run_name, unit_kind
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.overview import _block_label, _skip_border, blocks_text, folded_runs
-from resviz.tracing.records import BlockRecord, LayerRecord, Shape
 
 if TYPE_CHECKING:
     import graphviz

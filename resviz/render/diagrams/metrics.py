@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from resviz.errors import ResvizError
+from resviz.records import LayerRecord, Summary
 from resviz.render import theme
 from resviz.render.diagrams._style import NA_FILL, sci
 from resviz.render.tables import human
-from resviz.tracing.records import LayerRecord, Summary
 
 COLOR_BY = ("macs", "params", "std", "grad-ratio")
 NEEDS_TRACE = ("std", "grad-ratio")

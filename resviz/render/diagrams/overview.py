@@ -12,11 +12,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from resviz.records import BlockRecord, LayerRecord, Shape
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import block_runs, layer_text, run_name, unit_kind
 from resviz.render.diagrams.context import Context
-from resviz.tracing.records import BlockRecord, LayerRecord, Shape
 
 if TYPE_CHECKING:
     import graphviz

@@ -1,4 +1,4 @@
-"""Plain, picklable, JSON-serialisable records of what a model is and does.
+"""Static records: what a model is (layers, blocks, stages, totals) at one input size.
 
 Records never hold a tensor or a module: they can be cached by Streamlit, written to JSON and
 compared across runs. Shapes are tuples of ints; counts are Python ints.
@@ -6,58 +6,16 @@ compared across runs. Shapes are tuples of ints; counts are Python ints.
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
-Shape = tuple[int, ...]
+from resviz.records.codec import SCHEMA_VERSION, Shape, build, json_safe
+from resviz.records.enums import BlockType, Branch, ShortcutKind
 
+SUMMARY_KIND = "resviz.summary"
 
-_NONFINITE = ("nan", "inf", "-inf")
-
-
-def json_safe(value: Any) -> Any:
-    """Dataclasses, tuples and floats -> dicts, lists and JSON-safe values, recursively.
-
-    JSON has no NaN or infinity: they become the strings ``"nan"``, ``"inf"`` and ``"-inf"``,
-    which :func:`build` reads back into the float fields of a record.
-    """
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return {f.name: json_safe(getattr(value, f.name)) for f in dataclasses.fields(value)}
-    if isinstance(value, (list, tuple)):
-        return [json_safe(v) for v in value]
-    if isinstance(value, dict):
-        return {k: json_safe(v) for k, v in value.items()}
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _decode(value: Any, floats: bool) -> Any:
-    if isinstance(value, list):
-        return tuple(_decode(v, floats) for v in value)
-    if floats and isinstance(value, str) and value in _NONFINITE:
-        return float(value)
-    return value
-
-
-def build(kind: type[Any], row: dict[str, Any]) -> Any:
-    """A record of type ``kind`` from its :func:`json_safe` dict: lists become tuples, and
-    ``"nan"``/``"inf"`` become floats again in fields typed as floats only (a layer may be named
-    ``nan``). Keys a newer or older version may add are ignored."""
-    types = {f.name: str(f.type) for f in dataclasses.fields(kind)}
-    return kind(**{k: _decode(v, "float" in types[k]) for k, v in row.items() if k in types})
-
-
-def decode_float(value: Any) -> Any:
-    """A float (or ``None``) written by :func:`json_safe`."""
-    return _decode(value, True)
-
-
-def shape_str(shape: Shape) -> str:
-    """``(1, 64, 112, 112)`` -> ``1x64x112x112``."""
-    return "x".join(str(d) for d in shape)
+SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
+"""How a summary's note begins when the input is smaller than the total stride."""
 
 
 @dataclass(frozen=True)
@@ -81,10 +39,13 @@ class LayerRecord:
     activation_bytes: int
     stage: str = ""
     block: str = ""
-    branch: str = ""
+    branch: Branch = Branch.OUTSIDE
     kernel: Shape = ()
     stride: Shape = ()
     groups: int = 1
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "branch", Branch(self.branch))
 
     def to_dict(self) -> dict[str, Any]:
         return dict(json_safe(self))
@@ -96,13 +57,17 @@ class BlockRecord:
 
     name: str
     stage: str
-    kind: str
-    shortcut: str
+    kind: BlockType
+    shortcut: ShortcutKind
     input_shape: Shape
     output_shape: Shape
     params: int
     macs: int
     elementwise: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "kind", BlockType(self.kind))
+        object.__setattr__(self, "shortcut", ShortcutKind(self.shortcut))
 
     def to_dict(self) -> dict[str, Any]:
         return dict(json_safe(self))
@@ -153,7 +118,7 @@ class Summary:
         return 2 * self.total_macs
 
     def to_dict(self) -> dict[str, Any]:
-        d = dict(json_safe(self))
+        d = {"kind": SUMMARY_KIND, "schema": SCHEMA_VERSION, **json_safe(self)}
         d["total_flops"] = self.total_flops
         return d
 

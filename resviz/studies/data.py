@@ -21,7 +21,6 @@ import importlib.util
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -29,33 +28,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from resviz.errors import ResvizError
+from resviz.records import DataInfo
 
 ImageShape = tuple[int, int, int]
 Batch = tuple[Tensor, Tensor]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 SYNTHETIC_CLASSES = 10
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What the batches were drawn from: plain data for the report's settings section."""
-
-    kind: str  # synthetic | digits | folder
-    source: str
-    num_classes: int
-    classes: tuple[str, ...]
-    num_images: int
-    image_shape: ImageShape
-    skipped: tuple[str, ...] = ()
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind, "source": self.source, "num_classes": self.num_classes,
-            "classes": list(self.classes), "num_images": self.num_images,
-            "image_shape": list(self.image_shape), "skipped": list(self.skipped), "notes": list(self.notes),
-        }
 
 
 @dataclass

@@ -17,50 +17,18 @@ from __future__ import annotations
 
 import math
 import warnings
+from importlib.metadata import PackageNotFoundError, version
 from collections import defaultdict
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
 
-from resviz.tracing.records import Shape, Summary
-
-
-@dataclass(frozen=True)
-class ReconcileRow:
-    """Counts of one layer type by each counter (``None`` where that counter gives no number)."""
-
-    layer_type: str
-    layers: int
-    resviz_macs: int
-    resviz_elementwise: int
-    fvcore: int
-    torchinfo: int
-    flop_counter: int
-    explanation: str
-
-
-@dataclass(frozen=True)
-class Reconciliation:
-    model: str
-    input_shape: Shape
-    rows: tuple[ReconcileRow, ...]
-    totals: dict[str, int]
-    versions: dict[str, str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model,
-            "input_shape": list(self.input_shape),
-            "rows": [r.__dict__ for r in self.rows],
-            "totals": dict(self.totals),
-            "versions": dict(self.versions),
-        }
+from resviz.records import Reconciliation, ReconcileRow, Summary
 
 
 def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    from fvcore.nn import FlopCountAnalysis
+    from fvcore.nn import FlopCountAnalysis  # imported here: fvcore takes ~0.5 s to import, and only this pass needs it
 
     analysis = FlopCountAnalysis(model, x)
     analysis.unsupported_ops_warnings(False)
@@ -71,7 +39,7 @@ def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def _torchinfo_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    import torchinfo
+    import torchinfo  # imported here, like fvcore: only this pass needs it
 
     names = {id(m): n for n, m in model.named_modules()}
     stats = torchinfo.summary(model, input_data=x, verbose=0, device="cpu")
@@ -84,8 +52,6 @@ def _torchinfo_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def _flop_counter_by_type(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    from torch.utils.flop_counter import FlopCounterMode
-
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(x)
@@ -166,8 +132,6 @@ def reconcile_module(model: nn.Module, summary: Summary) -> Reconciliation:
 
 
 def _versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
     out: dict[str, str] = {"torch": str(torch.__version__)}
     for pkg in ("fvcore", "torchinfo"):
         try:
@@ -175,18 +139,3 @@ def _versions() -> dict[str, str]:
         except PackageNotFoundError:
             out[pkg] = "not installed"
     return out
-
-
-def reconcile(target: Any, input_size: Any = None) -> Reconciliation:
-    """Reconcile a preset name, spec or module (see :func:`reconcile_module`)."""
-    from resviz.api import summarize
-    from resviz.model.resnet import build_model
-    from resviz.zoo import resolve_spec
-
-    if isinstance(target, nn.Module):
-        summary = summarize(target, input_size=input_size)
-        return reconcile_module(target, summary)
-    spec = resolve_spec(target)
-    summary = summarize(spec, input_size=input_size)
-    torch.manual_seed(0)
-    return reconcile_module(build_model(spec, device="cpu"), summary)

@@ -1,6 +1,6 @@
 """Plain records of a traced forward/backward pass and of a monitored training loop.
 
-These are the dynamic counterparts of :mod:`resviz.tracing.records`: frozen dataclasses of numbers,
+These are the dynamic counterparts of :mod:`resviz.records.summary`: frozen dataclasses of numbers,
 strings and tuples, never a tensor or a module, so a :class:`Trace` can be cached by Streamlit,
 written to JSON, read back with :meth:`Trace.from_dict` and compared across runs.
 
@@ -20,7 +20,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.tracing.records import Shape, build, decode_float, json_safe
+from resviz.records.codec import SCHEMA_VERSION, Shape, build, decode_float, json_safe
+from resviz.records.enums import Branch, ShortcutKind
+
+TRACE_KIND = "resviz.trace"
+SERIES_KIND = "resviz.monitor_series"
 
 
 def _to_dict(record: Any) -> dict[str, Any]:
@@ -34,7 +38,7 @@ class LayerStats:
     ``zero_fraction`` counts exact zeros (dead ReLU units show up here). ``mean``/``std``/``rms``
     are over finite and non-finite values alike, so a single NaN makes them NaN: look at
     ``nan_count``/``inf_count`` first. The histogram has fixed edges (:data:`HIST_EDGES` in
-    :mod:`resviz.tracing.stats`); values outside the outer edges are counted in the outer bins.
+    :mod:`resviz.measure.stats`); values outside the outer edges are counted in the outer bins.
     """
 
     name: str
@@ -54,7 +58,10 @@ class LayerStats:
     macs: int = 0
     stage: str = ""
     block: str = ""
-    branch: str = ""
+    branch: Branch = Branch.OUTSIDE
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "branch", Branch(self.branch))
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -72,12 +79,15 @@ class BlockStats:
     name: str
     stage: str
     index: int
-    shortcut: str
+    shortcut: ShortcutKind
     main_rms: float
     skip_rms: float
     grad_main: float | None
     grad_skip: float | None
     grad_total: float | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "shortcut", ShortcutKind(self.shortcut))
 
     @property
     def rms_ratio(self) -> float:
@@ -158,7 +168,7 @@ class Trace:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_dict(self)
+        return {"kind": TRACE_KIND, "schema": SCHEMA_VERSION, **_to_dict(self)}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trace:
@@ -224,7 +234,7 @@ class MonitorSeries:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        d = _to_dict(self)
+        d = {"kind": SERIES_KIND, "schema": SCHEMA_VERSION, **_to_dict(self)}
         d["steps"] = list(self.steps)
         return d
 

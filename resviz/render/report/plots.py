@@ -1,4 +1,4 @@
-"""Plotly figures of a :class:`~resviz.analysis.compare.Comparison` (returned, never shown or saved).
+"""Plotly figures of a :class:`~resviz.studies.compare.Comparison` (returned, never shown or saved).
 
 Gradient norms span orders of magnitude between plain and residual nets, so their axes are
 logarithmic; values that a log axis cannot show (zero, NaN, infinity) become gaps.
@@ -10,7 +10,7 @@ import math
 
 import plotly.graph_objects as go
 
-from resviz.analysis.compare import Comparison, ModelResult
+from resviz.records import Comparison, ModelResult
 from resviz.render import theme
 from resviz.render.figures import positive
 

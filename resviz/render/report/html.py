@@ -11,10 +11,10 @@ import html
 from importlib import resources
 from string import Template
 
-from resviz.analysis.compare import Comparison
-from resviz.report import plots
-from resviz.report.diagrams import model_diagrams
-from resviz.report.tables import (
+from resviz.records import Comparison
+from resviz.render.report import plots
+from resviz.render.report.diagrams import model_diagrams
+from resviz.render.report.tables import (
     Table,
     block_table,
     headline_sentence,
@@ -27,7 +27,7 @@ from resviz.report.tables import (
 
 
 def _asset(name: str) -> str:
-    return resources.files("resviz.report").joinpath("assets", name).read_text(encoding="utf-8")
+    return resources.files("resviz.render.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def table_html(table: Table, cls: str = "") -> str:

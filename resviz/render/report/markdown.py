@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from resviz.analysis.compare import Comparison
-from resviz.report.tables import (
+from resviz.records import Comparison
+from resviz.render.report.tables import (
     Table,
     block_table,
     headline_sentence,

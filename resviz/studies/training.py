@@ -6,7 +6,7 @@ marked; the others go on. Ctrl-C ends the loop cleanly: the steps done so far ar
 
 The optimiser is He et al. 2015's (arXiv:1512.03385, Sec. 3.4): SGD with momentum 0.9 and weight
 decay 1e-4; only the learning rate is a parameter. Per-block statistics come from
-:func:`resviz.tracing.monitor.monitor`, which the loop opens around each model when ``every`` is set.
+:func:`resviz.measure.monitor.monitor`, which the loop opens around each model when ``every`` is set.
 """
 
 from __future__ import annotations
@@ -16,40 +16,18 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resviz.analysis.data import Batches
-from resviz.tracing.monitor import Monitor, monitor
-from resviz.tracing.records import json_safe
-from resviz.tracing.trace_records import MonitorSeries
+from resviz.measure.monitor import Monitor, monitor
+from resviz.records import MonitorSeries, TrainingRun, TrainingStatus
+from resviz.studies.data import Batches
 
 Progress = Callable[[int, int, str], None]
 
-OK, NAN, INTERRUPTED = "ok", "nan", "interrupted"
-
-
-@dataclass(frozen=True)
-class TrainingRun:
-    """One model's run: a loss per step done, how it ended, and the monitored block statistics."""
-
-    model: str
-    status: str  # ok | nan | interrupted
-    steps_done: int
-    losses: tuple[float, ...]
-    seconds: float
-    message: str = ""
-    series: MonitorSeries | None = field(default=None)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model, "status": self.status, "steps_done": self.steps_done,
-            "losses": json_safe(self.losses), "seconds": self.seconds,
-            "message": self.message, "series": self.series.to_dict() if self.series else None,
-        }
+OK, NAN, INTERRUPTED = TrainingStatus.OK, TrainingStatus.NAN, TrainingStatus.INTERRUPTED
 
 
 @dataclass
@@ -58,7 +36,7 @@ class _State:
     model: nn.Module
     optimizer: torch.optim.Optimizer
     losses: list[float] = field(default_factory=list)
-    status: str = OK
+    status: TrainingStatus = OK
     message: str = ""
     seconds: float = 0.0
     mon: Monitor | None = None

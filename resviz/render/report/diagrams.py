@@ -10,8 +10,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from resviz.analysis.compare import ModelResult
+import graphviz
+
 from resviz.errors import ResvizError, one_line
+from resviz.records import ModelResult
+from resviz.render.diagrams import dot_error, draw
 
 VIEWS = ("gradient-flow", "stages")
 _PROLOG = re.compile(r"^.*?(?=<svg\b)", re.S)
@@ -28,14 +31,13 @@ class DiagramSvg:
 
 
 def model_diagrams(m: ModelResult) -> list[DiagramSvg]:
-    import graphviz
-
-    from resviz.render.diagrams import diagram, dot_error
-
+    if m.summary is None:
+        note = "no static analysis in this result (read back from JSON): run the comparison again to draw it"
+        return [DiagramSvg(m.name, view, note=note) for view in VIEWS]
     out: list[DiagramSvg] = []
     for view in VIEWS:
         try:
-            dig = diagram(m.summary, view=view, trace=m.trace)
+            dig = draw(m.summary, view=view, trace=m.trace)
             svg = dig.pipe(format="svg").decode("utf-8")
         except ResvizError as exc:
             out.append(DiagramSvg(m.name, view, note=one_line(exc)))

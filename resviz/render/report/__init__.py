@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from resviz.report.html import render_html
-from resviz.report.markdown import render_markdown
+from resviz.render.report.html import render_html
+from resviz.render.report.markdown import render_markdown
 
 __all__ = ["render_html", "render_markdown"]

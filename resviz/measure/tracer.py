@@ -25,11 +25,9 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
-from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
-from resviz.tracing.counting import count_macs
-from resviz.tracing.records import Shape, shape_str
-from resviz.tracing.static import branch_of, default_input_size, owning_block, parse_input_size, stage_of
-from resviz.tracing.stats import (
+from resviz.measure.counting import count_macs
+from resviz.measure.static import branch_of, owning_block, stage_of
+from resviz.measure.stats import (
     HIST_EDGES,
     ROW,
     LayerStatsBuffer,
@@ -38,7 +36,8 @@ from resviz.tracing.stats import (
     decode,
     norms,
 )
-from resviz.tracing.trace_records import BlockStats, LayerStats, ParamStats, Trace
+from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
+from resviz.records import BlockStats, LayerStats, ParamStats, Shape, Trace, shape_str
 
 LossFn = Callable[[Tensor, Any], Tensor]
 
@@ -321,71 +320,14 @@ def _nonfinite_pass(model: nn.Module, names: set[str]) -> Iterator[dict[str, Ten
         for h in handles:
             h.remove()
 
-_DTYPES = {
-    "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
-    "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-    "fp16": torch.float16, "float16": torch.float16, "half": torch.float16,
-}
-
-
-def _resolve_dtype(dtype: str | torch.dtype | None, dev: torch.device) -> torch.dtype | None:
-    """The autocast dtype, or None for plain float32. fp16 autocast needs CUDA."""
-    if dtype is None:
-        return None
-    if isinstance(dtype, torch.dtype):
-        dt = dtype
-    else:
-        key = str(dtype).strip().lower().removeprefix("torch.")
-        if key not in _DTYPES:
-            raise ResvizError(f"unknown dtype {dtype!r}: use fp32, bf16 or fp16")
-        dt = _DTYPES[key]
-    if dt == torch.float32:
-        return None
-    if dt not in (torch.bfloat16, torch.float16):
-        raise ResvizError(f"unsupported dtype {dt}: use fp32, bf16 or fp16")
-    if dt == torch.float16 and dev.type != "cuda":
-        raise ResvizError("fp16 autocast needs a CUDA device; use bf16 on CPU")
-    return dt
-
-
-def _resolve_model(
-    target: str | Any, device: str | torch.device, seed: int,
-) -> tuple[nn.Module, str, Any, torch.device]:
-    """Build (seeded) from a name or spec, or take the user's module where it already lives."""
-    from resviz.model.resnet import ResNet, build_model, resolve_device
-    from resviz.zoo import resolve_spec
-
-    if isinstance(target, nn.Module):
-        params = list(target.parameters())
-        here = params[0].device if params else torch.device("cpu")
-        if here.type == "meta":
-            raise ResvizError("the model is on the meta device: it has no weights to trace")
-        if str(device).strip().lower() != "auto":
-            want = resolve_device(device)
-            if want.type != here.type:
-                raise ResvizError(f"the model is on {here.type} but device={want.type} was asked: move it first")
-        spec = target.spec if isinstance(target, ResNet) else None
-        return target, (spec.name if spec else type(target).__name__), spec, here
-    spec = resolve_spec(target)
-    dev = resolve_device(device)
-    if dev.type == "meta":
-        raise ResvizError("cannot trace on the meta device: use cpu or cuda")
-    torch.manual_seed(seed)
-    return build_model(spec, device=dev), spec.name, spec, dev
-
-
 def _make_inputs(
-    model: nn.Module, spec: Any, inputs: Tensor | None, input_size: str | Sequence[int] | None,
-    dev: torch.device, gen: torch.Generator,
+    model: nn.Module, inputs: Tensor | None, input_shape: Shape | None, dev: torch.device, gen: torch.Generator,
 ) -> Tensor:
     wdtype = next((p.dtype for p in model.parameters()), torch.float32)
     if inputs is None:
-        if input_size is not None:
-            shape = parse_input_size(input_size)
-        else:
-            _, c, h, w = default_input_size(spec)
-            shape = (2, c, h, w)  # batch 2: BatchNorm needs more than one value per channel
-        return torch.randn(shape, generator=gen, device=dev, dtype=wdtype)
+        if input_shape is None:
+            raise ResvizError("give inputs or an input shape to trace")
+        return torch.randn(input_shape, generator=gen, device=dev, dtype=wdtype)
     if not isinstance(inputs, Tensor):
         raise ResvizError(f"inputs must be a tensor, got {type(inputs).__name__}")
     if inputs.dim() != 4:
@@ -437,42 +379,39 @@ def _oom(exc: BaseException) -> bool:
 
 
 def trace(
-    model_or_name: str | Any,
+    model: nn.Module,
     inputs: Tensor | None = None,
-    input_size: str | Sequence[int] | None = None,
+    input_shape: Shape | None = None,
     targets: Any = None,
     loss: LossFn | None = None,
     backward: bool = True,
-    device: str | torch.device = "auto",
-    dtype: str | torch.dtype | None = None,
+    amp: torch.dtype | None = None,
     seed: int = 0,
     *,
     channels_last: bool = False,
+    label: str | None = None,
 ) -> Trace:
-    """Run one forward (and backward) pass with hooks and return plain statistics.
+    """Run one forward (and backward) pass of ``model`` with hooks and return plain statistics.
 
-    ``model_or_name`` is a preset name, a :class:`~resviz.spec.ResNetSpec` (built with weights
-    seeded by ``seed``) or any ``nn.Module`` (traced where it lives, left exactly as it was).
-    Without ``inputs``, a seeded N(0, 1) batch of ``input_size`` is used; without ``targets`` and
-    ``loss``, cross-entropy against seeded random labels. ``dtype`` ``bf16``/``fp16`` runs under
-    autocast. ``channels_last`` feeds the batch in NHWC memory format (on CPU and CUDA; the
-    model's own tensors are not converted, as the model is left as it was). The global RNG state
-    is left untouched.
+    The model is traced where it lives and left exactly as it was. Without ``inputs``, a seeded
+    N(0, 1) batch of ``input_shape`` is used; without ``targets`` and ``loss``, cross-entropy
+    against seeded random labels. ``amp`` (bfloat16 or float16) runs the pass under autocast.
+    ``channels_last`` feeds the batch in NHWC memory format (the model's own tensors are not
+    converted, as the model is left as it was). The global RNG state is left untouched.
     """
+    params = list(model.parameters())
+    dev = params[0].device if params else torch.device("cpu")
+    name = label or type(model).__name__
     with torch.random.fork_rng(devices=[]):
-        return _trace(
-            model_or_name, inputs, input_size, targets, loss, backward, device, dtype, seed, channels_last,
-        )
+        gen = torch.Generator(device=dev).manual_seed(seed)
+        x = _make_inputs(model, inputs, input_shape, dev, gen)
+        return _trace(model, name, x, targets, loss, backward, dev, amp, seed, gen, channels_last)
 
 
 def _trace(
-    target: Any, inputs: Tensor | None, input_size: Any, targets: Any, loss: LossFn | None,
-    backward: bool, device: str | torch.device, dtype: Any, seed: int, channels_last: bool,
+    model: nn.Module, label: str, x: Tensor, targets: Any, loss: LossFn | None, backward: bool,
+    dev: torch.device, amp: torch.dtype | None, seed: int, gen: torch.Generator, channels_last: bool,
 ) -> Trace:
-    model, label, spec, dev = _resolve_model(target, device, seed)
-    amp = _resolve_dtype(dtype, dev)
-    gen = torch.Generator(device=dev).manual_seed(seed)
-    x = _make_inputs(model, spec, inputs, input_size, dev, gen)
     if channels_last:  # PyTorch runs NHWC on CPU as well as CUDA, so honour it everywhere
         x = x.contiguous(memory_format=torch.channels_last)
     _check_channels(model, x, label)

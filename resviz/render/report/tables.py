@@ -9,8 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-from resviz.analysis.compare import Comparison, ModelResult
-from resviz.tracing.records import shape_str
+from resviz.records import Comparison, ModelResult, shape_str
 
 Table = tuple[list[str], list[list[str]]]
 

@@ -6,8 +6,8 @@ import dataclasses
 from decimal import Decimal
 
 from resviz.reference import PAPER, TORCHVISION
+from resviz.records import Summary
 from resviz.spec import ResNetSpec, StrideAt
-from resviz.tracing.records import Summary
 
 _UNITS = {"K": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9}
 

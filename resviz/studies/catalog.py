@@ -2,7 +2,7 @@
 
 Counting all 48 presets and twins on the meta device takes about 8 s on a 2-core x86_64 machine
 (the 1001- and 1202-layer nets alone take seconds), too slow for a listing. The counts are therefore
-stored in ``resviz/data/catalog.json``, written by ``python -m resviz.analysis.catalog`` and checked
+stored in ``resviz/data/catalog.json``, written by ``python -m resviz.studies.catalog`` and checked
 against a fresh count by the test suite; a preset missing from the file is counted on the spot.
 """
 
@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from resviz.spec import Stem
-from resviz.tracing.records import shape_str
-from resviz.tracing.static import default_input_size
 from resviz.zoo import TORCHVISION_PRESETS, get_spec, list_models
+from resviz.records import shape_str
+from resviz.measure.static import analyze_spec
+from resviz.spec import Stem
 
 CATALOG_FILE = "catalog.json"
 
@@ -44,11 +44,9 @@ def family(name: str) -> str:
 
 def count(name: str) -> dict[str, Any]:
     """Parameters and MACs of one preset at its native input size, on the meta device."""
-    from resviz.api import analyze_spec
-
     spec = get_spec(name)
-    s = analyze_spec(spec)
-    return {"params": s.total_params, "macs": s.total_macs, "input": shape_str(default_input_size(spec))}
+    s = analyze_spec(spec, spec.default_input_size)
+    return {"params": s.total_params, "macs": s.total_macs, "input": shape_str(spec.default_input_size)}
 
 
 @cache

@@ -17,56 +17,17 @@ import torch
 from torch import Tensor, nn
 
 from resviz.errors import ResvizError, one_line
+from resviz.measure.counting import count_elementwise, count_macs, kernel_and_stride
 from resviz.model.blocks import Fork, find_blocks, shortcut_type
+from resviz.model.fastmeta import FastMeta
+from resviz.model.resnet import build_model
+from resviz.records import SMALL_INPUT_NOTE, BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
 from resviz.spec import ResNetSpec
-from resviz.tracing.counting import count_elementwise, count_macs, kernel_and_stride
-from resviz.tracing.fastmeta import FastMeta
-from resviz.tracing.records import BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
 
 _LAYER_RE = re.compile(r"^layer(\d+)$")
 
 #: How a summary's note starts when the input is smaller than the network's total stride (the
 #: dashboard refuses such an input, as its pictures would mislead).
-SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
-
-
-def parse_input_size(text: str | Sequence[int]) -> Shape:
-    """``"1x3x224x224"`` (or ``1,3,224,224`` or a sequence) -> ``(1, 3, 224, 224)``; three
-    dimensions (CxHxW) mean one image."""
-    dims = parse_dims(text)
-    if len(dims) == 3:
-        dims = (1, *dims)
-    if len(dims) != 4:
-        raise ResvizError(
-            f"malformed input size {text!r}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
-        )
-    return dims
-
-
-def parse_dims(text: str | Sequence[int]) -> Shape:
-    """The dimensions of an input size as given (separated by ``x``, commas or spaces), each a
-    positive integer; :func:`parse_input_size` then reads them as NxCxHxW or CxHxW."""
-    if isinstance(text, str):
-        parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
-        try:
-            dims = tuple(int(p) for p in parts)
-        except ValueError:
-            raise ResvizError(
-                f"malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224"
-            ) from None
-    else:
-        try:
-            dims = tuple(operator.index(d) for d in text)
-        except TypeError:
-            raise ResvizError(f"malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224") from None
-    if any(d < 1 for d in dims):
-        raise ResvizError(f"input size {shape_str(dims)} has a dimension below 1")
-    return dims
-
-
-def default_input_size(spec: ResNetSpec | None) -> Shape:
-    """224x224 for ImageNet stems (torchvision's ``_ops`` resolution), 32x32 for CIFAR stems."""
-    return spec.default_input_size if spec is not None else (1, 3, 224, 224)
 
 
 def stage_of(name: str) -> str:
@@ -337,3 +298,8 @@ def analyze_module(
         notes=tuple(notes) + tuple(_small_input_notes(layers)),
         spec=spec.to_dict() if spec else None,
     )
+
+
+def analyze_spec(spec: ResNetSpec, input_shape: Shape) -> Summary:
+    """The static analysis of the network ``spec`` describes, built on the meta device (free)."""
+    return analyze_module(build_model(spec, device="meta"), input_shape, spec=spec)

@@ -12,7 +12,7 @@ import os
 import torch
 
 from resviz.errors import ResvizError
-from resviz.tracing.records import Shape, shape_str
+from resviz.records import Shape, shape_str
 
 #: A trace is refused when the activations of its input would take more than this share of the
 #: memory free on its device. A trace's peak memory measured 0.7-1.3x the summary's activation

@@ -286,7 +286,7 @@ class Moments:
 
 
 def decode(row: list[float], numel: int) -> Moments:
-    """Turn one transferred row into the statistics of :class:`~resviz.tracing.trace_records.LayerStats`."""
+    """Turn one transferred row into the statistics of :class:`~resviz.records.LayerStats`."""
     s, norm, lo, hi, nnz = row[:_HEAD]
     n = float(max(numel, 1))
     mean = s / n

@@ -2,7 +2,7 @@
 
 ``with resviz.monitor(model, every=10) as mon:`` counts forward passes made in training mode;
 on every ``every``-th one (steps 0, k, 2k ...) it attaches the branch hooks of
-:class:`~resviz.tracing.tracer.BranchCapture` for that forward and its backward, then takes
+:class:`~resviz.measure.tracer.BranchCapture` for that forward and its backward, then takes
 parameter and gradient norms at the end of the backward pass (an autograd engine callback, so the
 user's ``optimizer.step()`` and ``zero_grad()`` see nothing different). Other steps pay for one
 counting pre-hook only: at ``every=10`` a training loop measured 2.6 % slower on a quiet 2-core
@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
-from resviz.tracing.stats import norms
-from resviz.tracing.trace_records import BlockStats, MonitorSeries, ParamStats, StepStats
-from resviz.tracing.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
+from resviz.measure.stats import norms
+from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
+from resviz.records import BlockStats, MonitorSeries, ParamStats, StepStats
 
 
 @dataclass

@@ -1,0 +1,68 @@
+"""The one place where what a user asks for becomes work for the layers below.
+
+Targets (a preset name, a spec file, ``custom`` with overrides, a spec, a module) are resolved by
+:mod:`resviz.api.targets`, input sizes read by :mod:`resviz.api.sizes`, resources checked by
+:mod:`resviz.api.preflight`, and then the model, measuring and study layers do the work. The CLI,
+the dashboard and ``import resviz`` call these functions and nothing below them.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from resviz.api.comparing import compare
+from resviz.api.preflight import TRACE_MEMORY_SHARE, check_trace_memory, free_memory
+from resviz.api.sizes import (
+    COMPARE_BATCH,
+    TRACE_BATCH,
+    SizeLike,
+    batch_shape,
+    default_input_size,
+    parse_dims,
+    parse_input_size,
+    static_shape,
+    trace_shape,
+)
+from resviz.api.summaries import static_summary, summarize
+from resviz.api.targets import (
+    CUSTOM,
+    Resolved,
+    Target,
+    label_of,
+    parse_overrides,
+    resolve_model,
+    resolve_spec,
+    spec_of,
+)
+from resviz.api.tracing import resolve_dtype, trace
+from resviz.measure.monitor import Monitor, monitor
+from resviz.measure.static import analyze_spec
+from resviz.model.resnet import ResNet, build_model, resolve_device
+from resviz.model.weights import check_checkpoint, load_checkpoint
+from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_twin
+from resviz.records import Reconciliation
+from resviz.studies.catalog import CatalogRow, catalog
+from resviz.studies.reconcile import reconcile_module
+
+
+def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:
+    """resviz's counts beside fvcore's, torchinfo's and ``FlopCounterMode``'s, per layer type:
+    one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is)."""
+    if isinstance(target, torch.nn.Module):
+        return reconcile_module(target, summarize(target, input_size=input_size))
+    spec = resolve_spec(target)
+    summary = summarize(spec, input_size=input_size)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = build_model(spec, device="cpu")
+    return reconcile_module(model, summary)
+
+
+__all__ = [
+    "COMPARE_BATCH", "CUSTOM", "TORCHVISION_PRESETS", "TRACE_BATCH", "TRACE_MEMORY_SHARE", "CatalogRow", "Monitor",
+    "ResNet", "Resolved", "SizeLike", "Target", "analyze_spec", "batch_shape", "build_model", "catalog",
+    "check_checkpoint", "check_trace_memory", "compare", "default_input_size", "derive", "free_memory",
+    "get_spec", "label_of", "list_models", "load_checkpoint", "monitor", "parse_dims", "parse_input_size",
+    "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
+    "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_shape",
+]

@@ -1,0 +1,74 @@
+"""A gradient-flow comparison of several targets, checked before anything is built or trained."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+
+import torch
+
+from resviz.api.sizes import SizeLike, batch_shape
+from resviz.api.targets import resolve_spec
+from resviz.errors import ResvizError
+from resviz.measure.static import analyze_spec
+from resviz.model.resnet import resolve_device
+from resviz.records import Comparison
+from resviz.spec import ResNetSpec
+from resviz.studies.compare import Progress, run
+
+
+def _specs(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
+    if isinstance(models, (str, ResNetSpec)) or len(models) < 2:
+        count = 1 if isinstance(models, (str, ResNetSpec)) else len(models)
+        raise ResvizError(f"a comparison needs at least two models, got {count}")
+    specs = [resolve_spec(m) for m in models]
+    names = [s.name for s in specs]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ResvizError(f"model {dup[0]} is given more than once; give each model once")
+    return specs
+
+
+def _check_numbers(steps: int, lr: float, every: int) -> None:
+    if steps < 0:
+        raise ResvizError(f"steps must be 0 or more, got {steps}")
+    if not lr > 0 or not math.isfinite(lr):
+        raise ResvizError(f"learning rate must be a positive number, got {lr}")
+    if every < 1:
+        raise ResvizError(f"every must be at least 1, got {every}")
+
+
+def compare(
+    models: Sequence[str | ResNetSpec],
+    steps: int = 0,
+    batch: int | None = None,
+    input_size: SizeLike = "3x32x32",
+    data: str | os.PathLike[str] = "synthetic",
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    lr: float = 0.05,
+    every: int = 1,
+    progress: Progress | None = None,
+) -> Comparison:
+    """Measure gradient flow in ``models`` at initialisation and, with ``steps > 0``, during training.
+
+    ``input_size`` is ``CxHxW`` (or ``NxCxHxW``, whose N is the batch unless ``batch`` is given).
+    ``data`` is ``synthetic``, ``digits`` or an ImageFolder-style directory. Every model is built
+    after ``torch.manual_seed(seed)`` and sees the same batches, so the same call gives the same
+    numbers. ``progress(done, total, label)`` is called after each traced model and training step.
+    Ctrl-C returns what was done, with ``settings.interrupted`` set
+    (:func:`resviz.studies.compare.run`). The result renders with
+    :func:`resviz.render.report.render_html` and :func:`~resviz.render.report.render_markdown`.
+    """
+    specs = _specs(models)
+    _check_numbers(steps, lr, every)
+    shape = batch_shape(input_size, batch)
+    for s in specs:
+        analyze_spec(s, (1, *shape[1:]))  # the input size fits every model
+        if s.in_channels != shape[1]:
+            raise ResvizError(f"{s.name} takes {s.in_channels} input channel(s); the input has {shape[1]}")
+    return run(specs, shape, steps, data, seed, resolve_device(device), lr, every, progress)
+
+
+__all__ = ["compare"]

@@ -1,0 +1,94 @@
+"""Input sizes, read once for every surface: ``NxCxHxW`` or ``CxHxW`` as text or integers.
+
+The static pass counts per image (batch 1, as the papers and torchvision do); a trace needs a
+batch of at least two (train-mode BatchNorm needs more than one value per channel); a comparison
+takes ``CxHxW`` plus a batch.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Sequence
+
+from resviz.errors import ResvizError
+from resviz.records import Shape, shape_str
+from resviz.spec import ResNetSpec
+
+SizeLike = str | Sequence[int]
+
+TRACE_BATCH = 2
+"""Default batch of a trace: the smallest that train-mode BatchNorm accepts."""
+
+COMPARE_BATCH = 8
+"""Default batch of a comparison."""
+
+_MALFORMED = "malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224"
+
+
+def parse_dims(text: SizeLike) -> Shape:
+    """The dimensions as given (separated by ``x``, commas or spaces), each a positive integer."""
+    if isinstance(text, str):
+        parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
+        try:
+            dims = tuple(int(p) for p in parts)
+        except ValueError:
+            raise ResvizError(_MALFORMED.format(text=text)) from None
+    else:
+        try:
+            dims = tuple(operator.index(d) for d in text)
+        except TypeError:
+            raise ResvizError(_MALFORMED.format(text=text)) from None
+    if any(d < 1 for d in dims):
+        raise ResvizError(f"input size {shape_str(dims)} has a dimension below 1")
+    return dims
+
+
+def parse_input_size(text: SizeLike) -> Shape:
+    """``"1x3x224x224"`` (or ``1,3,224,224`` or a sequence) -> ``(1, 3, 224, 224)``; three
+    dimensions (CxHxW) mean one image."""
+    dims = parse_dims(text)
+    if len(dims) == 3:
+        dims = (1, *dims)
+    if len(dims) != 4:
+        raise ResvizError(
+            f"malformed input size {text!r}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
+        )
+    return dims
+
+
+def default_input_size(spec: ResNetSpec | None) -> Shape:
+    """224x224 for ImageNet stems (torchvision's ``_ops`` resolution), 32x32 for CIFAR stems, and
+    3x224x224 for a module resviz did not build."""
+    return spec.default_input_size if spec is not None else (1, 3, 224, 224)
+
+
+def static_shape(spec: ResNetSpec | None, input_size: SizeLike | None) -> Shape:
+    """The static pass's input: as given, else the spec's default."""
+    return parse_input_size(input_size) if input_size is not None else default_input_size(spec)
+
+
+def trace_shape(spec: ResNetSpec | None, input_size: SizeLike | None) -> Shape:
+    """A trace's batch: as given, else the spec's default image at batch :data:`TRACE_BATCH`."""
+    if input_size is not None:
+        return parse_input_size(input_size)
+    _, c, h, w = default_input_size(spec)
+    return (TRACE_BATCH, c, h, w)
+
+
+def batch_shape(input_size: SizeLike, batch: int | None) -> tuple[int, int, int, int]:
+    """A comparison's batch: ``CxHxW`` plus ``batch`` (default :data:`COMPARE_BATCH`), or
+    ``NxCxHxW`` whose N is the batch unless ``batch`` is given."""
+    if batch is not None and batch < 1:
+        raise ResvizError(f"batch size must be at least 1, got {batch}")
+    dims = parse_dims(input_size)
+    n, c, h, w = parse_input_size(dims)
+    if batch is None:
+        batch = n if len(dims) == 4 else COMPARE_BATCH
+    return (batch, c, h, w)
+
+
+__all__ = [
+    "COMPARE_BATCH", "TRACE_BATCH", "SizeLike", "batch_shape", "default_input_size", "parse_dims",
+    "parse_input_size", "static_shape", "trace_shape",
+]

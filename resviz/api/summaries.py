@@ -1,0 +1,52 @@
+"""Shapes, parameters and MACs of any target, with the notes that compare them with the papers."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from torch import nn
+
+from resviz.api.sizes import SizeLike, static_shape
+from resviz.api.targets import Target, label_of, resolve_spec, spec_of
+from resviz.measure.static import analyze_module, analyze_spec
+from resviz.records import Summary
+from resviz.errors import ResvizError
+from resviz.studies.paper import needs_stride_variant, reference_notes
+
+
+def summarize(target: Target, input_size: SizeLike | None = None, plain: bool = False) -> Summary:
+    """Shapes, parameters, MACs and activation memory of every layer, computed on ``meta``, with
+    notes comparing the counts with torchvision and the papers.
+
+    ``target`` is a preset name, a spec file, a :class:`~resviz.spec.ResNetSpec` or any
+    ``nn.Module`` (a torchvision or timm model): modules are analysed with meta stand-ins for
+    their tensors and are not modified.
+    """
+    if isinstance(target, nn.Module):
+        spec = spec_of(target)
+        return analyze_module(target, static_shape(spec, input_size), label=label_of(target), spec=spec)
+    spec = resolve_spec(target, plain)
+    first = analyze_spec(spec, static_shape(spec, input_size))
+    variant = needs_stride_variant(spec)
+    macs_1x1 = None
+    if variant is not None and first.input_shape == spec.default_input_size:  # the papers' resolution
+        macs_1x1 = analyze_spec(variant, first.input_shape).total_macs
+    notes = reference_notes(spec, first, macs_1x1)
+    return dataclasses.replace(first, notes=(*notes, *first.notes))
+
+
+def static_summary(target: Target | Summary, input_size: SizeLike | None = None) -> Summary:
+    """The meta-device pass alone (no reference notes, never a second pass): what diagrams and
+    reports draw. A ready :class:`Summary` is returned as it is."""
+    if isinstance(target, Summary):
+        if input_size is not None:
+            raise ResvizError("input_size cannot change a ready Summary: pass the model instead")
+        return target
+    if isinstance(target, nn.Module):
+        spec = spec_of(target)
+        return analyze_module(target, static_shape(spec, input_size), label=label_of(target), spec=spec)
+    spec = resolve_spec(target)
+    return analyze_spec(spec, static_shape(spec, input_size))
+
+
+__all__ = ["static_summary", "summarize"]

@@ -1,0 +1,121 @@
+"""What a user names, resolved once for every surface: a preset name, a spec file, ``custom``
+with overrides, a :class:`~resviz.spec.ResNetSpec`, or their own ``nn.Module``.
+
+Every surface (CLI, dashboard, Python) and every study goes through :func:`resolve_spec` or
+:func:`resolve_model`, so a name is read, a spec validated and a module checked the same way
+everywhere.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from resviz.errors import ResvizError
+from resviz.model.resnet import ResNet, build_model, resolve_device
+from resviz.zoo import derive, get_spec
+from resviz.spec import ResNetSpec, load_spec_file, parse_field
+
+SPEC_SUFFIXES = (".json", ".yaml", ".yml")
+CUSTOM = "custom"
+
+Target = str | ResNetSpec | nn.Module
+
+
+def parse_overrides(items: Iterable[str], flag: str = "--set") -> dict[str, Any]:
+    """``["layers=2,2,2", "preact=yes"]`` -> field values, with one-line errors naming ``flag``."""
+    out: dict[str, Any] = {}
+    for item in items:
+        if "=" not in item:
+            raise ResvizError(f"{flag} expects KEY=VALUE, got {item!r}")
+        key, text = item.split("=", 1)
+        try:
+            name, value = parse_field(key, text)
+        except ResvizError as exc:
+            raise ResvizError(f"{flag} {exc}") from None
+        out[name] = value
+    return out
+
+
+def resolve_spec(
+    target: str | ResNetSpec, plain: bool = False, overrides: dict[str, Any] | None = None,
+) -> ResNetSpec:
+    """A preset name, a spec file, ``custom`` or a spec, with ``overrides`` applied and validated;
+    ``plain`` swaps in the plain twin.
+
+    An overridden preset is renamed ``<preset>-custom`` unless it equals a preset
+    (:func:`resviz.zoo.derive`), so its summary is never compared with the preset's figures.
+    """
+    changes = dict(overrides or {})
+    if isinstance(target, ResNetSpec):
+        spec = derive(target.validate(), changes) if changes else target.validate()
+    elif isinstance(target, str) and target.lower().endswith(SPEC_SUFFIXES):
+        spec = ResNetSpec.from_dict({**load_spec_file(target).to_dict(), **changes})
+    elif isinstance(target, str) and target.strip().lower() == CUSTOM:
+        spec = _custom(changes)
+    elif isinstance(target, str):
+        spec = derive(get_spec(target), changes) if changes else get_spec(target)
+    else:
+        raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {type(target).__name__}")
+    return spec.plain() if plain else spec
+
+
+def _custom(changes: dict[str, Any]) -> ResNetSpec:
+    layers = changes.get("layers")
+    if not layers:
+        raise ResvizError("a custom model needs at least --set layers=..., e.g. layers=2,2,2,2")
+    if len(layers) > 4 and "widths" not in changes:
+        raise ResvizError("more than 4 stages: give the widths too, e.g. --set widths=...")
+    base = {"name": CUSTOM, "block": "basic", "widths": (64, 128, 256, 512)[: len(layers)]}
+    return ResNetSpec.from_dict({**base, **changes})
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A model ready to measure: the module, its label in records, its spec (``None`` for a
+    module resviz did not build) and the device it lives on."""
+
+    model: nn.Module
+    label: str
+    spec: ResNetSpec | None
+    device: torch.device
+
+
+def spec_of(model: nn.Module) -> ResNetSpec | None:
+    """The spec a resviz model was built from; ``None`` for anyone else's module."""
+    return model.spec if isinstance(model, ResNet) else None
+
+
+def label_of(model: nn.Module) -> str:
+    spec = spec_of(model)
+    return spec.name if spec is not None else type(model).__name__
+
+
+def resolve_model(target: Target, device: str | torch.device = "auto", seed: int = 0) -> Resolved:
+    """Build a name or spec with weights seeded by ``seed`` on ``device``, or take the user's
+    module where it already lives (a different ``device`` is refused: resviz never moves it)."""
+    if isinstance(target, nn.Module):
+        params = list(target.parameters())
+        here = params[0].device if params else torch.device("cpu")
+        if here.type == "meta":
+            raise ResvizError("the model is on the meta device: it has no weights to trace")
+        if str(device).strip().lower() != "auto":
+            want = resolve_device(device)
+            if want.type != here.type:
+                raise ResvizError(f"the model is on {here.type} but device={want.type} was asked: move it first")
+        return Resolved(target, label_of(target), spec_of(target), here)
+    spec = resolve_spec(target)
+    dev = resolve_device(device)
+    if dev.type == "meta":
+        raise ResvizError("cannot trace on the meta device: use cpu or cuda")
+    torch.manual_seed(seed)
+    return Resolved(build_model(spec, device=dev), spec.name, spec, dev)
+
+
+__all__ = [
+    "CUSTOM", "Resolved", "Target", "label_of", "parse_overrides", "resolve_model", "resolve_spec", "spec_of",
+]

@@ -1,0 +1,1 @@
+"""Measuring: the meta-device pass, hooks, statistics, tracer and monitor."""

@@ -1,0 +1,33 @@
+"""The data contract: frozen records of what was measured, and their JSON codec.
+
+Plain data only (numbers, strings, tuples, string enums), never a tensor or a module, so records
+can be cached, written to JSON, read back by any later version and drawn by the renderers. This
+package imports nothing else from resviz.
+"""
+
+from __future__ import annotations
+
+from resviz.records.codec import SCHEMA_VERSION, Shape, build, decode_float, json_safe, shape_str
+from resviz.records.comparison import (
+    COMPARISON_KIND,
+    BlockFlow,
+    Comparison,
+    DataInfo,
+    LayerStd,
+    ModelResult,
+    Settings,
+    StageFlow,
+    TrainingRun,
+)
+from resviz.records.enums import BlockType, Branch, DataKind, ShortcutKind, TrainingStatus
+from resviz.records.reconcile import ReconcileRow, Reconciliation
+from resviz.records.summary import SMALL_INPUT_NOTE, BlockRecord, LayerRecord, StageRecord, Summary
+from resviz.records.trace import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats, Trace
+
+__all__ = [
+    "COMPARISON_KIND", "SCHEMA_VERSION", "SMALL_INPUT_NOTE", "BlockFlow", "BlockRecord", "BlockStats", "BlockType", "Branch",
+    "Comparison", "DataInfo", "DataKind", "LayerRecord", "LayerStats", "LayerStd", "ModelResult",
+    "MonitorSeries", "ParamStats", "ReconcileRow", "Reconciliation", "Settings", "Shape", "ShortcutKind", "StageFlow", "StageRecord",
+    "StepStats", "Summary", "Trace", "TrainingRun", "TrainingStatus", "build", "decode_float", "json_safe",
+    "shape_str",
+]

@@ -1,0 +1,1 @@
+"""Studies: comparisons, training runs, paper tables and counter reconciliation."""
