@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
+from resviz.measure.monitor import monitor
+from resviz.model.resnet import build_model
 from resviz.studies.data import load_batches
 from resviz.studies.training import make_optimizer, sgd_step
-from resviz.model.resnet import build_model
-from resviz.measure.monitor import monitor
 
 MODELS = ("resnet20", "plain20")
 

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 
 import resviz
-from resviz.model.resnet import build_model
 from resviz.api import parse_input_size
+from resviz.model.resnet import build_model
 
 
 def _measure(fn: Callable[[], object], reps: int) -> tuple[list[float], int]:

@@ -23,6 +23,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from resviz.errors import ResvizError, one_line
 
 
@@ -276,8 +278,6 @@ def load_spec_file(path: str | Path) -> ResNetSpec:
         raise ResvizError(f"cannot read spec file {p}: {exc.strerror or exc}") from None
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
-            import yaml
-
             data = yaml.safe_load(text)
         else:
             data = json.loads(text)

@@ -126,8 +126,8 @@ def test_trace_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch) -> 
     """The tracer gets the device as asked (it builds the spec there itself), and a checkpoint is
     loaded into a model built on the device ``auto`` resolves to. ``auto`` is made to resolve to
     the meta device, which a CPU has too, so that a model left on the CPU shows."""
-    from resviz.dashboard import compute
     from resviz import api
+    from resviz.dashboard import compute
     from resviz.spec import ResNetSpec
 
     real_resolve = api.resolve_device

@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
 
 ROOT = Path(__file__).resolve().parents[1]

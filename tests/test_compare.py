@@ -9,11 +9,11 @@ import pytest
 import torch
 
 import resviz
-from resviz.studies import training
 from resviz.api import compare
-from resviz.records import Comparison
-from resviz.render.report import render_html, render_markdown
 from resviz.errors import ResvizError
+from resviz.records import Comparison
+from resviz.render.report import render_markdown
+from resviz.studies import training
 
 SMALL: dict[str, Any] = {"batch": 4, "input_size": "3x8x8", "device": "cpu"}
 

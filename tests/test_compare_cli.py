@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-from resviz.studies import training
 from resviz.cli import app
+from resviz.studies import training
 
 SMALL = ["--batch", "4", "--input", "3x8x8", "--device", "cpu", "-q"]
 

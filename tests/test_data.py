@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from resviz.studies.data import load_batches
 from resviz.errors import ResvizError
+from resviz.studies.data import load_batches
 
 
 def _write_images(folder: Path, n: int, color: tuple[int, int, int], size: int = 12) -> None:

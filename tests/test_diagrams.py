@@ -16,10 +16,9 @@ import pytest
 from resviz.api import summarize
 from resviz.errors import ResvizError
 from resviz.public import diagram
+from resviz.records import BlockStats, Summary
 from resviz.render.diagrams import VIEWS
 from resviz.spec import ResNetSpec
-from resviz.records import Summary
-from resviz.records import BlockStats
 from resviz.zoo import get_spec
 
 GOLDEN = Path(__file__).parent / "golden"

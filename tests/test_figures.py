@@ -10,8 +10,8 @@ import plotly.io as pio
 import pytest
 
 from resviz.api import summarize
-from resviz.render import figures, theme
 from resviz.records import Summary
+from resviz.render import figures, theme
 
 
 @pytest.fixture(scope="module")

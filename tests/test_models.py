@@ -8,11 +8,11 @@ from typing import Any
 import pytest
 import torch
 
-from resviz.studies.paper import matches_printed
 from resviz.api import summarize
 from resviz.model.blocks import Fork, ResidualAdd
 from resviz.model.resnet import build_model
 from resviz.reference import PAPER
+from resviz.studies.paper import matches_printed
 from resviz.zoo import TORCHVISION_PRESETS, get_spec, list_models
 
 

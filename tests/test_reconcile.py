@@ -7,11 +7,10 @@ import dataclasses
 import pytest
 import torch
 
-from resviz.api import reconcile
-from resviz.studies.reconcile import _fvcore_by_module
-from resviz.api import summarize
+from resviz.api import reconcile, summarize
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model, resolve_device
+from resviz.studies.reconcile import _fvcore_by_module
 from resviz.zoo import get_spec
 
 

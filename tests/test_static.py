@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from resviz.studies.catalog import catalog, count
 from resviz.api import summarize
 from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
 from resviz.records import Summary
+from resviz.studies.catalog import catalog, count
 from resviz.zoo import get_spec, list_models
 
 

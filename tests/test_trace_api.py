@@ -11,8 +11,8 @@ from torch import nn
 
 import resviz
 from resviz.errors import ResvizError
-from resviz.model.resnet import build_model
 from resviz.measure.stats import HIST_EDGES, HIST_SAMPLE
+from resviz.model.resnet import build_model
 from resviz.records import Trace
 
 

@@ -15,8 +15,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 import resviz
-from resviz.model.resnet import build_model
 from resviz.measure.tracer import branch_gradients
+from resviz.model.resnet import build_model
 from resviz.zoo import get_spec, list_models
 
 REDUCED = {

@@ -39,10 +39,10 @@ from resviz.measure.monitor import Monitor, monitor
 from resviz.measure.static import analyze_spec
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.model.weights import check_checkpoint, load_checkpoint
-from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_twin
 from resviz.records import Reconciliation
 from resviz.studies.catalog import CatalogRow, catalog
 from resviz.studies.reconcile import reconcile_module
+from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_twin
 
 
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:

@@ -8,9 +8,9 @@ from torch import nn
 
 from resviz.api.sizes import SizeLike, static_shape
 from resviz.api.targets import Target, label_of, resolve_spec, spec_of
+from resviz.errors import ResvizError
 from resviz.measure.static import analyze_module, analyze_spec
 from resviz.records import Summary
-from resviz.errors import ResvizError
 from resviz.studies.paper import needs_stride_variant, reference_notes
 
 

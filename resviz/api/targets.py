@@ -17,8 +17,8 @@ from torch import nn
 
 from resviz.errors import ResvizError
 from resviz.model.resnet import ResNet, build_model, resolve_device
-from resviz.zoo import derive, get_spec
 from resviz.spec import ResNetSpec, load_spec_file, parse_field
+from resviz.zoo import derive, get_spec
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
 CUSTOM = "custom"

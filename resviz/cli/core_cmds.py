@@ -29,8 +29,8 @@ def list_cmd(
     plain: Annotated[bool, typer.Option("--plain", help="Also list every plain twin.")] = False,
 ) -> None:
     """List the presets with their parameters and MACs at their native resolution."""
-    from resviz.render.tables import human
     from resviz.api import catalog
+    from resviz.render.tables import human
 
     fmt = check_format(fmt)
     rows = catalog(include_plain=plain)
@@ -129,8 +129,8 @@ def flops_cmd(
         out.print(f"MACs {human(summary.total_macs)}  FLOPs {human(summary.total_flops)}  "
                       f"elementwise {human(summary.total_elementwise)}", highlight=False)
         return
-    from resviz.render.tables import reconcile_csv, reconcile_table
     from resviz.api import reconcile as run_reconcile
+    from resviz.render.tables import reconcile_csv, reconcile_table
 
     result = run_reconcile(spec, input_size=input)
     if fmt == "json":

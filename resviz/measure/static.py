@@ -7,7 +7,6 @@ with batch size or resolution. A user's own module is analysed the same way and 
 
 from __future__ import annotations
 
-import operator
 import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
@@ -21,8 +20,18 @@ from resviz.measure.counting import count_elementwise, count_macs, kernel_and_st
 from resviz.model.blocks import Fork, find_blocks, shortcut_type
 from resviz.model.fastmeta import FastMeta
 from resviz.model.resnet import build_model
-from resviz.records import SMALL_INPUT_NOTE, BlockRecord, LayerRecord, Shape, StageRecord, Summary, shape_str
-from resviz.spec import ResNetSpec
+from resviz.records import (
+    SMALL_INPUT_NOTE,
+    BlockRecord,
+    BlockType,
+    Branch,
+    LayerRecord,
+    Shape,
+    StageRecord,
+    Summary,
+    shape_str,
+)
+from resviz.spec import BlockKind, ResNetSpec
 
 _LAYER_RE = re.compile(r"^layer(\d+)$")
 
@@ -55,11 +64,11 @@ def owning_block(name: str, blocks: Collection[str]) -> str:
     return ""
 
 
-def branch_of(rel: str) -> str:
+def branch_of(rel: str) -> Branch:
     """Branch of a layer named ``rel`` inside its block: ``skip``, ``join`` (the add) or ``main``."""
     if rel.startswith(("downsample", "shortcut")):
-        return "skip"
-    return "join" if rel == "add" else "main"
+        return Branch.SKIP
+    return Branch.JOIN if rel == "add" else Branch.MAIN
 
 
 class _Recorder:
@@ -94,7 +103,7 @@ class _Recorder:
         if x is None or not isinstance(y, Tensor):
             return
         block = owning_block(name, self.blocks)
-        branch = branch_of(name[len(block) + 1:]) if block else ""
+        branch = branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE
         kernel, stride = kernel_and_stride(module)
         self.layers.append(
             LayerRecord(
@@ -188,12 +197,10 @@ def _receptive_fields(layers: Sequence[LayerRecord]) -> dict[str, tuple[int, int
     return out
 
 
-def _block_kind(module: nn.Module) -> str:
+def _block_kind(module: nn.Module) -> BlockType:
     kind = getattr(module, "kind", None)
-    base = str(kind.value) if kind is not None else (
-        "bottleneck" if hasattr(module, "conv3") else "basic"
-    )
-    return f"preact-{base}" if getattr(module, "preact", False) else base
+    bottleneck = kind is BlockKind.BOTTLENECK if kind is not None else hasattr(module, "conv3")
+    return BlockType.of(bottleneck=bottleneck, preact=bool(getattr(module, "preact", False)))
 
 
 def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], tuple[StageRecord, ...]]:

@@ -14,7 +14,7 @@ that hands the block a view for the shortcut and ``conv1`` another view for the 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -37,7 +37,7 @@ from resviz.measure.stats import (
     norms,
 )
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
-from resviz.records import BlockStats, LayerStats, ParamStats, Shape, Trace, shape_str
+from resviz.records import BlockStats, Branch, LayerStats, ParamStats, Shape, ShortcutKind, Trace, shape_str
 
 LossFn = Callable[[Tensor, Any], Tensor]
 
@@ -51,7 +51,7 @@ class BlockProbe:
     """Device scalars of one block, filled by hooks during one forward/backward."""
 
     name: str
-    shortcut: str
+    shortcut: ShortcutKind
     main: Tensor | None = None
     skip: Tensor | None = None
     main_numel: int = 0
@@ -508,7 +508,7 @@ def block_record(probe: BlockProbe, values: dict[str, float], index: int, grads:
     of the two addends (divided here by the square root of their size), ``main``/``skip``/``total``
     the gradient norms at the block input, kept only when ``grads`` (a backward pass ran). A plain
     block's shortcut carries nothing: 0.0 by definition."""
-    plain = probe.shortcut == "none"
+    plain = probe.shortcut is ShortcutKind.NONE
     return BlockStats(
         name=probe.name, stage=stage_of(probe.name), index=index, shortcut=probe.shortcut,
         main_rms=values.get("main_rms", 0.0) / math.sqrt(max(probe.main_numel, 1)),
@@ -549,7 +549,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
             name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
             rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
             hist_counts=m.hist, params=params, macs=macs, stage=stage_of(name), block=block,
-            branch=branch_of(name[len(block) + 1:]) if block else "",
+            branch=branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE,
         ))
     return tuple(layers), bad
 

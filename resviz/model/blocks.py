@@ -16,6 +16,7 @@ from __future__ import annotations
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from resviz.records import ShortcutKind
 from resviz.spec import BlockKind, Shortcut, StrideAt
 
 
@@ -72,7 +73,7 @@ class ResidualBlock(nn.Module):
         super().__init__()
         self.in_channels, self.out_channels, self.stride = cin, cout, stride
         self.preact = preact
-        self.shortcut_type = "none"
+        self.shortcut_type = ShortcutKind.NONE
         self.downsample: nn.Module | None = None
         self.fork: Fork | None = None
         self.add: ResidualAdd | None = None
@@ -84,15 +85,15 @@ class ResidualBlock(nn.Module):
         if shortcut is Shortcut.NONE:
             return
         if shortcut is Shortcut.C or (shortcut is Shortcut.B and reshapes):
-            self.shortcut_type = "projection"
+            self.shortcut_type = ShortcutKind.PROJECTION
             # Pre-activation nets project the already activated input: no BN after the 1x1.
             norm: list[nn.Module] = [] if self.preact else [nn.BatchNorm2d(cout)]
             self.downsample = nn.Sequential(conv1x1(cin, cout, stride), *norm)
         elif reshapes:
-            self.shortcut_type = "zero-pad"
+            self.shortcut_type = ShortcutKind.ZERO_PAD
             self.downsample = ZeroPadShortcut(stride, cout - cin)
         else:
-            self.shortcut_type = "identity"
+            self.shortcut_type = ShortcutKind.IDENTITY
         self.fork = Fork()
         self.add = ResidualAdd()
 
@@ -182,7 +183,7 @@ class PreActBlock(ResidualBlock):
             self.relu3 = nn.ReLU()
             self.conv3 = conv1x1(inner, cout)
         self._make_shortcut(shortcut)
-        self.shared_preact = self.shortcut_type == "projection" and not skip_preact
+        self.shared_preact = self.shortcut_type is ShortcutKind.PROJECTION and not skip_preact
 
     def _preact(self, x: Tensor) -> Tensor:
         if self.bn1 is None or self.relu1 is None:
@@ -209,12 +210,12 @@ def is_residual_block(module: nn.Module) -> bool:
     return hasattr(module, "downsample") and hasattr(module, "conv1") and hasattr(module, "conv2")
 
 
-def shortcut_type(block: nn.Module) -> str:
+def shortcut_type(block: nn.Module) -> ShortcutKind:
     """A block's shortcut as records name it; a torchvision-style block has a projection exactly
     when its ``downsample`` is set."""
     if isinstance(block, ResidualBlock):
         return block.shortcut_type
-    return "projection" if getattr(block, "downsample", None) is not None else "identity"
+    return ShortcutKind.PROJECTION if getattr(block, "downsample", None) is not None else ShortcutKind.IDENTITY
 
 
 def find_blocks(model: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -14,8 +14,8 @@ from torch import Tensor, nn
 from resviz.errors import ResvizError
 from resviz.model.blocks import PostActBlock, PreActBlock, ResidualBlock
 from resviz.model.fastmeta import FastMeta
-from resviz.zoo import get_spec
 from resviz.spec import ResNetSpec, Stem
+from resviz.zoo import get_spec
 
 
 class ResNet(nn.Module):

@@ -25,9 +25,9 @@ from resviz.records.summary import SMALL_INPUT_NOTE, BlockRecord, LayerRecord, S
 from resviz.records.trace import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats, Trace
 
 __all__ = [
-    "COMPARISON_KIND", "SCHEMA_VERSION", "SMALL_INPUT_NOTE", "BlockFlow", "BlockRecord", "BlockStats", "BlockType", "Branch",
-    "Comparison", "DataInfo", "DataKind", "LayerRecord", "LayerStats", "LayerStd", "ModelResult",
-    "MonitorSeries", "ParamStats", "ReconcileRow", "Reconciliation", "Settings", "Shape", "ShortcutKind", "StageFlow", "StageRecord",
-    "StepStats", "Summary", "Trace", "TrainingRun", "TrainingStatus", "build", "decode_float", "json_safe",
-    "shape_str",
+    "COMPARISON_KIND", "SCHEMA_VERSION", "SMALL_INPUT_NOTE", "BlockFlow", "BlockRecord", "BlockStats",
+    "BlockType", "Branch", "Comparison", "DataInfo", "DataKind", "LayerRecord", "LayerStats", "LayerStd",
+    "ModelResult", "MonitorSeries", "ParamStats", "ReconcileRow", "Reconciliation", "Settings", "Shape",
+    "ShortcutKind", "StageFlow", "StageRecord", "StepStats", "Summary", "Trace", "TrainingRun",
+    "TrainingStatus", "build", "decode_float", "json_safe", "shape_str",
 ]

@@ -123,6 +123,10 @@ class StageFlow:
     mean_act_std: float
 
 
+def _float(value: object) -> float:
+    return float(decode_float(value))
+
+
 @dataclass(frozen=True)
 class ModelResult:
     """Everything measured for one model; ``trace`` is the full record behind the numbers.
@@ -163,12 +167,12 @@ class ModelResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelResult:
-        floats = ("loss_init", "grad_first", "grad_last", "headline")
         training = data.get("training")
         return cls(
             name=data["name"], has_skips=bool(data["has_skips"]), depth=int(data["depth"]),
             params=int(data["params"]), macs=int(data["macs"]), blocks_count=int(data["blocks_count"]),
-            **{k: float(decode_float(data[k])) for k in floats},
+            loss_init=_float(data["loss_init"]), grad_first=_float(data["grad_first"]),
+            grad_last=_float(data["grad_last"]), headline=_float(data["headline"]),
             blocks=tuple(build(BlockFlow, b) for b in data.get("blocks", ())),
             act_std=tuple(build(LayerStd, s) for s in data.get("act_std", ())),
             stages=tuple(build(StageFlow, s) for s in data.get("stages", ())),

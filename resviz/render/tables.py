@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from rich.table import Table
+
 from resviz.records import LayerRecord, Summary, shape_str
 
 
@@ -82,8 +84,6 @@ def human(n: float) -> str:
 
 def summary_table(summary: Summary, depth: int | None = None) -> Any:
     """A rich Table: one row per layer (or folded group), then totals in the caption."""
-    from rich.table import Table
-
     table = Table(title=f"{summary.model} @ {shape_str(summary.input_shape)}", show_lines=False)
     for col, just in (
         ("layer", "left"), ("type", "left"), ("output", "right"), ("params", "right"),
@@ -106,8 +106,6 @@ def summary_table(summary: Summary, depth: int | None = None) -> Any:
 
 def stage_table(summary: Summary) -> Any:
     """He et al. 2015, Table 1 style: stage, output size, blocks, params, MACs, receptive field."""
-    from rich.table import Table
-
     table = Table(title="stages")
     for col in ("stage", "output", "blocks", "params", "MACs", "receptive field", "stride"):
         table.add_column(col, justify="left" if col == "stage" else "right")
@@ -144,8 +142,6 @@ def summary_json(summary: Summary, depth: int | None = None) -> dict[str, Any]:
 
 def reconcile_table(result: Any) -> Any:
     """resviz beside fvcore, torchinfo and FlopCounterMode, one row per layer type."""
-    from rich.table import Table
-
     table = Table(title=f"{result.model} @ {shape_str(result.input_shape)}: counters side by side")
     for col in ("layer type", "n", "resviz MACs", "resviz elementwise", "fvcore", "torchinfo",
                 "FlopCounterMode", "why they differ"):

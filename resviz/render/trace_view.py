@@ -12,6 +12,8 @@ import io
 import math
 from typing import Any
 
+from rich.table import Table
+
 from resviz.records import Trace, shape_str
 from resviz.render.theme import MAIN_COLOR, SKIP_COLOR
 
@@ -32,8 +34,6 @@ def _fmt(value: float | None, digits: int = 3) -> str:
 
 def block_table(trace: Trace) -> Any:
     """A rich Table, one row per residual block: signal (main, skip, ratio), then gradients."""
-    from rich.table import Table
-
     table = Table(title=f"{trace.model} @ {shape_str(trace.input_shape)} on {trace.device} ({trace.dtype})")
     for col, just in (
         ("block", "left"), ("shortcut", "left"), ("main", "right"), ("skip", "right"),
@@ -61,8 +61,6 @@ def block_table(trace: Trace) -> Any:
 
 def layer_table(trace: Trace) -> Any:
     """A rich Table of per-layer output statistics (for ``--layers``)."""
-    from rich.table import Table
-
     table = Table(title=f"{trace.model}: layer outputs")
     for col in ("layer", "type", "output", "mean", "std", "min", "max", "zeros", "nan/inf"):
         table.add_column(col, justify="left" if col in ("layer", "type") else "right", no_wrap=True)

@@ -14,10 +14,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from resviz.zoo import TORCHVISION_PRESETS, get_spec, list_models
-from resviz.records import shape_str
 from resviz.measure.static import analyze_spec
+from resviz.records import shape_str
 from resviz.spec import Stem
+from resviz.zoo import TORCHVISION_PRESETS, get_spec, list_models
 
 CATALOG_FILE = "catalog.json"
 

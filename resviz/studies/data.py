@@ -25,10 +25,11 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
 
 from resviz.errors import ResvizError
-from resviz.records import DataInfo
+from resviz.records import DataInfo, DataKind
 
 ImageShape = tuple[int, int, int]
 Batch = tuple[Tensor, Tensor]
@@ -71,7 +72,7 @@ def load_batches(
         return _synthetic(count, batch, image_shape, classes, gen)
     if key.lower() == "digits":
         images, labels, names = _digits_arrays()
-        info = DataInfo("digits", "UCI hand-written digits (scikit-learn)", 10, names, len(labels), image_shape)
+        info = DataInfo(DataKind.DIGITS, "UCI hand-written digits (scikit-learn)", 10, names, len(labels), image_shape)
         x = torch.from_numpy(images).float().unsqueeze(1) / 16.0
         x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).expand(-1, c, -1, -1)
         out = _sample(x, torch.from_numpy(labels).long(), count, batch, gen, info)
@@ -97,7 +98,7 @@ def _synthetic(count: int, batch: int, shape: ImageShape, classes: int, gen: tor
         x = templates[y] + torch.randn(batch, c, h, w, generator=gen)
         items.append((x, y))
     info = DataInfo(
-        "synthetic", "class templates + unit Gaussian noise", classes,
+        DataKind.SYNTHETIC, "class templates + unit Gaussian noise", classes,
         tuple(str(i) for i in range(classes)), count * batch, shape,
     )
     return Batches(info, items)
@@ -127,7 +128,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         table = values.reshape(-1, 65)  # 64 pixels and the label per row
         images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     else:  # a future layout: fall back to the public loader
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # imported here: scikit-learn takes ~1 s to import
 
         bunch = load_digits()
         images, labels = bunch.images, bunch.target.astype(np.int64)
@@ -157,8 +158,6 @@ def _list_classes(root: Path) -> list[tuple[str, list[Path]]]:
 
 def _decode(path: Path, shape: ImageShape) -> np.ndarray | None:
     """One image as float32 (C, H, W) in [0, 1], or None when Pillow cannot decode it."""
-    from PIL import Image
-
     c, h, w = shape
     try:
         with Image.open(path) as im:
@@ -195,7 +194,7 @@ def _folder(root: Path, count: int, batch: int, shape: ImageShape, gen: torch.Ge
         raise ResvizError(f"no readable image in {root}: all {len(skipped)} files failed to decode")
     notes = (f"skipped {len(skipped)} corrupt or unreadable image(s)",) if skipped else ()
     info = DataInfo(
-        "folder", str(root), len(classes), tuple(n for n, _ in classes), len(files), shape,
+        DataKind.FOLDER, str(root), len(classes), tuple(n for n, _ in classes), len(files), shape,
         tuple(sorted(skipped)), notes,
     )
     return _sample(torch.from_numpy(np.stack(images)), torch.tensor(labels), count, batch, gen, info)

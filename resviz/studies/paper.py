@@ -5,8 +5,8 @@ from __future__ import annotations
 import dataclasses
 from decimal import Decimal
 
-from resviz.reference import PAPER, TORCHVISION
 from resviz.records import Summary
+from resviz.reference import PAPER, TORCHVISION
 from resviz.spec import ResNetSpec, StrideAt
 
 _UNITS = {"K": Decimal(10) ** 3, "M": Decimal(10) ** 6, "G": Decimal(10) ** 9}

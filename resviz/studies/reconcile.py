@@ -17,14 +17,15 @@ from __future__ import annotations
 
 import math
 import warnings
-from importlib.metadata import PackageNotFoundError, version
 from collections import defaultdict
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from resviz.records import Reconciliation, ReconcileRow, Summary
+from resviz.records import ReconcileRow, Reconciliation, Summary
 
 
 def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:

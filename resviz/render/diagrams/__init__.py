@@ -15,7 +15,7 @@ the CLI's.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 import graphviz
 

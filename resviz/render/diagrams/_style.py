@@ -11,13 +11,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING
 
+import graphviz
+
 from resviz.records import Shape, Summary, shape_str
 from resviz.render import theme
 from resviz.render.tables import human
 
 if TYPE_CHECKING:
-    import graphviz
-
     from resviz.render.diagrams.metrics import ColorScale
 
 # Extra theme entries the diagrams need; kept here so theme.py stays the shared vocabulary.
@@ -50,8 +50,6 @@ def lines(*parts: str) -> str:
 
 def new_graph(name: str, summary: Summary, view: str) -> graphviz.Digraph:
     """A Digraph with the theme's fonts and a title naming the model, view and input size."""
-    import graphviz
-
     g = graphviz.Digraph(name=name)
     title = lines(
         f"{summary.model} - {view}",

@@ -11,6 +11,8 @@ import html
 from importlib import resources
 from string import Template
 
+import plotly.offline
+
 from resviz.records import Comparison
 from resviz.render.report import plots
 from resviz.render.report.diagrams import model_diagrams
@@ -86,8 +88,6 @@ def _stage_tables(c: Comparison) -> str:
 
 def render_html(c: Comparison) -> str:
     """The full report page."""
-    import plotly.offline
-
     title = "Gradient flow: " + " vs ".join(c.settings.models)
     steps = c.settings.steps_done
     values = {
