@@ -47,6 +47,7 @@ test-deps:
 lint: setup
 	$(VENV)/bin/ruff check resviz tests bench app.py
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 bench: setup
 	$(PY) bench/static_bench.py
