@@ -21,8 +21,7 @@ LAZY_SURFACES = ("cli", "dashboard")
 
 #: Imports allowed inside functions below the surfaces, with the reason.
 ALLOWED = {
-    ("resviz/studies/reconcile.py", "fvcore.nn"): "fvcore is slow to import and only the reconciliation needs it",
-    ("resviz/studies/reconcile.py", "torchinfo"): "only the reconciliation needs it",
+    ("resviz/studies/reconcile.py", "fvcore.nn"): "every surface imports the api; only the reconciliation needs fvcore",
     ("resviz/studies/data.py", "sklearn.datasets"): "scikit-learn is slow to import; only a fallback needs it",
 }
 

@@ -15,9 +15,9 @@ from resviz.errors import ResvizError
 from resviz.records import Shape, shape_str
 
 #: A trace is refused when the activations of its input would take more than this share of the
-#: memory free on its device. A trace's peak memory measured 0.7-1.3x the summary's activation
-#: bytes (resnet20 to resnet152, batch 8-256, on the CPU); the other half is left for autograd's
-#: buffers, the weights and everything else running on the machine.
+#: memory free on its device. A trace's peak memory is close to the summary's activation bytes
+#: (bench/RESULTS.md, Tracer); the other half is left for autograd's buffers, the weights and
+#: everything else running on the machine.
 TRACE_MEMORY_SHARE = 0.5
 
 

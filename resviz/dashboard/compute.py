@@ -52,7 +52,7 @@ def torch_loaded() -> bool:
 
     ``streamlit run app.py`` imports it before the server answers (:mod:`resviz.dashboard.warmup`);
     a server started otherwise (an older Streamlit, a test harness) imports it in its first
-    summary, about 2 s on two cores, and the Architecture page shows
+    summary, and the Architecture page shows
     :func:`resviz.dashboard.fallback.sketch_dot` meanwhile.
     """
     return "torch" in sys.modules
@@ -60,7 +60,7 @@ def torch_loaded() -> bool:
 
 @st.cache_data(show_spinner=False, max_entries=64)
 def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
-    """Shapes, parameters and MACs on the meta device (about 0.1-0.3 s for ResNet-50)."""
+    """Shapes, parameters and MACs on the meta device."""
     from resviz.api import summarize
 
     return summarize(_spec(spec), input_size=input_shape)

@@ -2,11 +2,7 @@
 
 A trace runs only when one of these pages (or the gradient-flow diagram) is opened, at the
 sidebar's trace settings, and is cached as a plain ``Trace`` record. The default settings, a batch
-of 2 at 64x64, keep it short. ResNet-50's first trace in a fresh process took 0.78 s, median of 18
-processes run under ``time`` on a 2-core Xeon VM (torch 2.13.0+cpu), each timing its call of
-``resviz.measure.tracer.trace`` with ``time.perf_counter``: 0.61-0.86 s in the 11 runs that had the
-cores to themselves, up to 13 s while other jobs shared them; ``import torch`` before it took
-1.3-1.9 s, the whole process 2.5-3.0 s when the cores were free.
+of 2 at 64x64, keep it short: under a second for ResNet-50 on two CPU cores (bench/RESULTS.md).
 A trace whose activations would not fit in memory is refused before it runs
 (:func:`resviz.dashboard.compute.check_trace_memory`).
 """

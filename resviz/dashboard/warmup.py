@@ -1,8 +1,8 @@
 """Import PyTorch while the dashboard's server starts, not when the first visitor arrives.
 
 A Streamlit script runs only when a browser session connects, so without this the first page of a
-fresh server waits for ``import torch`` (1.5-2 s of the default page's 3 s budget on two cores,
-see bench/RESULTS.md). ``app.py`` hands :func:`lifespan` to ``st.App``, which ``streamlit run``
+fresh server waits for ``import torch``, half of the default page's time budget (bench/RESULTS.md,
+Dashboard). ``app.py`` hands :func:`lifespan` to ``st.App``, which ``streamlit run``
 enters before the server accepts connections: the server answers once the modules the default
 page needs are loaded, and its first page costs what every later one does.
 

@@ -1,17 +1,16 @@
 """Shape-only execution on the ``meta`` device without torch's slow Python decompositions.
 
 On ``meta`` tensors, PyTorch answers batch_norm, relu and addition through Python reference
-implementations (measured with torch 2.13 on a 2-core CPU by bench/cpu_kernels.py: batch_norm
-about 2 ms, relu about 0.4 ms, add about 0.2 ms a call, against about 30 us for a convolution),
-and initialisers such as ``normal_`` cost about 0.4 ms. For a 1001-layer network that is seconds
-spent computing nothing.
+implementations, and runs initialisers such as ``normal_``, each far slower than a convolution's
+meta kernel (bench/RESULTS.md, CPU kernels). For a 1001-layer network that is seconds spent
+computing nothing.
 
 :class:`FastMeta` is a ``TorchFunctionMode`` that answers shape-preserving operations on meta
 tensors directly (a new meta tensor of the input's shape, or the broadcast shape for binary ops)
 and turns in-place initialisers of meta tensors into no-ops. Convolutions and pooling get their
 output size from the formula in PyTorch's ``Conv2d``/``MaxPool2d`` documentation, because their
-meta kernels import sympy on first use (0.35 s) and adaptive pooling's imports the compiler stack
-(0.9 s): more than the whole analysis. Anything unusual (string padding, ``return_indices``)
+meta kernels import sympy on first use and adaptive pooling's imports the compiler stack: more
+than the whole analysis (bench/RESULTS.md, imports). Anything unusual (string padding, ``return_indices``)
 falls through to PyTorch. Real tensors pass through untouched.
 """
 

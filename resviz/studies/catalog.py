@@ -1,7 +1,7 @@
 """The preset catalogue shown by ``resviz list`` and the dashboard's model picker.
 
-Counting all 48 presets and twins on the meta device takes about 8 s on a 2-core x86_64 machine
-(the 1001- and 1202-layer nets alone take seconds), too slow for a listing. The counts are therefore
+Counting every preset and twin on the meta device takes seconds (the 1001- and 1202-layer nets
+above all; bench/RESULTS.md), too slow for a listing. The counts are therefore
 stored in ``resviz/data/catalog.json``, written by ``python -m resviz.studies.catalog`` and checked
 against a fresh count by the test suite; a preset missing from the file is counted on the spot.
 """

@@ -128,7 +128,8 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         table = values.reshape(-1, 65)  # 64 pixels and the label per row
         images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     else:  # a future layout: fall back to the public loader
-        from sklearn.datasets import load_digits  # imported here: scikit-learn takes ~1 s to import
+        # Imported here: scikit-learn is slow to import (bench/RESULTS.md, imports) and only this fallback needs it.
+        from sklearn.datasets import load_digits
 
         bunch = load_digits()
         images, labels = bunch.images, bunch.target.astype(np.int64)

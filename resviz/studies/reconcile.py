@@ -22,6 +22,7 @@ from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
+import torchinfo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -29,7 +30,8 @@ from resviz.records import ReconcileRow, Reconciliation, Summary
 
 
 def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    from fvcore.nn import FlopCountAnalysis  # imported here: fvcore takes ~0.5 s to import, and only this pass needs it
+    # Imported here: every surface imports the api, and only this pass needs fvcore (bench/RESULTS.md, imports).
+    from fvcore.nn import FlopCountAnalysis
 
     analysis = FlopCountAnalysis(model, x)
     analysis.unsupported_ops_warnings(False)
@@ -40,8 +42,6 @@ def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def _torchinfo_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    import torchinfo  # imported here, like fvcore: only this pass needs it
-
     names = {id(m): n for n, m in model.named_modules()}
     stats = torchinfo.summary(model, input_data=x, verbose=0, device="cpu")
     out: dict[str, int] = {}
