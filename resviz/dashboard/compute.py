@@ -25,7 +25,7 @@ from typing import Any
 import streamlit as st
 
 from resviz.errors import ResvizError
-from resviz.records import SMALL_INPUT_NOTE, Comparison, Summary, shape_str
+from resviz.records import SMALL_INPUT_NOTE, Comparison, Reconciliation, Summary, Trace, shape_str
 from resviz.spec import ResNetSpec
 
 
@@ -133,7 +133,7 @@ def check_trace_memory(spec: dict[str, Any], shape: tuple[int, ...], device: str
 def trace(
     spec: dict[str, Any], shape: tuple[int, ...], device: str, dtype: str, seed: int,
     ckpt_key: str = "", ckpt_name: str = "", _ckpt: bytes | None = None,
-) -> Any:
+) -> Trace:
     """One forward and backward pass with the hook tracer; returns its plain ``Trace`` record.
 
     Without a checkpoint the tracer builds the model itself, seeded, on the device it resolves,
@@ -154,7 +154,7 @@ def trace(
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def reconciliation(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Any:
+def reconciliation(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Reconciliation:
     """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward)."""
     from resviz.api import reconcile
 

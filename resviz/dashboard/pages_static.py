@@ -6,6 +6,7 @@ any preset, including the default ResNet-50, and never wait for a trace.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -188,6 +189,5 @@ def reconciliation(spec: ResNetSpec, s: Summary) -> None:
     except ResvizError as exc:
         st.error(str(exc))
         return
-    data = rec.to_dict()
-    st.dataframe(pd.DataFrame(data["rows"]), hide_index=True, width="stretch")
-    st.caption("totals: " + ", ".join(f"{k} {human(v)}" for k, v in data["totals"].items()))
+    st.dataframe(pd.DataFrame([dataclasses.asdict(r) for r in rec.rows]), hide_index=True, width="stretch")
+    st.caption("totals: " + ", ".join(f"{k} {human(v)}" for k, v in rec.totals.items()))

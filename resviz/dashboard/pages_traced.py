@@ -17,7 +17,7 @@ import streamlit as st
 from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
-from resviz.records import shape_str
+from resviz.records import Trace, shape_str
 from resviz.render import figures, theme
 from resviz.spec import ResNetSpec
 
@@ -56,7 +56,7 @@ def trace_at_hand(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) ->
     return _key_digest(trace_args(ctx, spec, with_ckpt)) in st.session_state.get(_TRACED, ())
 
 
-def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Any:
+def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Trace | None:
     """The cached trace of ``spec``, with a spinner while it runs; ``None`` after showing an error."""
     k = trace_args(ctx, spec, with_ckpt)
     ck = ctx.ckpt if with_ckpt else None
@@ -72,7 +72,7 @@ def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Any
     return tr
 
 
-def _caption(tr: Any, ckpt: bool) -> str:
+def _caption(tr: Trace, ckpt: bool) -> str:
     loss = f", loss {tr.loss:.4g}" if tr.loss is not None else ""
     weights = "uploaded checkpoint" if ckpt else f"random initialisation (seed {tr.seed})"
     return (f"{tr.model} traced on {tr.device} in {tr.dtype} at {shape_str(tr.input_shape)}, "

@@ -15,7 +15,7 @@ from typing import Any
 
 from resviz.dashboard import PAGES
 from resviz.records import Summary
-from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, parse_int_list
+from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, parse_bool, parse_int_list
 from resviz.zoo import derive, get_spec, list_models
 
 DEFAULT_MODEL = "resnet50"
@@ -97,9 +97,7 @@ def _parse_one(key: str, raw: str) -> Any:
             raise ValueError(key)
         return value
     if key == "preact":
-        if raw.lower() not in ("0", "1", "true", "false"):
-            raise ValueError(key)
-        return raw.lower() in ("1", "true")
+        return parse_bool(raw, key)  # the CLI's reading of yes/no; a ResvizError is a ValueError
     if key in CHOICES and raw not in CHOICES[key]:
         raise ValueError(key)
     return raw
