@@ -1,37 +1,16 @@
 """Gradient-flow comparison: why skip connections let very deep networks train, measured.
 
-:func:`compare` builds every model from the same seed, traces one forward/backward pass at
+:func:`run` builds every model from the same seed, traces one forward/backward pass at
 initialisation on the same batch, then (optionally) trains all of them for N steps on the same
-batches. It returns a :class:`Comparison`: plain data, renderable as HTML, Markdown or JSON.
-
-What is measured, and where the idea comes from:
-
-* **headline**: gradient norm at the first block's input divided by that at the last block's input.
-  He et al. 2015 (arXiv:1512.03385, Sec. 4.1) argue that the degradation of deep plain nets is an
-  optimisation difficulty; He et al. 2016 (arXiv:1603.05027, Eqs. 4-5) show that with identity
-  shortcuts dL/dx_l = dL/dx_L (1 + d/dx_l sum F), so the gradient at a shallow unit keeps a direct
-  copy of the deep one. Without shortcuts the gradient is a product of per-layer Jacobians, which in
-  batch-normalised plain nets grows with depth going backward (Yang et al. 2019, arXiv:1902.08129).
-* **per block**: norms of the gradient arriving at the block input through the main path and through
-  the shortcut, and their ratio main/skip (as the gradient-flow diagram labels it; none for a plain
-  block). Below 1 the shortcut carries more of the gradient than the residual branch.
-* **activation std against depth**: responses of each 3x3 layer after its BatchNorm, before the
-  nonlinearity or addition, as in He et al. 2015, Fig. 7. Where no BN directly follows a 3x3 layer
-  (pre-activation blocks) the convolution's own output is used. At initialisation a train-mode BN
-  output has std 1 by construction; the paper's curves are of trained nets, so after training the
-  same probe batch is traced again (``act_std_trained``), where the BN scales have moved.
-* **per stage**: the same numbers summarised over the blocks of each stage (Table 1 names).
+batches. It returns a :class:`~resviz.records.Comparison`: plain data, rendered as HTML, Markdown
+or JSON by :mod:`resviz.render.report`. What each number means is documented in
+:mod:`resviz.studies.flow`.
 """
 
 from __future__ import annotations
 
-import math
 import os
-import platform
-import statistics
-import sys
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
@@ -41,12 +20,9 @@ from resviz.measure.static import analyze_spec
 from resviz.measure.tracer import trace
 from resviz.model.resnet import build_model
 from resviz.records import (
-    BlockFlow,
     Comparison,
-    LayerStd,
     ModelResult,
     Settings,
-    StageFlow,
     Summary,
     Trace,
     TrainingRun,
@@ -54,79 +30,12 @@ from resviz.records import (
 )
 from resviz.spec import ResNetSpec
 from resviz.studies.data import Batches, load_batches
+from resviz.studies.environment import versions
+from resviz.studies.flow import init_result, response_stds
 from resviz.studies.training import train
 
 Progress = Callable[[int, int, str], None]
 
-
-
-def _ratio(num: float | None, den: float | None) -> float:
-    if num is None or den is None:
-        return math.nan
-    if den == 0.0:
-        return 0.0 if num == 0.0 else math.inf
-    return num / den
-
-
-def block_flows(trace: Trace) -> tuple[BlockFlow, ...]:
-    return tuple(
-        BlockFlow(
-            b.name, b.stage, i + 1, b.shortcut, _f(b.grad_main), _f(b.grad_skip), _f(b.grad_total),
-            b.grad_ratio, b.main_rms, b.skip_rms,
-        )
-        for i, b in enumerate(trace.blocks)
-    )
-
-
-def _f(v: float | None) -> float:
-    return math.nan if v is None else float(v)
-
-
-def response_stds(trace: Trace, model: nn.Module) -> tuple[LayerStd, ...]:
-    """He et al. 2015, Fig. 7: std of each 3x3 layer's response, after BN where BN follows it."""
-    modules = dict(model.named_modules())
-    layers = trace.layers
-    points: list[LayerStd] = []
-    for i, layer in enumerate(layers):
-        mod = modules.get(layer.name)
-        if not isinstance(mod, nn.Conv2d) or tuple(mod.kernel_size) != (3, 3):
-            continue
-        nxt = layers[i + 1] if i + 1 < len(layers) else None
-        chosen = layer
-        if nxt is not None and "norm" in nxt.type.lower() and nxt.block == layer.block:
-            chosen = nxt
-        points.append(LayerStd(len(points) + 1, chosen.name, layer.stage, chosen.std))
-    return tuple(points)
-
-
-def stage_flows(blocks: Sequence[BlockFlow], stds: Sequence[LayerStd]) -> tuple[StageFlow, ...]:
-    out: list[StageFlow] = []
-    for stage in dict.fromkeys(b.stage for b in blocks):
-        bs = [b for b in blocks if b.stage == stage]
-        ratios = [b.ratio for b in bs if b.ratio is not None and math.isfinite(b.ratio)]
-        act = [s.std for s in stds if s.stage == stage]
-        out.append(StageFlow(
-            stage, len(bs), bs[0].grad_total, bs[-1].grad_total,
-            _ratio(bs[0].grad_total, bs[-1].grad_total),
-            statistics.fmean(ratios) if ratios else None,
-            statistics.fmean(act) if act else math.nan,
-        ))
-    return tuple(out)
-
-
-def _version(package: str) -> str:
-    try:
-        return version(package)
-    except PackageNotFoundError:
-        return "unknown"
-
-
-def versions() -> dict[str, str]:
-    """The versions that produced a report, for its settings section."""
-    return {
-        "resviz": _version("resviz"), "torch": torch.__version__, "plotly": _version("plotly"),
-        "python": sys.version.split()[0], "platform": platform.platform(terse=True),
-    }
 
 
 def run(
@@ -181,7 +90,7 @@ def _initial(
         for i, (spec, summ) in enumerate(zip(specs, summaries, strict=True)):
             torch.manual_seed(seed)
             model = build_model(spec, device=dev).train()
-            results.append(_init_result(spec, summ, model, _probe(model, batches, dev, seed, spec.name)))
+            results.append(init_result(spec, summ, model, _probe(model, batches, dev, seed, spec.name)))
             built.append((spec.name, model))
             if progress is not None:
                 progress(i + 1, total, f"init {spec.name}")
@@ -222,18 +131,3 @@ def _after_training(
     except KeyboardInterrupt:
         return True
     return False
-
-
-def _init_result(spec: ResNetSpec, summ: Summary, model: nn.Module, tr: Trace) -> dict[str, Any]:
-    blocks = block_flows(tr)
-    stds = response_stds(tr, model)
-    first = blocks[0].grad_total if blocks else math.nan
-    last = blocks[-1].grad_total if blocks else math.nan
-    return {
-        "name": spec.name, "has_skips": spec.has_skips, "depth": spec.depth, "params": summ.total_params,
-        "macs": summ.total_macs, "blocks_count": len(blocks), "loss_init": _f(tr.loss),
-        "grad_first": first, "grad_last": last, "headline": _ratio(first, last),
-        "blocks": blocks, "act_std": stds, "stages": stage_flows(blocks, stds),
-        "spec": spec.to_dict(),
-        "trace": tr, "summary": summ,
-    }

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import warnings
 from collections import defaultdict
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 import torch
@@ -27,6 +26,7 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 from resviz.records import ReconcileRow, Reconciliation, Summary
+from resviz.studies.environment import package_version
 
 
 def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
@@ -133,10 +133,5 @@ def reconcile_module(model: nn.Module, summary: Summary) -> Reconciliation:
 
 
 def _versions() -> dict[str, str]:
-    out: dict[str, str] = {"torch": str(torch.__version__)}
-    for pkg in ("fvcore", "torchinfo"):
-        try:
-            out[pkg] = version(pkg)
-        except PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
+    counters = {p: package_version(p, "not installed") for p in ("fvcore", "torchinfo")}
+    return {"torch": str(torch.__version__), **counters}
