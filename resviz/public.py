@@ -8,8 +8,8 @@ from pathlib import Path
 import graphviz
 
 from resviz.api import SizeLike, Target, static_summary
-from resviz.records import Comparison, Summary
-from resviz.render.diagrams import TraceLike, check_color_by, check_depth, check_view, draw
+from resviz.records import Comparison, Summary, Trace
+from resviz.render.diagrams import check_color_by, check_depth, check_view, draw
 from resviz.render.report import render_html, render_markdown
 
 
@@ -19,7 +19,7 @@ def diagram(
     input_size: SizeLike | None = None,
     depth: int | None = None,
     color_by: str | None = None,
-    trace: TraceLike | None = None,
+    trace: Trace | None = None,
     block: str | None = None,
 ) -> graphviz.Digraph:
     """Draw one view of a model as a ``graphviz.Digraph`` (renders inline in notebooks).

@@ -21,7 +21,7 @@ from streamlit.testing.v1.element_tree import FileUploader
 from resviz.api import summarize
 from resviz.dashboard import PAGES, state
 from resviz.model.resnet import build_model
-from resviz.render.tables import human
+from resviz.render.format import human
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 

@@ -12,8 +12,8 @@ import pytest
 
 from resviz.api import compare
 from resviz.records import Comparison
+from resviz.render.format import num
 from resviz.render.report import render_html, render_markdown
-from resviz.render.report.tables import num
 
 
 @pytest.fixture(scope="module")

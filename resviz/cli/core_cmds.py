@@ -30,7 +30,7 @@ def list_cmd(
 ) -> None:
     """List the presets with their parameters and MACs at their native resolution."""
     from resviz.api import catalog
-    from resviz.render.tables import human
+    from resviz.render.format import human
 
     fmt = check_format(fmt)
     rows = catalog(include_plain=plain)
@@ -107,7 +107,8 @@ def flops_cmd(
 ) -> None:
     """MACs and FLOPs (= 2 x MACs) per stage; --reconcile explains other counters per layer type."""
     from resviz.api import summarize
-    from resviz.render.tables import human, stage_table
+    from resviz.render.format import human
+    from resviz.render.tables import stage_table
 
     fmt = check_format(fmt)
     spec = resolve_cli_spec(model, plain, sets)

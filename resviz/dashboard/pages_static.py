@@ -19,7 +19,8 @@ from resviz.records import Summary, shape_str
 from resviz.render import figures
 from resviz.render.diagrams import VIEWS
 from resviz.render.diagrams.metrics import NEEDS_TRACE
-from resviz.render.tables import fold, human, summary_json
+from resviz.render.format import human
+from resviz.render.tables import fold, summary_json
 from resviz.spec import ResNetSpec
 
 if TYPE_CHECKING:

@@ -6,61 +6,23 @@ anything, so the dashboard, the HTML report and a notebook can all use them. Col
 :mod:`resviz.render.theme`, the same palette as the Graphviz diagrams, so a conv layer or a skip
 path has one colour everywhere.
 
-Trace statistics are read by attribute name (``std``, ``grad_main`` ...) through the small
-protocols below, so the figures depend on the shape of the data and not on the tracer module.
+Trace statistics come as the records :class:`~resviz.records.LayerStats` and
+:class:`~resviz.records.BlockStats`, read by attribute name (``std``, ``grad_main`` ...).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from typing import Protocol
 
 import plotly.graph_objects as go
 
-from resviz.records import Summary
+from resviz.records import BlockStats, LayerStats, Summary
 from resviz.render import theme
-from resviz.render.tables import human
+from resviz.render.format import human
+from resviz.render.plot_style import finite, layout, positive
 
 METRIC_LABELS: dict[str, str] = {"params": "parameters", "macs": "MACs"}
 ACTIVATION_STATS: tuple[str, ...] = ("std", "rms", "mean", "min", "max", "zero_fraction")
-
-
-class LayerStatsLike(Protocol):
-    """What :func:`activation_depth` and :func:`activation_histogram` read from a traced layer."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def type(self) -> str: ...
-    @property
-    def hist_edges(self) -> Sequence[float]: ...
-    @property
-    def hist_counts(self) -> Sequence[int]: ...
-
-
-class BlockStatsLike(Protocol):
-    """What :func:`gradient_flow` reads from a traced residual block."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def grad_main(self) -> float | None: ...
-    @property
-    def grad_skip(self) -> float | None: ...
-    @property
-    def grad_total(self) -> float | None: ...
-
-
-def _layout(fig: go.Figure, title: str, **kwargs: object) -> go.Figure:
-    fig.update_layout(
-        template=theme.PLOTLY_TEMPLATE,
-        title={"text": title, "x": 0.0},
-        font={"family": theme.FONT},
-        margin={"l": 50, "r": 20, "t": 50, "b": 40},
-        **kwargs,
-    )
-    return fig
 
 
 # ---------------------------------------------------------------------------------------- cost
@@ -115,7 +77,7 @@ def cost_hierarchy(summary: Summary, metric: str = "macs", kind: str = "treemap"
             hovertemplate=hover + "<extra></extra>", maxdepth=3,
         )
     )
-    return _layout(fig, f"{summary.model}: {METRIC_LABELS[metric]} by stage, block and layer",
+    return layout(fig, f"{summary.model}: {METRIC_LABELS[metric]} by stage, block and layer",
                    height=520)
 
 
@@ -138,13 +100,13 @@ def cost_bars(summary: Summary, metric: str = "macs", level: str = "stage") -> g
             hovertemplate="%{x}: %{y:,}<extra></extra>",
         )
     )
-    return _layout(fig, f"{METRIC_LABELS[metric]} per {level}",
+    return layout(fig, f"{METRIC_LABELS[metric]} per {level}",
                    yaxis_title=METRIC_LABELS[metric], xaxis_title=level, height=380)
 
 
 # --------------------------------------------------------------------------------- activations
 def activation_depth(
-    layers: Sequence[LayerStatsLike], stats: Sequence[str] = ("std", "rms"),
+    layers: Sequence[LayerStats], stats: Sequence[str] = ("std", "rms"),
     kinds: Sequence[str] | None = None,
 ) -> go.Figure:
     """Activation statistics against depth (execution order), one line per statistic.
@@ -162,21 +124,21 @@ def activation_depth(
     for n, stat in enumerate(stats):
         fig.add_trace(
             go.Scatter(
-                x=[i for i, _ in rows], y=[_finite(getattr(layer, stat)) for _, layer in rows],
+                x=[i for i, _ in rows], y=[finite(getattr(layer, stat)) for _, layer in rows],
                 mode="lines+markers", name=stat,
-                line={"color": theme.MODEL_COLORS[n % len(theme.MODEL_COLORS)], "dash": dashes[n % 6]},
+                line={"color": theme.model_color(n), "dash": dashes[n % 6]},
                 marker={"color": [theme.LAYER_COLORS[theme.layer_kind(layer.type)] for _, layer in rows],
                         "line": {"color": "#555555", "width": 0.5}, "size": 6},
                 customdata=[[layer.name, layer.type] for _, layer in rows],
                 hovertemplate="%{customdata[0]} (%{customdata[1]})<br>" + stat + " = %{y:.4g}<extra></extra>",
             )
         )
-    return _layout(fig, "activation statistics against depth", xaxis_title="layer (execution order)",
+    return layout(fig, "activation statistics against depth", xaxis_title="layer (execution order)",
                    yaxis_title="value", height=420, legend={"orientation": "h", "y": 1.08, "x": 1,
                                                             "xanchor": "right"})
 
 
-def activation_histogram(layer: LayerStatsLike) -> go.Figure:
+def activation_histogram(layer: LayerStats) -> go.Figure:
     """The traced histogram of one layer's output values (bars span the recorded bin edges)."""
     edges = [float(e) for e in layer.hist_edges]
     counts = [int(c) for c in layer.hist_counts]
@@ -189,13 +151,13 @@ def activation_histogram(layer: LayerStatsLike) -> go.Figure:
                                                                                          "width": 0.5}},
                hovertemplate="[%{x:.3g}]: %{y:,}<extra></extra>")
     )
-    return _layout(fig, f"{layer.name} ({layer.type}): output values", xaxis_title="value",
+    return layout(fig, f"{layer.name} ({layer.type}): output values", xaxis_title="value",
                    yaxis_title="count", bargap=0, height=360)
 
 
 # ------------------------------------------------------------------------------ gradient flow
 def gradient_flow(
-    blocks: Sequence[BlockStatsLike], plain: Sequence[BlockStatsLike] | None = None,
+    blocks: Sequence[BlockStats], plain: Sequence[BlockStats] | None = None,
     model: str = "", plain_model: str = "plain twin",
 ) -> go.Figure:
     """Gradient norm reaching each block's input through the main and the skip path, log scale.
@@ -235,7 +197,7 @@ def gradient_flow(
             )
         )
     title = f"{model}: gradient norm at each block input" if model else "gradient norm at each block input"
-    return _layout(fig, title, xaxis_title="block (input side first)", yaxis_title="‖dL/dx‖ (log)",
+    return layout(fig, title, xaxis_title="block (input side first)", yaxis_title="‖dL/dx‖ (log)",
                    yaxis_type="log", height=440,
                    legend={"orientation": "h", "y": 1.08, "x": 1, "xanchor": "right"})
 
@@ -243,16 +205,3 @@ def gradient_flow(
 def _check(value: str, allowed: Sequence[str] | dict[str, str], what: str) -> None:
     if value not in allowed:
         raise ValueError(f"unknown {what} {value!r}: choose one of {', '.join(allowed)}")
-
-
-def _finite(v: float | None) -> float | None:
-    if v is None:
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
-def positive(v: float | None) -> float | None:
-    """``v`` where a log axis can show it (finite and above 0), else None: a gap, not a crash or a 0."""
-    f = _finite(v)
-    return f if f is not None and f > 0 else None

@@ -1,6 +1,7 @@
 """Terminal and flat-file views of a :class:`~resviz.records.Summary`.
 
 Renderers return objects (a ``rich.table.Table``, a CSV string, a dict); the CLI prints them.
+Numbers are formatted by :mod:`resviz.render.format`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from typing import Any
 
 from rich.table import Table
 
-from resviz.records import LayerRecord, Summary, shape_str
+from resviz.records import LayerRecord, Reconciliation, Summary, shape_str
+from resviz.render.format import human, num
 
 
 @dataclass(frozen=True)
@@ -74,14 +76,6 @@ def _group_type(group: Sequence[LayerRecord]) -> str:
     return f"{len(group)} layers"
 
 
-def human(n: float) -> str:
-    """1234567 -> '1.23M' (SI prefixes, three significant digits)."""
-    for unit, scale in (("T", 1e12), ("G", 1e9), ("M", 1e6), ("K", 1e3)):
-        if abs(n) >= scale:
-            return f"{n / scale:.3g}{unit}"
-    return str(int(n)) if float(n).is_integer() else f"{n:.3g}"
-
-
 def summary_table(summary: Summary, depth: int | None = None) -> Any:
     """A rich Table: one row per layer (or folded group), then totals in the caption."""
     table = Table(title=f"{summary.model} @ {shape_str(summary.input_shape)}", show_lines=False)
@@ -92,11 +86,11 @@ def summary_table(summary: Summary, depth: int | None = None) -> Any:
         table.add_column(col, justify=just, no_wrap=True)  # type: ignore[arg-type]
     for r in fold(summary.layers, depth):
         table.add_row(
-            r.name, r.type, shape_str(r.output_shape), f"{r.params:,}", human(r.macs),
+            r.name, r.type, shape_str(r.output_shape), num(r.params), human(r.macs),
             human(r.elementwise), human(r.activation_bytes) + "B",
         )
     table.caption = (
-        f"params {summary.total_params:,} ({human(summary.total_params)}), "
+        f"params {num(summary.total_params)} ({human(summary.total_params)}), "
         f"MACs {human(summary.total_macs)} (FLOPs {human(summary.total_flops)}), "
         f"elementwise {human(summary.total_elementwise)}, "
         f"activations {human(summary.activation_bytes)}B, weights {human(summary.param_bytes)}B"
@@ -111,13 +105,14 @@ def stage_table(summary: Summary) -> Any:
         table.add_column(col, justify="left" if col == "stage" else "right")
     for s in summary.stages:
         table.add_row(
-            s.name, shape_str(s.output_shape[1:]), str(s.num_blocks), f"{s.params:,}",
+            s.name, shape_str(s.output_shape[1:]), str(s.num_blocks), num(s.params),
             human(s.macs), f"{s.receptive_field}", f"{s.jump}",
         )
     return table
 
 
 def layers_csv(summary: Summary, depth: int | None = None) -> str:
+    """The layer rows (folded when ``depth``) as CSV with a header line; counts stay exact integers."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["name", "type", "output_shape", "params", "macs", "elementwise", "activation_bytes"])
@@ -140,23 +135,24 @@ def summary_json(summary: Summary, depth: int | None = None) -> dict[str, Any]:
     return d
 
 
-def reconcile_table(result: Any) -> Any:
+def reconcile_table(result: Reconciliation) -> Any:
     """resviz beside fvcore, torchinfo and FlopCounterMode, one row per layer type."""
     table = Table(title=f"{result.model} @ {shape_str(result.input_shape)}: counters side by side")
     for col in ("layer type", "n", "resviz MACs", "resviz elementwise", "fvcore", "torchinfo",
                 "FlopCounterMode", "why they differ"):
         table.add_column(col, justify="left" if col in ("layer type", "why they differ") else "right")
     for r in result.rows:
-        table.add_row(r.layer_type, str(r.layers), f"{r.resviz_macs:,}", f"{r.resviz_elementwise:,}",
-                      f"{r.fvcore:,}", f"{r.torchinfo:,}", f"{r.flop_counter:,}", r.explanation)
+        table.add_row(r.layer_type, str(r.layers), num(r.resviz_macs), num(r.resviz_elementwise),
+                      num(r.fvcore), num(r.torchinfo), num(r.flop_counter), r.explanation)
     t = result.totals
-    table.add_row("total", "", f"{t['resviz_macs']:,}", f"{t['resviz_elementwise']:,}", f"{t['fvcore']:,}",
-                  f"{t['torchinfo']:,}", f"{t['flop_counter']:,}", "", style="bold")
+    table.add_row("total", "", num(t["resviz_macs"]), num(t["resviz_elementwise"]), num(t["fvcore"]),
+                  num(t["torchinfo"]), num(t["flop_counter"]), "", style="bold")
     table.caption = ", ".join(f"{k} {v}" for k, v in result.versions.items())
     return table
 
 
-def reconcile_csv(result: Any) -> str:
+def reconcile_csv(result: Reconciliation) -> str:
+    """:func:`reconcile_table`'s rows as CSV, one layer type per line (no totals row)."""
     buf = io.StringIO()
     w = csv.writer(buf, lineterminator="\n")
     w.writerow(["layer_type", "layers", "resviz_macs", "resviz_elementwise", "fvcore", "torchinfo",
@@ -165,3 +161,9 @@ def reconcile_csv(result: Any) -> str:
         w.writerow([r.layer_type, r.layers, r.resviz_macs, r.resviz_elementwise, r.fvcore, r.torchinfo,
                     r.flop_counter, r.explanation])
     return buf.getvalue()
+
+
+__all__ = [
+    "Row", "fold", "human", "layers_csv", "reconcile_csv", "reconcile_table", "stage_table", "summary_json",
+    "summary_table",
+]

@@ -6,6 +6,8 @@ distinguishable under the common forms of colour blindness.
 
 from __future__ import annotations
 
+from resviz.records import ShortcutKind
+
 FONT = "Helvetica"
 FONT_SIZE = 11
 
@@ -22,10 +24,10 @@ LAYER_COLORS: dict[str, str] = {
 }
 
 # Skip path kinds -> edge colour and Graphviz style, so they read apart without colour too.
-SKIP_STYLES: dict[str, dict[str, str]] = {
-    "identity": {"color": "#000000", "style": "solid", "penwidth": "1.6"},
-    "projection": {"color": "#0072B2", "style": "bold", "penwidth": "2.2"},
-    "zero-pad": {"color": "#D55E00", "style": "dashed", "penwidth": "1.6"},
+SKIP_STYLES: dict[ShortcutKind, dict[str, str]] = {
+    ShortcutKind.IDENTITY: {"color": "#000000", "style": "solid", "penwidth": "1.6"},
+    ShortcutKind.PROJECTION: {"color": "#0072B2", "style": "bold", "penwidth": "2.2"},
+    ShortcutKind.ZERO_PAD: {"color": "#D55E00", "style": "dashed", "penwidth": "1.6"},
 }
 
 # Gradient paths.
@@ -62,3 +64,8 @@ def sequential_color(fraction: float) -> str:
     """A colour from :data:`SEQUENTIAL` for a value scaled into [0, 1]."""
     f = min(max(fraction, 0.0), 1.0)
     return SEQUENTIAL[min(int(f * len(SEQUENTIAL)), len(SEQUENTIAL) - 1)]
+
+
+def model_color(index: int) -> str:
+    """The colour of the ``index``-th model (or series) in a figure, cycling through :data:`MODEL_COLORS`."""
+    return MODEL_COLORS[index % len(MODEL_COLORS)]

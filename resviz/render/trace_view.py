@@ -3,33 +3,21 @@
 The per-block table is the one-screen answer to "how much does each block add, and how does the
 gradient come back": main and skip RMS with their ratio, and the branch gradient norms with the
 share the shortcut carries. Renderers return objects (a rich ``Table``, a CSV string, a dict).
+Numbers come from :mod:`resviz.render.format`: a value not measured (no backward pass, a plain
+block's ratio) shows as its ``MISSING`` dash in the tables and as an empty cell in the CSV.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import math
 from typing import Any
 
 from rich.table import Table
 
-from resviz.records import Trace, shape_str
+from resviz.records import ShortcutKind, Trace, shape_str
+from resviz.render.format import MISSING, csv_value, percent, sig
 from resviz.render.theme import MAIN_COLOR, SKIP_COLOR
-
-
-def _fmt(value: float | None, digits: int = 3) -> str:
-    if value is None:
-        return "-"
-    if math.isnan(value):
-        return "nan"
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    if value == 0:
-        return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
-        return f"{value:.{digits - 1}e}"
-    return f"{value:.{digits}g}"
 
 
 def block_table(trace: Trace) -> Any:
@@ -43,14 +31,12 @@ def block_table(trace: Trace) -> Any:
         style = MAIN_COLOR if "main" in col else SKIP_COLOR if "skip" in col else None
         table.add_column(col, justify=just, style=style, no_wrap=True)  # type: ignore[arg-type]
     for b in trace.blocks:
-        share = b.skip_share
         table.add_row(
-            b.name, b.shortcut, _fmt(b.main_rms), _fmt(b.skip_rms),
-            _fmt(b.rms_ratio) if b.shortcut != "none" else "-",
-            _fmt(b.grad_main), _fmt(b.grad_skip), _fmt(b.grad_total),
-            f"{share:.0%}" if share is not None else "-",
+            b.name, b.shortcut, sig(b.main_rms), sig(b.skip_rms),
+            sig(b.rms_ratio) if b.shortcut != ShortcutKind.NONE else MISSING,
+            sig(b.grad_main), sig(b.grad_skip), sig(b.grad_total), percent(b.skip_share),
         )
-    loss = _fmt(trace.loss, 4)
+    loss = sig(trace.loss, 4)
     table.caption = (
         "main/skip: RMS of the two addends and their ratio; ∇: gradient norm at the block input "
         f"through each path; loss {loss}, {len(trace.layers)} layers, {len(trace.blocks)} blocks, seed {trace.seed}, "
@@ -67,8 +53,8 @@ def layer_table(trace: Trace) -> Any:
     for lr in trace.layers:
         bad = lr.nan_count + lr.inf_count
         table.add_row(
-            lr.name, lr.type, shape_str(lr.output_shape), _fmt(lr.mean), _fmt(lr.std), _fmt(lr.min),
-            _fmt(lr.max), f"{lr.zero_fraction:.0%}", f"{lr.nan_count}/{lr.inf_count}" if bad else "",
+            lr.name, lr.type, shape_str(lr.output_shape), sig(lr.mean), sig(lr.std), sig(lr.min),
+            sig(lr.max), percent(lr.zero_fraction), f"{lr.nan_count}/{lr.inf_count}" if bad else "",
             style="red" if bad else None,
         )
     return table
@@ -95,16 +81,12 @@ def trace_csv(trace: Trace) -> str:
     w.writerow(BLOCK_COLUMNS)
     for b in trace.blocks:
         w.writerow(["block", b.name, b.stage, b.index, b.shortcut, b.main_rms, b.skip_rms,
-                    _cell(b.grad_main), _cell(b.grad_skip), _cell(b.grad_total)])
+                    csv_value(b.grad_main), csv_value(b.grad_skip), csv_value(b.grad_total)])
     w.writerow(LAYER_COLUMNS)
     for lr in trace.layers:
         w.writerow(["layer", lr.name, lr.type, shape_str(lr.output_shape), lr.mean, lr.std, lr.min, lr.max,
                     lr.rms, lr.zero_fraction, lr.nan_count, lr.inf_count, lr.stage, lr.block, lr.branch])
     return buf.getvalue()
-
-
-def _cell(value: float | None) -> str | float:
-    return "" if value is None else value
 
 
 def trace_json(trace: Trace) -> dict[str, Any]:

@@ -20,12 +20,12 @@ from collections.abc import Callable
 import graphviz
 
 from resviz.errors import ResvizError
-from resviz.records import Summary
+from resviz.records import Summary, Trace
 from resviz.render.diagrams.blocks import basic_block, bottleneck, skip_types
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.gradient import gradient_flow
 from resviz.render.diagrams.layers import layers
-from resviz.render.diagrams.metrics import COLOR_BY, BlockStatsLike, TraceLike, check_color_by
+from resviz.render.diagrams.metrics import COLOR_BY, check_color_by
 from resviz.render.diagrams.overview import dimensions, overview, stages
 
 VIEWS: tuple[str, ...] = (
@@ -35,7 +35,6 @@ VIEWS: tuple[str, ...] = (
 
 BLOCK_VIEWS: tuple[str, ...] = ("basic-block", "bottleneck", "skip-types", "gradient-flow")
 """Views that need residual blocks with a skip path."""
-
 
 def check_view(view: str) -> str:
     """Normalise a view name or raise a one-line error suggesting the closest one."""
@@ -82,7 +81,7 @@ def draw(
     view: str = "overview",
     depth: int | None = None,
     color_by: str | None = None,
-    trace: TraceLike | None = None,
+    trace: Trace | None = None,
     block: str | None = None,
 ) -> graphviz.Digraph:
     """Draw one view of a model's static analysis as a ``graphviz.Digraph``.
@@ -102,6 +101,6 @@ def draw(
 
 
 __all__ = [
-    "BLOCK_VIEWS", "COLOR_BY", "VIEWS", "BlockStatsLike", "TraceLike", "check_color_by", "check_depth", "check_view",
+    "BLOCK_VIEWS", "COLOR_BY", "VIEWS", "check_color_by", "check_depth", "check_view",
     "dot_error", "draw",
 ]

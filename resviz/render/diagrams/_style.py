@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 import graphviz
 
-from resviz.records import Shape, Summary, shape_str
+from resviz.records import Shape, ShortcutKind, Summary, shape_str
 from resviz.render import theme
-from resviz.render.tables import human
+from resviz.render.format import human
 
 if TYPE_CHECKING:
     from resviz.render.diagrams.metrics import ColorScale
@@ -36,11 +36,6 @@ def hwc(shape: Shape) -> str:
         c, h, w = dims
         return f"{h}x{w}x{c}"
     return shape_str(dims)
-
-
-def sci(x: float) -> str:
-    """A gradient norm or ratio in short scientific notation, e.g. ``3.2e-03``."""
-    return f"{x:.2e}" if x and (abs(x) < 1e-2 or abs(x) >= 1e3) else f"{x:.3g}"
 
 
 def lines(*parts: str) -> str:
@@ -99,16 +94,16 @@ def add_edge(g: graphviz.Digraph, src: str, dst: str, shape: Shape | None = None
     g.edge(src, dst, **attrs)
 
 
-def skip_edge(g: graphviz.Digraph, src: str, dst: str, shortcut: str, shape: Shape | None = None,
+def skip_edge(g: graphviz.Digraph, src: str, dst: str, shortcut: ShortcutKind, shape: Shape | None = None,
               **attrs: str) -> None:
     """A skip edge in the theme's style for its kind (identity, projection, zero-pad)."""
-    style = dict(theme.SKIP_STYLES.get(shortcut, theme.SKIP_STYLES["identity"]))
+    style = dict(theme.SKIP_STYLES.get(shortcut, theme.SKIP_STYLES[ShortcutKind.IDENTITY]))
     style.update(attrs)
     add_edge(g, src, dst, shape, **style)
 
 
 def legend(
-    g: graphviz.Digraph, kinds: Iterable[str] = (), skips: Iterable[str] = (),
+    g: graphviz.Digraph, kinds: Iterable[str] = (), skips: Iterable[ShortcutKind] = (),
     scale: ColorScale | None = None, notes: Sequence[str] = (),
 ) -> None:
     """A legend cluster: layer kinds (or the metric scale) and the skip-edge styles in use.

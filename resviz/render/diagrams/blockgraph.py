@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord, LayerRecord, Shape, Summary
+from resviz.records import BlockRecord, Branch, LayerRecord, Shape, ShortcutKind, Summary
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, lines, skip_edge
 
@@ -31,7 +31,7 @@ class Unit:
     rel: str
     label: str
     kind: str
-    branch: str
+    branch: Branch
     input_shape: Shape
     output_shape: Shape
     rels: tuple[str, ...]
@@ -150,16 +150,16 @@ def layout_block(block: BlockRecord, layers: Sequence[LayerRecord], depth: int |
     post: list[Unit] = []
     join: Unit | None = None
     for u in units:
-        if u.branch == "join":
+        if u.branch == Branch.JOIN:
             join = u
-        elif u.branch == "skip":
+        elif u.branch == Branch.SKIP:
             skip.append(u)
         elif join is not None:
             post.append(u)
         else:
             main.append(u)
     pre: list[Unit] = []
-    shared = block.kind.startswith("preact") and block.shortcut == "projection"
+    shared = block.kind.preact and block.shortcut == ShortcutKind.PROJECTION
     if shared and len(main) >= 2 and main[0].kind == "norm" and main[1].kind == "act":
         pre, main = main[:2], main[2:]
     return BlockLayout(block, tuple(pre), tuple(main), tuple(skip), join, tuple(post))
@@ -179,7 +179,7 @@ def draw_block(
     def node(u: Unit) -> str:
         nid = prefix + u.rel
         value = metrics.value([[f"{b}.{r}" for r in u.rels] for b in blocks]) if metrics else None
-        extra = {"group": prefix + "main"} if u.branch != "skip" else {}
+        extra = {"group": prefix + "main"} if u.branch != Branch.SKIP else {}
         add_node(g, nid, u.label, u.kind, value, scale, **extra)
         return nid
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord
+from resviz.records import BlockRecord, BlockType, ShortcutKind
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import BlockLayout, draw_block, layout_block
 from resviz.render.diagrams.context import Context
@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
     from resviz.render.diagrams.metrics import ColorScale
 
-BASIC_KINDS = ("basic", "preact-basic")
-BOTTLENECK_KINDS = ("bottleneck", "preact-bottleneck")
-SKIP_ORDER = ("identity", "projection", "zero-pad")
+BASIC_KINDS: tuple[BlockType, ...] = tuple(k for k in BlockType if not k.bottleneck)
+BOTTLENECK_KINDS: tuple[BlockType, ...] = tuple(k for k in BlockType if k.bottleneck)
+SKIP_ORDER: tuple[ShortcutKind, ...] = (ShortcutKind.IDENTITY, ShortcutKind.PROJECTION, ShortcutKind.ZERO_PAD)
 
 
 def _unit_values(ctx: Context, lay: BlockLayout) -> list[float | None]:
@@ -40,13 +40,13 @@ def _draw_one(ctx: Context, g: graphviz.Digraph, lay: BlockLayout, prefix: str,
     add_edge(g, out, f"{prefix}output", shape, weight="4")
 
 
-def _block_view(ctx: Context, view: str, kinds: tuple[str, ...]) -> graphviz.Digraph:
+def _block_view(ctx: Context, view: str, kinds: tuple[BlockType, ...]) -> graphviz.Digraph:
     b = ctx.pick_block(kinds)
     lay = layout_block(b, ctx.by_block[b.name])
     g = new_graph(view, ctx.summary, view)
     scale = ctx.scale_for(_unit_values(ctx, lay))
     with g.subgraph(name="cluster_block") as sub:
-        order = "pre-activation: BN-ReLU-conv" if b.kind.startswith("preact") else "post-activation"
+        order = "pre-activation: BN-ReLU-conv" if b.kind.preact else "post-activation"
         sub.attr(label=lines(f"{b.name} ({b.stage}): {b.kind}, {b.shortcut} shortcut", order),
                  style="rounded", color="#888888")
         _draw_one(ctx, sub, lay, "", scale)
@@ -67,7 +67,7 @@ def bottleneck(ctx: Context) -> graphviz.Digraph:
 def skip_types(ctx: Context) -> graphviz.Digraph:
     """One real block per shortcut kind the model uses, side by side, with how many blocks use it."""
     g = new_graph("skip_types", ctx.summary, "skip-types")
-    used: dict[str, list[BlockRecord]] = {}
+    used: dict[ShortcutKind, list[BlockRecord]] = {}
     for b in ctx.residual_blocks:
         used.setdefault(b.shortcut, []).append(b)
     kinds = [k for k in SKIP_ORDER if k in used] + sorted(set(used) - set(SKIP_ORDER))
@@ -91,10 +91,10 @@ def skip_types(ctx: Context) -> graphviz.Digraph:
 def _explain(b: BlockRecord) -> str:
     """What the shortcut computes (He et al. 2015, Sec. 3.3, options A/B/C)."""
     cin, cout = b.input_shape[1], b.output_shape[1]
-    if b.shortcut == "identity":
+    if b.shortcut == ShortcutKind.IDENTITY:
         return f"y = F(x) + x  ({cin} ch)"
-    if b.shortcut == "projection":
+    if b.shortcut == ShortcutKind.PROJECTION:
         return f"y = F(x) + W_s x  ({cin} -> {cout} ch)"
-    if b.shortcut == "zero-pad":
+    if b.shortcut == ShortcutKind.ZERO_PAD:
         return f"y = F(x) + pad(x)  ({cin} -> {cout} ch, zeros)"
     return b.shortcut

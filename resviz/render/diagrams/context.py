@@ -6,9 +6,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from resviz.errors import ResvizError
-from resviz.records import BlockRecord, LayerRecord, Summary
+from resviz.records import BlockRecord, BlockType, LayerRecord, ShortcutKind, Summary, Trace
 from resviz.render.diagrams.blockgraph import layers_by_block
-from resviz.render.diagrams.metrics import ColorScale, Metrics, TraceLike, make_scale
+from resviz.render.diagrams.metrics import ColorScale, Metrics, make_scale
 
 
 @dataclass
@@ -19,7 +19,7 @@ class Context:
     view: str
     depth: int | None = None
     metric: str | None = None
-    trace: TraceLike | None = None
+    trace: Trace | None = None
     block: str | None = None
 
     @cached_property
@@ -32,7 +32,7 @@ class Context:
 
     @property
     def residual_blocks(self) -> list[BlockRecord]:
-        return [b for b in self.summary.blocks if b.shortcut != "none"]
+        return [b for b in self.summary.blocks if b.shortcut != ShortcutKind.NONE]
 
     def stage_layers(self, stage: str) -> list[LayerRecord]:
         return [lr for lr in self.summary.layers if lr.stage == stage]
@@ -46,7 +46,7 @@ class Context:
                 "try a residual model such as resnet18 or resnet50"
             )
 
-    def pick_block(self, kinds: tuple[str, ...] = ()) -> BlockRecord:
+    def pick_block(self, kinds: tuple[BlockType, ...] = ()) -> BlockRecord:
         """The block a block view draws: ``block`` if given, else the first identity block of a kind."""
         cands = [b for b in self.residual_blocks if not kinds or b.kind in kinds]
         if self.block is not None:
@@ -59,12 +59,12 @@ class Context:
             raise ResvizError(f"{self.summary.model} has no block {self.block!r} (blocks are {names}, ...)")
         if not cands:
             have = sorted({b.kind for b in self.residual_blocks})
-            other = "bottleneck" if kinds and "basic" in kinds else "basic-block"
+            other = "bottleneck" if kinds and BlockType.BASIC in kinds else "basic-block"
             raise ResvizError(
                 f"{self.summary.model} has no {kinds[0]} blocks (it uses {', '.join(have)} blocks): "
                 f"use --view {other}"
             )
-        identity = [b for b in cands if b.shortcut == "identity"]
+        identity = [b for b in cands if b.shortcut == ShortcutKind.IDENTITY]
         return (identity or cands)[0]
 
     def scale_for(self, values: list[float | None]) -> ColorScale | None:

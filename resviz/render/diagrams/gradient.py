@@ -13,12 +13,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord
+from resviz.records import BlockRecord, BlockStats, ShortcutKind
 from resviz.render import theme
-from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, sci, skip_edge
+from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, skip_edge
 from resviz.render.diagrams.blockgraph import layout_block, run_name
 from resviz.render.diagrams.context import Context
-from resviz.render.diagrams.metrics import BlockStatsLike, grad_ratio, measured
+from resviz.render.diagrams.metrics import grad_ratio, measured
+from resviz.render.format import sci
 
 if TYPE_CHECKING:
     import graphviz
@@ -50,7 +51,7 @@ def _plan(ctx: Context) -> list[list[BlockRecord]]:
 def _main_text(ctx: Context, b: BlockRecord) -> str:
     lay = layout_block(b, ctx.by_block[b.name])
     convs = [u.label.split("\\n", 1)[-1] for u in (*lay.pre, *lay.main) if u.kind == "conv"]
-    order = "BN-ReLU-conv" if b.kind.startswith("preact") else "conv-BN-ReLU"
+    order = "BN-ReLU-conv" if b.kind.preact else "conv-BN-ReLU"
     return lines("main path F(x)", *convs, order)
 
 
@@ -58,7 +59,7 @@ def gradient_flow(ctx: Context) -> graphviz.Digraph:
     """Two lanes per block: the forward pass going down, the backward pass coming back up."""
     g = new_graph("gradient_flow", ctx.summary, "gradient-flow")
     traced = ctx.trace.blocks if ctx.trace else ()
-    stats: dict[str, BlockStatsLike] = {s.name: s for s in traced if measured(s)}
+    stats: dict[str, BlockStats] = {s.name: s for s in traced if measured(s)}
     plan = _plan(ctx)
     top = max((max(s.grad_main or 0.0, s.grad_skip or 0.0) for s in stats.values()), default=0.0)
     values = [ctx.metrics.block_value([b.name for b in item]) for item in plan]
@@ -85,17 +86,13 @@ def gradient_flow(ctx: Context) -> graphviz.Digraph:
              "vermilion: gradient through the skip path", "pen width: gradient norm"]
     if not stats:
         notes.append("no trace given: norms not measured")
-    skips = sorted({b.shortcut for item in plan for b in item} - {"none"})
+    skips = sorted({b.shortcut for item in plan for b in item} - {ShortcutKind.NONE})
     legend(g, kinds=["io", "conv", "add"], skips=skips, scale=scale, notes=notes)
     return g
 
 
 def _width(x: float | None, top: float) -> str:
     return f"{1.0 + 4.0 * ((x or 0.0) / top if top > 0 else 0.0):.2f}"
-
-
-def _num(x: float | None) -> str:
-    return "n/a" if x is None else sci(x)
 
 
 def _back(g: graphviz.Digraph, upper: str, lower: str, color: str, label: str | None,
@@ -112,11 +109,11 @@ def _back(g: graphviz.Digraph, upper: str, lower: str, color: str, label: str | 
 
 def _block(
     ctx: Context, g: graphviz.Digraph, b: BlockRecord, prev: tuple[str, str], shape: tuple[int, ...],
-    s: BlockStatsLike | None, top: float, value: float | None, scale: ColorScale | None,
+    s: BlockStats | None, top: float, value: float | None, scale: ColorScale | None,
 ) -> tuple[tuple[str, str], tuple[int, ...]]:
     n = b.name
     x, f, add, gx, gf, gy = f"x/{n}", f"F/{n}", f"add/{n}", f"gx/{n}", f"gF/{n}", f"gy/{n}"
-    residual = b.shortcut != "none"
+    residual = b.shortcut != ShortcutKind.NONE
     with g.subgraph(name=f"cluster_{n}") as sub:
         sub.attr(label=f"{n} ({b.kind}, {b.shortcut})", style="rounded", color="#888888",
                  fontsize=str(theme.FONT_SIZE))
@@ -125,7 +122,7 @@ def _block(
                 r.attr(rank="same")
                 if row == 0:
                     add_node(r, left, lines(f"x ({n} input)", hwc(b.input_shape)), "io")
-                    total = f"|dL/dx| = {_num(s.grad_total)}" if s else ""
+                    total = f"|dL/dx| = {sci(s.grad_total)}" if s else ""
                     add_node(r, right, lines("dL/dx", total), "io")
                 elif row == 1:
                     add_node(r, left, _main_text(ctx, b), "conv", value, scale)
@@ -141,11 +138,11 @@ def _block(
         skip_edge(g, x, add, b.shortcut, b.input_shape)
     _back(g, prev[1], gx, theme.MAIN_COLOR, None, "1.5", measured=s is not None)
     main_w = _width(s.grad_main, top) if s else "1.2"
-    _back(g, gx, gf, theme.MAIN_COLOR, f" main {_num(s.grad_main)}" if s else None, main_w, s is not None)
+    _back(g, gx, gf, theme.MAIN_COLOR, f" main {sci(s.grad_main)}" if s else None, main_w, s is not None)
     _back(g, gf, gy, theme.MAIN_COLOR, None, main_w, s is not None)
     if residual:
         ratio = grad_ratio(s) if s else None
-        text = (f" skip {_num(s.grad_skip)}" + (f"\\nmain/skip {sci(ratio)}" if ratio is not None else "")
+        text = (f" skip {sci(s.grad_skip)}" + (f"\\nmain/skip {sci(ratio)}" if ratio is not None else "")
                 if s else None)
         _back(g, gx, gy, theme.SKIP_COLOR, text, _width(s.grad_skip, top) if s else "1.2", s is not None)
     return (add, gy), b.output_shape
@@ -153,7 +150,7 @@ def _block(
 
 def _folded(
     g: graphviz.Digraph, item: Sequence[BlockRecord], prev: tuple[str, str], shape: tuple[int, ...],
-    stats: dict[str, BlockStatsLike], value: float | None, scale: ColorScale | None,
+    stats: dict[str, BlockStats], value: float | None, scale: ColorScale | None,
 ) -> tuple[tuple[str, str], tuple[int, ...]]:
     """A stretch of blocks as one node per lane, with the range of the measured main/skip ratios."""
     fwd, bwd = f"fold/{item[0].name}", f"gfold/{item[0].name}"

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord, LayerRecord, Shape
+from resviz.records import BlockRecord, LayerRecord, Shape, ShortcutKind
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import draw_block, group_layers, layout_block, run_name, unit_kind
@@ -60,7 +60,7 @@ def _finish(g: graphviz.Digraph, ctx: Context, prev: str, shape: Shape, kinds: s
             scale: ColorScale | None, notes: Sequence[str] = ()) -> None:
     add_node(g, "output", lines("output", f"{shape[-1]} classes"), "io")
     add_edge(g, prev, "output", shape, weight="4")
-    skips = sorted({b.shortcut for b in ctx.summary.blocks} - {"none"})
+    skips = sorted({b.shortcut for b in ctx.summary.blocks} - {ShortcutKind.NONE})
     legend(g, kinds=sorted(kinds | {"io"}), skips=skips, scale=scale, notes=notes)
 
 
@@ -152,7 +152,7 @@ def _full(ctx: Context, g: graphviz.Digraph) -> None:
         b = it[0]
         folded += len(it) - 1
         with g.subgraph(name=f"cluster_{b.name}") as sub:
-            skip = "no skip" if b.shortcut == "none" else f"{b.shortcut} shortcut"
+            skip = "no skip" if b.shortcut == ShortcutKind.NONE else f"{b.shortcut} shortcut"
             sub.attr(label=lines(run_name(it), f"{b.kind}, {skip}"), style="rounded",
                      color=theme.SKIP_STYLES.get(b.shortcut, {}).get("color", "#888888"),
                      fontsize=str(theme.FONT_SIZE))

@@ -1,9 +1,9 @@
-"""Colour-by metrics (MACs, parameters, activation std, gradient ratio) and the trace protocol.
+"""Colour-by metrics (MACs, parameters, activation std, gradient ratio) read from records.
 
-Diagrams take any object shaped like the tracer's ``Trace`` (see :class:`TraceLike`), so they can be
-drawn from a live trace, from one loaded back from JSON, or from hand-made records in tests,
-without importing the tracer. Values spanning orders of magnitude (MACs, parameters, gradient
-ratios) are placed on a log scale, so the one 7x7 stem convolution does not wash out every other node.
+Measured metrics come from a :class:`~resviz.records.Trace` (a live one, or one loaded back from
+JSON): records are the layer below the renderers, so the diagrams read them directly and never
+import the tracer. Values spanning orders of magnitude (MACs, parameters, gradient ratios) are
+placed on a log scale, so the one 7x7 stem convolution does not wash out every other node.
 """
 
 from __future__ import annotations
@@ -11,54 +11,25 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 from resviz.errors import ResvizError
-from resviz.records import LayerRecord, Summary
+from resviz.records import BlockStats, LayerRecord, Summary, Trace
 from resviz.render import theme
-from resviz.render.diagrams._style import NA_FILL, sci
-from resviz.render.tables import human
+from resviz.render.diagrams._style import NA_FILL
+from resviz.render.format import human, sci
 
 COLOR_BY = ("macs", "params", "std", "grad-ratio")
 NEEDS_TRACE = ("std", "grad-ratio")
 
 
-class BlockStatsLike(Protocol):
-    """Per-block statistics of a trace: branch output RMS and branch gradient norms at the input."""
-
-    @property
-    def name(self) -> str: ...
-    @property
-    def shortcut(self) -> str: ...
-    @property
-    def main_rms(self) -> float: ...
-    @property
-    def skip_rms(self) -> float: ...
-    @property
-    def grad_main(self) -> float | None: ...
-    @property
-    def grad_skip(self) -> float | None: ...
-    @property
-    def grad_total(self) -> float | None: ...
-    @property
-    def grad_ratio(self) -> float | None: ...
-
-
-class TraceLike(Protocol):
-    """What diagrams read from a trace: ``blocks`` (and, for ``std``, ``layers`` with ``name``/``std``)."""
-
-    @property
-    def blocks(self) -> Sequence[BlockStatsLike]: ...
-
-
-def grad_ratio(b: BlockStatsLike) -> float | None:
+def grad_ratio(b: BlockStats) -> float | None:
     """The block's main / skip gradient ratio where both norms are finite: an overflowed (or NaN)
     norm would give a ratio of 0, NaN or inf, which has no colour on the scale and misleads as a label."""
     finite = all(v is not None and math.isfinite(v) for v in (b.grad_main, b.grad_skip))
     return b.grad_ratio if finite else None
 
 
-def measured(b: BlockStatsLike | None) -> bool:
+def measured(b: BlockStats | None) -> bool:
     """True when a backward pass measured both branch gradients of this block."""
     return b is not None and b.grad_main is not None and b.grad_skip is not None
 
@@ -73,7 +44,7 @@ def color_by_key(color_by: str | None) -> str | None:
     return key
 
 
-def check_color_by(color_by: str | None, trace: TraceLike | None) -> str | None:
+def check_color_by(color_by: str | None, trace: Trace | None) -> str | None:
     """Validate ``color_by``; ``std`` and ``grad-ratio`` are measurements and need a trace."""
     key = color_by_key(color_by)
     if key in NEEDS_TRACE and trace is None:
@@ -152,21 +123,16 @@ class Metrics:
     """
 
     def __init__(
-        self, summary: Summary, metric: str | None, trace: TraceLike | None,
+        self, summary: Summary, metric: str | None, trace: Trace | None,
         by_block: Mapping[str, Sequence[LayerRecord]],
     ) -> None:
         self.metric = metric
         self.layers: dict[str, LayerRecord] = {lr.name: lr for lr in summary.layers}
         self.by_block = by_block  # the summary's layers per block, as Context caches them
-        self.std: dict[str, float] = {}
-        self.ratio: dict[str, float | None] = {}
-        if trace is not None:
-            for ls in getattr(trace, "layers", ()) or ():
-                s = getattr(ls, "std", None)
-                if isinstance(s, (int, float)):
-                    self.std[str(ls.name)] = float(s)
-            for b in trace.blocks:
-                self.ratio[b.name] = grad_ratio(b)
+        layers = trace.layers if trace is not None else ()
+        blocks = trace.blocks if trace is not None else ()
+        self.std: dict[str, float] = {ls.name: float(ls.std) for ls in layers}
+        self.ratio: dict[str, float | None] = {b.name: grad_ratio(b) for b in blocks}
 
     def value(self, instances: Sequence[Sequence[str]]) -> float | None:
         if self.metric is None or not instances:

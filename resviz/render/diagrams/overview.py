@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord, LayerRecord, Shape
+from resviz.records import BlockRecord, LayerRecord, Shape, ShortcutKind
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
 from resviz.render.diagrams.blockgraph import block_runs, layer_text, run_name, unit_kind
@@ -77,10 +77,10 @@ def segment_label(ctx: Context, seg: Segment) -> str:
 def blocks_text(blocks: Sequence[BlockRecord]) -> str:
     """``3 x bottleneck`` and the shortcut mix, e.g. ``1 projection + 2 identity``."""
     kinds = sorted({b.kind for b in blocks})
-    counts: dict[str, int] = {}
+    counts: dict[ShortcutKind, int] = {}
     for b in blocks:
         counts[b.shortcut] = counts.get(b.shortcut, 0) + 1
-    skips = " + ".join(f"{n} {s}" for s, n in counts.items()) if "none" not in counts else "no skips"
+    skips = " + ".join(f"{n} {s}" for s, n in counts.items()) if ShortcutKind.NONE not in counts else "no skips"
     return lines(f"{len(blocks)} x {'/'.join(kinds)}", skips)
 
 
@@ -118,7 +118,7 @@ def overview(ctx: Context) -> graphviz.Digraph:
         prev, shape = nid, seg.output_shape
     add_node(g, "output", lines("output", f"{shape[-1]} classes"), "io")
     add_edge(g, prev, "output", shape, weight="4")
-    skips = sorted({b.shortcut for b in ctx.summary.blocks} - {"none"})
+    skips = sorted({b.shortcut for b in ctx.summary.blocks} - {ShortcutKind.NONE})
     legend(g, kinds=sorted(kinds), scale=scale,
            notes=[f"skip connections: {', '.join(skips) or 'none (plain network)'}"])
     return g
@@ -161,7 +161,7 @@ def stages(ctx: Context) -> graphviz.Digraph:
         kinds.add("conv")
     add_node(g, "output", lines("output", f"{shape[-1]} classes"), "io")
     add_edge(g, prev, "output", shape, weight="4")
-    legend(g, kinds=sorted(kinds), skips=sorted({b.shortcut for b in ctx.summary.blocks} - {"none"}),
+    legend(g, kinds=sorted(kinds), skips=sorted({b.shortcut for b in ctx.summary.blocks} - {ShortcutKind.NONE}),
            scale=scale, notes=["block outline = its skip connection"])
     return g
 
@@ -173,11 +173,11 @@ def folded_runs(ctx: Context) -> list[list[BlockRecord]]:
 
 def _block_label(run: Sequence[BlockRecord]) -> str:
     b = run[0]
-    skip = "no skip" if b.shortcut == "none" else f"{b.shortcut} skip"
+    skip = "no skip" if b.shortcut == ShortcutKind.NONE else f"{b.shortcut} skip"
     return lines(run_name(run), b.kind, skip)
 
 
-def _skip_border(shortcut: str) -> dict[str, str]:
+def _skip_border(shortcut: ShortcutKind) -> dict[str, str]:
     """Block nodes outlined in their skip edge's colour and dash pattern."""
     style = theme.SKIP_STYLES.get(shortcut)
     if style is None:

@@ -6,30 +6,28 @@ logarithmic; values that a log axis cannot show (zero, NaN, infinity) become gap
 
 from __future__ import annotations
 
-import math
-
 import plotly.graph_objects as go
 
-from resviz.records import Comparison, ModelResult
+from resviz.records import Comparison, ModelResult, TrainingStatus
 from resviz.render import theme
-from resviz.render.figures import positive
+from resviz.render.plot_style import finite, layout, log10, positive
+
+REPORT_LAYOUT: dict[str, object] = {
+    "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
+    "font": {"size": theme.FONT_SIZE + 1}, "legend": {"orientation": "h", "y": -0.2},
+}
+"""What the report's figures set on top of :func:`~resviz.render.plot_style.layout`: one height, so
+the page reads as a column of equal panels, and the legend below the plot, clear of the title.
+Their titles stay where the template puts them (``title_x=None``)."""
 
 
 def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
-    """Shared layout; a y axis is set to log only when asked (a heatmap's axis stays categorical)."""
-    fig.update_layout(
-        title=title, template=theme.PLOTLY_TEMPLATE, height=380, margin={"l": 60, "r": 20, "t": 50, "b": 50},
-        font={"family": theme.FONT, "size": theme.FONT_SIZE + 1}, legend={"orientation": "h", "y": -0.2},
-    )
-    fig.update_xaxes(title=x)
-    fig.update_yaxes(title=y)
+    """The shared layout with axis titles; a y axis is set to log only when asked (a heatmap's
+    axis stays categorical)."""
+    axes: dict[str, object] = {"xaxis_title": x, "yaxis_title": y}
     if log_y:
-        fig.update_yaxes(type="log")
-    return fig
-
-
-def _color(i: int) -> str:
-    return theme.MODEL_COLORS[i % len(theme.MODEL_COLORS)]
+        axes["yaxis_type"] = "log"
+    return layout(fig, title, title_x=None, **REPORT_LAYOUT, **axes)
 
 
 def grad_vs_depth(c: Comparison) -> go.Figure:
@@ -38,7 +36,7 @@ def grad_vs_depth(c: Comparison) -> go.Figure:
     for i, m in enumerate(c.models):
         fig.add_scatter(
             x=[b.depth for b in m.blocks], y=[positive(b.grad_total) for b in m.blocks], mode="lines+markers",
-            name=m.name, line={"color": _color(i)}, text=[b.name for b in m.blocks],
+            name=m.name, line={"color": theme.model_color(i)}, text=[b.name for b in m.blocks],
             hovertemplate="%{text}<br>|dL/dx| = %{y:.4g}<extra>" + m.name + "</extra>",
         )
     return _layout(fig, "Gradient norm at each block input (at initialisation)", "block (input -> output)",
@@ -51,10 +49,10 @@ def branch_grads(c: Comparison) -> go.Figure:
     for i, m in enumerate(c.models):
         x = [b.depth for b in m.blocks]
         fig.add_scatter(x=x, y=[positive(b.grad_main) for b in m.blocks], mode="lines", name=f"{m.name} main",
-                        line={"color": _color(i)})
+                        line={"color": theme.model_color(i)})
         if m.has_skips:
             fig.add_scatter(x=x, y=[positive(b.grad_skip) for b in m.blocks], mode="lines",
-                            name=f"{m.name} skip", line={"color": _color(i), "dash": "dash"})
+                            name=f"{m.name} skip", line={"color": theme.model_color(i), "dash": "dash"})
     return _layout(fig, "Gradient through the main path and through the shortcut", "block",
                    "gradient norm (log)", log_y=True)
 
@@ -66,7 +64,7 @@ def branch_ratio(c: Comparison) -> go.Figure:
         if not m.has_skips:
             continue
         fig.add_scatter(x=[b.depth for b in m.blocks], y=[positive(b.ratio) for b in m.blocks],
-                        mode="lines+markers", name=m.name, line={"color": _color(i)})
+                        mode="lines+markers", name=m.name, line={"color": theme.model_color(i)})
     fig.add_hline(y=1.0, line={"color": "#999999", "dash": "dot"})
     return _layout(fig, "Main-path gradient / skip-path gradient per block", "block", "main / skip (log)",
                    log_y=True)
@@ -83,7 +81,7 @@ def response_std(c: Comparison) -> go.Figure:
         for label, points, dash in curves:
             fig.add_scatter(
                 x=[a.depth for a in points], y=[a.std for a in points], mode="lines", name=f"{m.name} {label}",
-                line={"color": _color(i), "dash": dash}, text=[a.name for a in points],
+                line={"color": theme.model_color(i), "dash": dash}, text=[a.name for a in points],
                 hovertemplate="%{text}<br>std = %{y:.4g}<extra>" + m.name + "</extra>",
             )
     return _layout(fig, "Std of 3x3 layer responses after BN (He et al. 2015, Fig. 7 view)", "3x3 layer index",
@@ -96,19 +94,15 @@ def loss_curves(c: Comparison) -> go.Figure:
     for i, m in enumerate(c.models):
         if m.training is None:
             continue
-        losses = [v if math.isfinite(v) else None for v in m.training.losses]
+        losses = [finite(v) for v in m.training.losses]
         fig.add_scatter(x=list(range(1, len(losses) + 1)), y=losses, mode="lines", name=m.name,
-                        line={"color": _color(i)})
-        if m.training.status == "nan":
+                        line={"color": theme.model_color(i)})
+        if m.training.status == TrainingStatus.NAN:
             last = next((v for v in reversed(losses) if v is not None), None)
             fig.add_scatter(x=[len(losses)], y=[last], mode="markers", showlegend=False,
-                            marker={"symbol": "x", "size": 12, "color": _color(i)},
+                            marker={"symbol": "x", "size": 12, "color": theme.model_color(i)},
                             hovertext=f"{m.name}: loss NaN, stopped", hoverinfo="text")
     return _layout(fig, "Training loss (same batches for every model)", "step", "cross-entropy")
-
-
-def _log10(v: float | None) -> float | None:
-    return math.log10(v) if v is not None and v > 0 and math.isfinite(v) else None
 
 
 def block_heatmap(
@@ -129,7 +123,7 @@ def block_heatmap(
         rows = series.matrix(quantity)
         label = quantity.replace("_", " ")
     fig = go.Figure(go.Heatmap(
-        z=[[_log10(v) for v in r] for r in rows], x=[s + 1 for s in series.steps], y=list(series.block_names),
+        z=[[log10(v) for v in r] for r in rows], x=[s + 1 for s in series.steps], y=list(series.block_names),
         colorscale=theme.PLOTLY_SCALE, colorbar={"title": f"log10 {label}"},
         zmin=zrange[0] if zrange else None, zmax=zrange[1] if zrange else None,
         hovertemplate="step %{x}<br>%{y}<br>log10 = %{z:.3f}<extra></extra>",
@@ -144,7 +138,7 @@ def _log_range(c: Comparison) -> tuple[float, float] | None:
     """The log10 range of every model's monitored ``grad_total``, for one shared colour scale."""
     values = [
         v for m in c.models if m.training and m.training.series
-        for row in m.training.series.matrix("grad_total") for v in map(_log10, row) if v is not None
+        for row in m.training.series.matrix("grad_total") for v in map(log10, row) if v is not None
     ]
     return (min(values), max(values)) if values else None
 

@@ -1,43 +1,29 @@
 """The report's tables as rows of strings, shared by the HTML and Markdown renderers.
 
 Both renderers print the same cells, formatted once here, so a number in either report is the
-JSON's value at four significant digits (``num``), and integers are exact.
+JSON's value at four significant digits (:func:`resviz.render.format.num`), and
+integers are exact.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from resviz.records import Comparison, ModelResult, shape_str
+from resviz.records import Comparison, ModelResult, TrainingStatus, shape_str
+from resviz.render.format import num
 
 Table = tuple[list[str], list[list[str]]]
 
 
-def num(value: Any) -> str:
-    """One cell: integers exact with thousands separators, floats to 4 significant digits."""
-    if value is None:
-        return "–"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return f"{value:,}"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "NaN"
-        if math.isinf(value):
-            return "inf" if value > 0 else "-inf"
-        return f"{value:.4g}"
-    return str(value)
-
-
 def status_text(m: ModelResult) -> str:
+    """How the model's run ended, in a few words: init only, trained, stopped by NaN, interrupted."""
     run = m.training
     if run is None:
         return "init only"
-    if run.status == "nan":
+    if run.status == TrainingStatus.NAN:
         return f"stopped: loss NaN at step {len(run.losses)}"
-    if run.status == "interrupted":
+    if run.status == TrainingStatus.INTERRUPTED:
         return f"interrupted after {run.steps_done} steps"
     return f"trained {run.steps_done} steps"
 
@@ -111,7 +97,7 @@ class Note(NamedTuple):
     """One remark under the headline: ``kind`` is ``nan`` or ``interrupted`` (a run that did not
     finish, with the ``subject`` it concerns) or ``data`` (a note on the batches, no subject)."""
 
-    kind: str
+    kind: str  # a TrainingStatus value, or "data"
     subject: str
     text: str
 
@@ -120,7 +106,7 @@ def notes(c: Comparison) -> list[Note]:
     """Models that stopped early, an interrupted run, then the data's notes: both reports list these."""
     out = [
         Note(m.training.status, m.name, m.training.message)
-        for m in c.models if m.training is not None and m.training.status != "ok"
+        for m in c.models if m.training is not None and m.training.status != TrainingStatus.OK
     ]
     if c.settings.interrupted:
         out.append(Note("interrupted", "The run was interrupted", "this report covers the steps done."))
@@ -132,7 +118,7 @@ def settings_table(c: Comparison) -> Table:
     """How the run was made, one setting per row."""
     s = c.settings
     d = s.data
-    data = f"{d.kind}: {d.source} ({d.num_classes} classes, {d.num_images:,} images)"
+    data = f"{d.kind}: {d.source} ({d.num_classes} classes, {num(d.num_images)} images)"
     rows = [
         ("models", ", ".join(s.models)),
         ("input", shape_str(s.input_shape)),
@@ -149,3 +135,9 @@ def settings_table(c: Comparison) -> Table:
     rows += [(k if k == "platform" else f"{k} version", v) for k, v in s.versions.items()]
     rows.append(("command", s.command or "(Python API)"))
     return ["setting", "value"], [list(r) for r in rows]
+
+
+__all__ = [
+    "Note", "Table", "block_table", "headline_sentence", "headline_table", "notes", "num", "settings_table",
+    "stage_table", "status_text", "training_table",
+]
