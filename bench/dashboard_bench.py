@@ -5,7 +5,7 @@ Targets (on a 2-core CPU): the default view (resnet50, Architecture) fully rende
 
 Two instruments:
 
-* a real headless Chromium against ``streamlit run app.py`` (``headless``): the
+* a real headless Chromium against ``streamlit run app.py`` (``tests/headless.py``): the
   time from navigating to the URL, right after ``/_stcore/health`` answers, until the real diagram's
   SVG is drawn and the app stopped running; measured for the first session of a fresh server
   (caches are in memory only, so every fresh server starts empty; PyTorch is imported while the
@@ -33,12 +33,13 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "app.py"
+sys.path.insert(0, str(ROOT / "tests"))  # the Chromium driver is test code: tests/headless.py
+
+from headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium  # noqa: E402
 
 
 def browser_timings(app_path: Path = APP) -> dict[str, float]:
     """One fresh server: its start-up, the first render, then two later sessions."""
-    from headless import DIAGRAM_READY, PAGE_ERRORS, Browser, Dashboard, find_chromium
-
     chromium = find_chromium()
     if chromium is None:
         raise SystemExit("chromium is not installed; use --no-browser")
