@@ -158,8 +158,9 @@ class _EditsBeforeReLU(nn.Module):
 
 def test_statistics_of_outputs_larger_than_one_chunk() -> None:
     """Outputs of several chunks (CPU path): every number and the sampled histogram agree with a
-    direct computation, also the ReLU's min/max derived from its input and the conv and BatchNorm
-    sums derived from BatchNorm's saved batch statistics."""
+    direct computation, also the ReLU's min/max derived from its input. This model has no residual
+    block, so statistics are not deferred and BatchNorm's saved statistics are not used: that path
+    is tested in tests/test_fastpaths.py."""
     from resviz.measure.stats import CHUNK, HIST_BINS, HIST_HI, HIST_LO, sample
 
     torch.manual_seed(1)

@@ -3,10 +3,13 @@
 ``with resviz.monitor(model, every=10) as mon:`` counts forward passes made in training mode;
 on every ``every``-th one (steps 0, k, 2k ...) it attaches the branch hooks of
 :class:`~resviz.measure.tracer.BranchCapture` for that forward and its backward, then takes
-parameter and gradient norms at the end of the backward pass (an autograd engine callback, so the
-user's ``optimizer.step()`` and ``zero_grad()`` see nothing different). Other steps pay for one
-counting pre-hook only: at ``every=10`` a training loop measured 2.6 % slower on a quiet 2-core
-CPU (bench/RESULTS.md; more when other jobs share the cores).
+parameter and gradient norms once ``.grad`` is accumulated, before the user's ``optimizer.step()``
+and ``zero_grad()``, which see nothing different. That moment is caught by an autograd engine
+callback at the end of the backward pass, a private PyTorch internal
+(:func:`~resviz.measure.fastpaths.engine_callback`); with the fast paths off, or where PyTorch
+lacks it, the public fallback takes weight norms when the backward pass reaches the model's
+output and each gradient's norm in a post-accumulate-grad hook, for the same numbers. Other steps
+pay for one counting pre-hook only (overhead in bench/RESULTS.md).
 
 Numbers stay on the device as 0-d tensors until :attr:`Monitor.series` is read or the block
 exits; then everything is copied to the host in one transfer.
@@ -14,7 +17,7 @@ exits; then everything is copied to the host in one transfer.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,6 +27,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
+from resviz.measure import fastpaths
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
 from resviz.records import BlockStats, MonitorSeries, ParamStats, StepStats
@@ -40,6 +44,19 @@ class _Pending:
     grad_names: list[str] = field(default_factory=list)
     grads: list[Tensor] = field(default_factory=list)
     done: bool = False
+    before: dict[str, Tensor] | None = None
+    """Fallback path only: gradient norms of the parameters that had a ``.grad`` when the backward
+    pass began (those it does not reach end it unchanged)."""
+    accumulated: dict[str, Tensor] = field(default_factory=dict)
+    """Fallback path only: gradient norm of each parameter right after the backward accumulated it."""
+
+    def finish_grads(self) -> None:
+        """Fallback path: the gradient norms at the end of the backward pass, in parameter order."""
+        if self.before is None:
+            return
+        got = {**self.before, **self.accumulated}
+        self.grad_names = [n for n in self.names if n in got]
+        self.grads = [got[n] for n in self.grad_names]
 
 
 class Monitor:
@@ -57,6 +74,7 @@ class Monitor:
         self._count = 0
         self._root: list[RemovableHandle] = []
         self._step_handles: list[RemovableHandle] = []
+        self._grad_handles: list[RemovableHandle] = []  # fallback path: post-accumulate-grad hooks
         self._capture = BranchCapture(model)
         self._pending: list[_Pending] = []
         self._snapshots: list[StepStats] = []
@@ -93,10 +111,11 @@ class Monitor:
         self._root.append(self.model.register_forward_pre_hook(self._on_forward))
 
     def detach(self) -> None:
-        for h in (*self._root, *self._step_handles):
+        for h in (*self._root, *self._step_handles, *self._grad_handles):
             h.remove()
         self._root.clear()
         self._step_handles.clear()
+        self._grad_handles.clear()
         enable_inplace(self._inplace)
         self._inplace.clear()
         self._materialize()
@@ -104,8 +123,13 @@ class Monitor:
     # -- hooks ---------------------------------------------------------------------------------------
     def _on_forward(self, _m: nn.Module, _args: tuple[Any, ...]) -> None:
         if not self.model.training:
+            if self._grad_handles:  # fallback path, backward begun: this forward is not the step's
+                self._drop_step_hooks()
             return
         self._drop_step_hooks()
+        for h in self._grad_handles:
+            h.remove()
+        self._grad_handles.clear()
         step = self._count
         self._count += 1
         if step % self.every:
@@ -113,12 +137,16 @@ class Monitor:
         self._capture.attach(self._step_handles)
         pending = _Pending(step=step, probes=self._capture.probes)
         self._pending.append(pending)
+        queue = fastpaths.engine_callback()
 
         def on_output(_m: nn.Module, _a: tuple[Any, ...], out: Any) -> None:
             t = out if isinstance(out, Tensor) else None
             if t is None or not t.requires_grad:
                 return
-            t.register_hook(lambda _g: _queue(lambda: self._end_backward(pending)))
+            if queue is not None:
+                t.register_hook(lambda _g: queue(lambda: self._end_backward(pending)))
+            else:
+                t.register_hook(lambda _g: self._begin_backward(pending))
 
         self._step_handles.append(self.model.register_forward_hook(on_output))
 
@@ -140,6 +168,25 @@ class Monitor:
         pending.done = True
         self._drop_step_hooks()
 
+    def _begin_backward(self, pending: _Pending) -> None:
+        """Public fallback for :meth:`_end_backward`: runs when the first backward pass of this
+        step reaches the model's output. Weights do not change during a backward pass, so their
+        norms are taken now; each gradient's norm is taken by a hook right after autograd
+        accumulates it, and :meth:`_Pending.finish_grads` assembles them when the step is read.
+        The hooks stay until the next forward (an evaluation forward removes the branch hooks,
+        a training forward all of them), as the end of the backward pass is not observable."""
+        if pending.done:
+            return
+        named = list(self.model.named_parameters())
+        pending.names = [n for n, _ in named]
+        pending.weights = norms([p.detach() for _, p in named])
+        stale = [(n, p.grad) for n, p in named if p.grad is not None]
+        pending.before = dict(zip((n for n, _ in stale), norms([g for _, g in stale]), strict=True))
+        pending.done = True
+        for name, p in named:
+            if p.requires_grad:
+                self._grad_handles.append(p.register_post_accumulate_grad_hook(_accumulated(pending, name)))
+
     # -- host side -----------------------------------------------------------------------------------
     def _materialize(self) -> None:
         """Copy every pending number to the host in one transfer and build the snapshots."""
@@ -154,6 +201,8 @@ class Monitor:
                 scalars.append(t.float().reshape(()))
             return index[id(t)]
 
+        for p in self._pending:
+            p.finish_grads()
         plan = [(p, _plan_step(p, put)) for p in self._pending]
         loss_idx = [(s, put(v) if isinstance(v, Tensor) else v) for s, v in self._losses]
         host = torch.stack(scalars).cpu().tolist() if scalars else []
@@ -169,8 +218,12 @@ class Monitor:
         ]
 
 
-def _queue(fn: Any) -> None:
-    torch.autograd.Variable._execution_engine.queue_callback(fn)  # type: ignore[attr-defined]
+def _accumulated(pending: _Pending, name: str) -> Callable[[Tensor], None]:
+    def hook(p: Tensor) -> None:
+        if name not in pending.accumulated and p.grad is not None:  # the first backward pass only
+            pending.accumulated[name] = norms([p.grad.detach()])[0]
+
+    return hook
 
 
 def _plan_step(p: _Pending, put: Any) -> dict[str, Any]:

@@ -1,9 +1,8 @@
 """On-device activation statistics, batched, with one transfer to the host at the end.
 
 Why this shape: a hook that calls ``.item()`` waits for the GPU at every layer, and per-layer
-reductions launch several tiny kernels each; both multiply the cost of a training step (reference
-figures for resnet50 at batch 64 on an H200: 3.9x and 2.5-3x a plain step; bench/gpu.py measures
-resviz's own cost there). Here hooks only queue tensors; :meth:`LayerStatsBuffer.flush`
+reductions launch several tiny kernels each; both multiply the cost of a training step
+(bench/gpu.py measures resviz's own cost). Here hooks only queue tensors; :meth:`LayerStatsBuffer.flush`
 reduces a group of queued outputs with batched kernels (``torch._foreach_norm``) where PyTorch has
 them, stacks every per-layer number into one small row on the device, and
 :meth:`LayerStatsBuffer.device_rows` hands all rows over for a single transfer to the host.
@@ -13,13 +12,15 @@ activations. Three things keep it down (measurements in bench/RESULTS.md, sectio
 output is reduced in cache-sized chunks that get every reduction while resident (:func:`_rows_cpu`);
 a ReLU's min and max follow from its input's; and the sums of a training-mode BatchNorm's input and
 output follow from the batch statistics autograd already saved (:func:`batchnorm_moments`).
+That last one, the batched norms and the reuse of recorded rows read private PyTorch internals,
+all through :mod:`resviz.measure.fastpaths`, whose switch falls back to ordinary reductions.
 
 Exact per layer: sum (mean), L2 norm (RMS, std), min, max, count of exact zeros, element count.
 NaN and Inf make the sum or the norm non-finite, so they are detected for free; their exact
 counts come from a second, forward-only pass that runs only when something was non-finite
 (:func:`count_nonfinite`). The histogram has fixed edges (no data-dependent range, which would
 need a device sync) and is taken over a systematic sample of at most :data:`HIST_SAMPLE` values,
-because a full-tensor ``histc`` alone costs about half a forward pass on a CPU.
+because a full-tensor ``histc`` would cost a large share of a forward pass on a CPU.
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
+
+from resviz.measure import fastpaths
 
 HIST_LO, HIST_HI, HIST_BINS = -6.0, 6.0, 48
 """Fixed histogram range: BatchNorm outputs are near N(0, 1); values outside land in the end bins."""
@@ -63,15 +66,18 @@ def norms(tensors: list[Tensor]) -> list[Tensor]:
     if not tensors:
         return []
     if tensors[0].device.type == "cpu" and all(t.dtype == torch.float32 for t in tensors):
-        # BLAS sdot on a flat view: about 2x faster than the generic norm on CPU (bench/cpu_kernels.py).
+        # BLAS sdot on a flat view: faster than the generic norm on CPU (bench/cpu_kernels.py).
         return [torch.dot(v, v).sqrt() for v in map(flat, tensors)]
-    return list(torch._foreach_norm(tensors, 2, dtype=torch.float32))
+    foreach = fastpaths.foreach_norm()
+    if foreach is not None:
+        return list(foreach(tensors, 2, dtype=torch.float32))
+    return [torch.linalg.vector_norm(t, dtype=torch.float32) for t in tensors]
 
 
 def _nonzero(v: Tensor) -> Tensor:
-    """Count of non-zero values. On CPU, ``dot(sign(v), sign(v))`` is about 10x faster than
-    ``count_nonzero`` (one vectorised pass plus BLAS; bench/cpu_kernels.py); float32 keeps it exact to 2**24 values, and
-    beyond that the fraction is still right to 1e-7."""
+    """Count of non-zero values. On CPU, ``dot(sign(v), sign(v))`` is much faster than
+    ``count_nonzero`` (one vectorised pass plus BLAS; bench/cpu_kernels.py); float32 keeps it exact
+    to 2**24 values, and beyond that the fraction is still right to 1e-7."""
     if v.device.type == "cpu" and v.dtype == torch.float32:
         s = torch.sign(v)
         return torch.dot(s, s)
@@ -91,8 +97,8 @@ def _head(v: Tensor, norm: Tensor) -> Tensor:
 
 CHUNK = 1 << 17
 """Elements per chunk of the CPU float32 path: 512 KiB, so a chunk read once from memory stays in
-the L2 cache for the other four reductions (7-18 % faster than whole-tensor passes on a 6.4 MB
-activation, bench/cpu_kernels.py)."""
+the L2 cache for the other four reductions (faster than whole-tensor passes on activations of
+several megabytes, bench/cpu_kernels.py)."""
 
 _Key = tuple[int, tuple[int, ...], tuple[int, ...], torch.dtype]
 
@@ -184,13 +190,14 @@ class LayerStatsBuffer:
 
         Safe against reused memory and in-place edits: the recorded tensor must still be alive
         (two live tensors at one address with one geometry hold the same values) and its version
-        counter unchanged since it was recorded.
+        counter unchanged since it was recorded. Always None with the fast paths off
+        (:func:`~resviz.measure.fastpaths.tensor_version`): then nothing is reused.
         """
         entry = self._index.get(_key(t))
         if entry is None:
             return None
         row, ref, version = entry
-        return row if ref() is not None and t._version == version else None
+        return row if ref() is not None and fastpaths.tensor_version(t) == version else None
 
     def give_moments(self, row: int, moments: Tensor) -> None:
         """Record ``[sum, sum of squares]`` of a row not reduced yet (ignored once it has been)."""
@@ -205,7 +212,9 @@ class LayerStatsBuffer:
             self._derived_rows.add(row)
         else:
             src = None
-        self._index[_key(y)] = (row, weakref.ref(y), y._version)
+        version = fastpaths.tensor_version(y)
+        if version is not None:
+            self._index[_key(y)] = (row, weakref.ref(y), version)
         self._pending.append((name, y.detach(), src))
 
     def flush(self) -> None:
@@ -248,19 +257,17 @@ def batchnorm_moments(module: nn.Module, x: Tensor, out: Tensor) -> tuple[Tensor
     ``gamma * (x - mu) * invstd + beta`` has sum ``m * sum(beta)`` (the centred term sums to zero)
     and sum of squares ``m * sum(gamma**2 * var * invstd**2 + beta**2)``. Equal to a direct
     reduction up to float rounding, and two passes over each tensor cheaper. None when the saved
-    statistics are not there (eval mode, no grad, another backend).
+    statistics are not there (eval mode, no grad, another backend, fast paths off: see
+    :func:`~resviz.measure.fastpaths.batchnorm_saved`); the layers are then reduced directly.
     """
-    gf = out.grad_fn
-    if not (
-        isinstance(module, nn.modules.batchnorm._BatchNorm) and x.dim() >= 2 and _fast(x) and _fast(out)
-        and type(gf).__name__ == "NativeBatchNormBackward0" and getattr(gf, "_saved_training", False)
-    ):
+    if not (isinstance(module, nn.modules.batchnorm._BatchNorm) and x.dim() >= 2 and _fast(x) and _fast(out)):
         return None
-    mu = gf._saved_result1  # type: ignore[union-attr]
-    invstd = gf._saved_result2  # type: ignore[union-attr]
+    saved = fastpaths.batchnorm_saved(out)
+    if saved is None:
+        return None
+    mu, invstd, eps = saved
     if mu.numel() != x.shape[1]:
         return None
-    eps = float(gf._saved_eps)  # type: ignore[union-attr]
     m = x.numel() / x.shape[1]
     var = (invstd.pow(-2) - eps).clamp(min=0.0)
     gamma = module.weight.detach() if module.weight is not None else torch.ones_like(mu)
