@@ -22,7 +22,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
@@ -30,6 +29,7 @@ from resviz.errors import ResvizError
 from resviz.measure import fastpaths
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
+from resviz.measure.transfer import HostTransfer
 from resviz.records import BlockStats, MonitorSeries, ParamStats, StepStats
 
 
@@ -192,20 +192,12 @@ class Monitor:
         """Copy every pending number to the host in one transfer and build the snapshots."""
         if not self._pending and not self._losses:
             return
-        scalars: list[Tensor] = []
-        index: dict[int, int] = {}
-
-        def put(t: Tensor) -> int:
-            if id(t) not in index:
-                index[id(t)] = len(scalars)
-                scalars.append(t.float().reshape(()))
-            return index[id(t)]
-
+        out = HostTransfer()
         for p in self._pending:
             p.finish_grads()
-        plan = [(p, _plan_step(p, put)) for p in self._pending]
-        loss_idx = [(s, put(v) if isinstance(v, Tensor) else v) for s, v in self._losses]
-        host = torch.stack(scalars).cpu().tolist() if scalars else []
+        plan = [(p, _plan_step(p, out.put)) for p in self._pending]
+        loss_idx = [(s, out.put(v) if isinstance(v, Tensor) else v) for s, v in self._losses]
+        host = out.fetch()  # the one device-to-host transfer
         for p, refs in plan:
             self._snapshots.append(_build_step(p, refs, host))
         for s, v in loss_idx:

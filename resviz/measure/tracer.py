@@ -36,6 +36,7 @@ from resviz.measure.stats import (
     decode,
     norms,
 )
+from resviz.measure.transfer import HostTransfer
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
 from resviz.records import BlockStats, Branch, LayerStats, ParamStats, Shape, ShortcutKind, Trace, shape_str
 
@@ -457,23 +458,22 @@ def _finish(
     with_grad = [(n, p.grad) for n, p in named if p.grad is not None] if backward else []
     gnorms = norms([g for _, g in with_grad])
     rows = session.buffer.device_rows()
-    scalars: list[Tensor] = [loss.float().reshape(()), *wnorms, *gnorms]
+    out = HostTransfer()
+    loss_slot, w_slots, g_slots = out.put(loss), out.put_all(wnorms), out.put_all(gnorms)
     slots: dict[tuple[str, str], int] = {}
     for name, probe in session.branches.probes.items():
         main = rows[probe.main_row, 1] if rows is not None and probe.main_row is not None else probe.main
         skip = rows[probe.skip_row, 1] if rows is not None and probe.skip_row is not None else probe.skip
         for key, val in (("main_rms", main), ("skip_rms", skip), *probe.grads.items()):
             if val is not None:
-                slots[(name, key)] = len(scalars)
-                scalars.append(val.float().reshape(()))
-    flat = torch.stack(scalars) if rows is None else torch.cat([torch.stack(scalars), rows.reshape(-1)])
-    host = flat.cpu().tolist()  # the one device-to-host transfer
-    loss_value = host[0]
-    k = 1 + len(wnorms)
-    grad_by_name = dict(zip((n for n, _ in with_grad), host[k:k + len(gnorms)], strict=True))
-    params = tuple(ParamStats.of(n, w, grad_by_name.get(n)) for (n, _), w in zip(named, host[1:k], strict=True))
+                slots[(name, key)] = out.put(val)
+    first_row = len(out)
+    host = out.fetch(tail=rows)  # the one device-to-host transfer
+    loss_value = host[loss_slot]
+    grad_by_name = {n: host[i] for (n, _), i in zip(with_grad, g_slots, strict=True)}
+    params = tuple(ParamStats.of(n, host[i], grad_by_name.get(n)) for (n, _), i in zip(named, w_slots, strict=True))
     blocks = _block_stats(session, host, slots, backward)
-    layers, bad = _layer_stats(session, host[len(scalars):])
+    layers, bad = _layer_stats(session, host[first_row:])
     notes: list[str] = []
     if bad:
         layers = _recount(session, model, x, dev, amp, layers, bad)

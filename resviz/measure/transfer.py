@@ -1,0 +1,49 @@
+"""One copy to the host: device scalars are gathered while measuring and copied all at once.
+
+Reading a number from a GPU waits for every kernel queued before it, so statistics stay on the
+device until the end (DESIGN.md, "Tracing"): each scalar gets a slot in a :class:`HostTransfer`,
+and :meth:`HostTransfer.fetch` stacks them into one tensor, copies it, and returns plain floats that
+the slots index. The tracer and the monitor both use it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+
+class HostTransfer:
+    """Scalars waiting for the one device-to-host copy; the same tensor gets the same slot."""
+
+    def __init__(self) -> None:
+        self._scalars: list[Tensor] = []
+        self._slots: dict[int, int] = {}
+        self._keep: list[Tensor] = []  # holds each put tensor, so that no id is reused while slots are open
+
+    def __len__(self) -> int:
+        return len(self._scalars)
+
+    def put(self, t: Tensor) -> int:
+        """The slot of the 0-d (or one-element) tensor ``t`` in :meth:`fetch`'s result."""
+        slot = self._slots.get(id(t))
+        if slot is None:
+            slot = self._slots[id(t)] = len(self._scalars)
+            self._scalars.append(t.float().reshape(()))
+            self._keep.append(t)
+        return slot
+
+    def put_all(self, tensors: list[Tensor]) -> list[int]:
+        return [self.put(t) for t in tensors]
+
+    def fetch(self, tail: Tensor | None = None) -> list[float]:
+        """Every slot's value as a float, followed by the values of ``tail`` (flattened, starting at
+        index ``len(self)``): one device-to-host transfer."""
+        parts = [torch.stack(self._scalars)] if self._scalars else []
+        if tail is not None:
+            parts.append(tail.float().reshape(-1))
+        if not parts:
+            return []
+        return torch.cat(parts).cpu().tolist() if len(parts) > 1 else parts[0].cpu().tolist()
+
+
+__all__ = ["HostTransfer"]
