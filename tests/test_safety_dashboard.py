@@ -94,9 +94,7 @@ def test_preact_spellings_common_to_cli_and_url(spelling: str) -> None:
     assert problems == [] and parsed["preact"] is cli
 
 
-@pytest.mark.xfail(strict=True, reason="the CLI's --set preact accepts yes/no, the dashboard URL does not "
-                                       "(parse_params reports preact='yes' as bad); to be unified in the re-layering")
-@pytest.mark.parametrize("spelling", ["yes", "no", "YES"])
+@pytest.mark.parametrize("spelling", ["yes", "no", "YES", "on", "off"])
 def test_preact_url_accepts_every_spelling_the_cli_accepts(spelling: str) -> None:
     cli = resolve_cli_spec("resnet18", sets=[f"preact={spelling}"]).preact
     parsed, problems = parse_params({"model": "resnet18", "preact": spelling})

@@ -1,6 +1,6 @@
 """Comparison numbers against the Trace's block records, computed in the test.
 
-Documented definitions (resviz/analysis/compare.py): the headline is the gradient norm at the
+Documented definitions (resviz/studies/flow.py): the headline is the gradient norm at the
 first block's input divided by that at the last block's input (He et al. 2016, Eqs. 4-5: with
 identity shortcuts the shallow gradient keeps a direct copy of the deep one); per stage, the same
 first / last ratio inside the stage ("attenuation") and the mean of the blocks' grad_main /
@@ -15,7 +15,7 @@ import statistics
 import pytest
 
 import resviz
-from resviz.report.tables import headline_table, stage_table
+from resviz.render.report.tables import headline_table, stage_table
 
 MODELS = ("resnet20", "plain20")
 

@@ -17,8 +17,8 @@ import torch
 from torch import Tensor, nn
 
 import resviz
-from resviz.tracing import stats as stats_module
-from resviz.tracing.stats import HIST_SAMPLE, LayerStatsBuffer, decode
+from resviz.measure import stats as stats_module
+from resviz.measure.stats import HIST_SAMPLE, LayerStatsBuffer, decode
 
 #: As documented (stats.py, LayerStats): 48 equal bins over [-6, 6]; values outside the outer
 #: edges are counted in the outer bins.
