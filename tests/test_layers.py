@@ -22,6 +22,7 @@ LAZY_SURFACES = ("cli", "dashboard")
 #: Imports allowed inside functions below the surfaces, with the reason.
 ALLOWED = {
     ("resviz/studies/reconcile.py", "fvcore.nn"): "every surface imports the api; only the reconciliation needs fvcore",
+    ("resviz/studies/reconcile.py", "torchinfo"): "imported with fvcore, for the reconciliation only",
     ("resviz/studies/data.py", "sklearn.datasets"): "scikit-learn is slow to import; only a fallback needs it",
 }
 

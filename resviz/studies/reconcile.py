@@ -21,7 +21,6 @@ from collections import defaultdict
 from typing import Any
 
 import torch
-import torchinfo
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -42,6 +41,8 @@ def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def _torchinfo_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    import torchinfo  # imported here, like fvcore: only this pass needs it
+
     names = {id(m): n for n, m in model.named_modules()}
     stats = torchinfo.summary(model, input_data=x, verbose=0, device="cpu")
     out: dict[str, int] = {}
