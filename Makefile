@@ -14,7 +14,7 @@ TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
 
-.PHONY: run test setup system-deps test-deps lint bench clean
+.PHONY: run test setup system-deps test-deps lint bench mutants clean
 
 run: setup
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true
@@ -45,12 +45,21 @@ test-deps:
 	  echo "note: chromium is missing; the browser test will be skipped (sudo apt-get install chromium)"
 
 lint: setup
-	$(VENV)/bin/ruff check resviz tests bench app.py
+	$(VENV)/bin/ruff check resviz tests bench scripts app.py
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
+
+MUTANTS_ARGS ?=
+
+# Sampled mutation testing, outside CI (about 25 min on 2 cores): mutmut generates the mutants of
+# the model, counting and tracing code; scripts/mutants.py runs a fixed-seed sample of 100 against
+# the tests that cover them. Results in .mutants/ (summary.md); kill rates in bench/RESULTS.md.
+mutants: setup
+	$(PIP) install -q -e ".[mutation]"
+	$(PY) scripts/mutants.py $(MUTANTS_ARGS)
 
 bench: setup
 	$(PY) bench/static_bench.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .mutants
