@@ -88,8 +88,7 @@ def diagram_cmd(
     sets: SetOpt = None,
 ) -> None:
     """Draw a Graphviz diagram of a model: its overview, blocks, stages, shapes, skips or gradient flow."""
-    from resviz.render.diagrams import BLOCK_VIEWS, check_view
-    from resviz.render.diagrams.metrics import NEEDS_TRACE, color_by_key
+    from resviz.render.diagrams import check_view, color_by_key, needs_trace
 
     key = check_view(view)
     fmt = output_format(output)
@@ -101,9 +100,9 @@ def diagram_cmd(
 
     spec = resolve_cli_spec(model, plain, sets)
     summary = static_summary(spec, input)
-    if key in BLOCK_VIEWS:
+    if key.needs_blocks:
         check_residual(summary, key)  # before a trace, which costs a real pass
-    trace = run_trace(spec, input) if key == "gradient-flow" or metric in NEEDS_TRACE else None
+    trace = run_trace(spec, input) if needs_trace(key, metric) else None
     graph = draw(summary, view=key, depth=depth, color_by=metric, trace=trace, block=block)
     data = render(graph, fmt, output)
     write_atomic(output, data)

@@ -17,8 +17,7 @@ from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
 from resviz.records import Summary, shape_str
 from resviz.render import figures
-from resviz.render.diagrams import VIEWS
-from resviz.render.diagrams.metrics import NEEDS_TRACE
+from resviz.render.diagrams import VIEWS, check_view, color_by_key, needs_trace
 from resviz.render.format import human
 from resviz.render.tables import fold, summary_json
 from resviz.spec import ResNetSpec
@@ -71,7 +70,7 @@ def architecture(ctx: PageContext) -> None:
         if chosen == "layers" else None
     trace_key: tuple[Any, ...] | None = None
     tr = None
-    if chosen == "gradient-flow" or color in NEEDS_TRACE:
+    if needs_trace(check_view(chosen), color_by_key(color)):
         if chosen != "gradient-flow" and not pages_traced.trace_at_hand(ctx, spec):
             shape = shape_str(ctx.view.trace_shape(spec.in_channels))
             st.info(f"Colouring by {COLOR_LABELS[color].split(' (')[0]} needs a trace of {spec.name}: one "

@@ -14,7 +14,6 @@ the CLI's.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 
 import graphviz
@@ -25,25 +24,9 @@ from resviz.render.diagrams.blocks import basic_block, bottleneck, skip_types
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.gradient import gradient_flow
 from resviz.render.diagrams.layers import layers
-from resviz.render.diagrams.metrics import COLOR_BY, check_color_by
+from resviz.render.diagrams.metrics import check_color_by
 from resviz.render.diagrams.overview import dimensions, overview, stages
-
-VIEWS: tuple[str, ...] = (
-    "overview", "basic-block", "bottleneck", "stages", "dimensions", "skip-types", "gradient-flow", "layers",
-)
-"""Every view name, in the order an explainer would show them."""
-
-BLOCK_VIEWS: tuple[str, ...] = ("basic-block", "bottleneck", "skip-types", "gradient-flow")
-"""Views that need residual blocks with a skip path."""
-
-def check_view(view: str) -> str:
-    """Normalise a view name or raise a one-line error suggesting the closest one."""
-    key = view.strip().lower().replace("_", "-")
-    if key in VIEWS:
-        return key
-    close = difflib.get_close_matches(key, VIEWS, n=1)
-    hint = f" (did you mean {close[0]}?)" if close else ""
-    raise ResvizError(f"unknown view {view!r}{hint}: choose one of {', '.join(VIEWS)}")
+from resviz.render.diagrams.views import COLOR_BY, VIEWS, ColorBy, View, check_view, color_by_key, needs_trace
 
 
 def dot_error(exc: graphviz.CalledProcessError) -> str:
@@ -95,12 +78,21 @@ def draw(
     metric = check_color_by(color_by, trace)
     check_depth(depth)
     ctx = Context(summary=summary, view=key, depth=depth, metric=metric, trace=trace, block=block)
-    if key in BLOCK_VIEWS:
+    if key.needs_blocks:
         ctx.require_residual()
     return _renderers()[key](ctx)
 
 
 __all__ = [
-    "BLOCK_VIEWS", "COLOR_BY", "VIEWS", "check_color_by", "check_depth", "check_view",
-    "dot_error", "draw",
+    "COLOR_BY",
+    "VIEWS",
+    "ColorBy",
+    "View",
+    "check_color_by",
+    "check_depth",
+    "check_view",
+    "color_by_key",
+    "dot_error",
+    "draw",
+    "needs_trace",
 ]

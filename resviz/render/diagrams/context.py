@@ -9,6 +9,7 @@ from resviz.errors import ResvizError
 from resviz.records import BlockRecord, BlockType, LayerRecord, ShortcutKind, Summary, Trace
 from resviz.render.diagrams.blockgraph import layers_by_block
 from resviz.render.diagrams.metrics import ColorScale, Metrics, make_scale
+from resviz.render.diagrams.views import ColorBy, View
 
 
 @dataclass
@@ -16,9 +17,9 @@ class Context:
     """Inputs of one diagram; views read from it and never mutate the summary or trace."""
 
     summary: Summary
-    view: str
+    view: View
     depth: int | None = None
-    metric: str | None = None
+    metric: ColorBy | None = None
     trace: Trace | None = None
     block: str | None = None
 

@@ -16,10 +16,8 @@ from resviz.errors import ResvizError
 from resviz.records import BlockStats, LayerRecord, Summary, Trace
 from resviz.render import theme
 from resviz.render.diagrams._style import NA_FILL
+from resviz.render.diagrams.views import ColorBy, color_by_key
 from resviz.render.format import human, sci
-
-COLOR_BY = ("macs", "params", "std", "grad-ratio")
-NEEDS_TRACE = ("std", "grad-ratio")
 
 
 def grad_ratio(b: BlockStats) -> float | None:
@@ -34,20 +32,10 @@ def measured(b: BlockStats | None) -> bool:
     return b is not None and b.grad_main is not None and b.grad_skip is not None
 
 
-def color_by_key(color_by: str | None) -> str | None:
-    """Normalise a ``color_by`` name or raise a one-line error; the CLI checks it before tracing."""
-    if color_by is None:
-        return None
-    key = color_by.strip().lower()
-    if key not in COLOR_BY:
-        raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(COLOR_BY)}")
-    return key
-
-
-def check_color_by(color_by: str | None, trace: Trace | None) -> str | None:
+def check_color_by(color_by: str | None, trace: Trace | None) -> ColorBy | None:
     """Validate ``color_by``; ``std`` and ``grad-ratio`` are measurements and need a trace."""
     key = color_by_key(color_by)
-    if key in NEEDS_TRACE and trace is None:
+    if key is not None and key.measured and trace is None:
         raise ResvizError(f"color-by {key} needs a trace (activation and gradient statistics): "
                           "pass trace=resviz.trace(model)")
     return key
