@@ -32,8 +32,8 @@ _EXPORTS = {
     "Trace": "resviz.records",
     "MonitorSeries": "resviz.records",
     "Comparison": "resviz.records",
-    "list_models": "resviz.api",
-    "get_spec": "resviz.api",
+    "list_models": "resviz.zoo",
+    "get_spec": "resviz.zoo",
     "build_model": "resviz.api",
     "ResNet": "resviz.api",
     "load_checkpoint": "resviz.api",
@@ -43,9 +43,9 @@ _EXPORTS = {
     "compare": "resviz.api",
     "reconcile": "resviz.api",
     "diagram": "resviz.public",
-    "render_html": "resviz.public",
-    "render_markdown": "resviz.public",
-    "write_report": "resviz.public",
+    "render_html": "resviz.render.report",
+    "render_markdown": "resviz.render.report",
+    "write_report": "resviz.output",
 }
 
 __all__ = sorted(_EXPORTS)

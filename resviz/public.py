@@ -1,16 +1,13 @@
-"""The Python surface: what ``import resviz`` offers beyond :mod:`resviz.api`, composing the api
-with the renderers for notebooks and scripts (as the CLI and the dashboard do for their users)."""
+"""The Python surface's diagrams: ``resviz.diagram`` composes the api with the Graphviz renderer
+for notebooks and scripts, as the CLI and the dashboard do for their users."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import graphviz
 
 from resviz.api import SizeLike, Target, static_summary
-from resviz.records import Comparison, Summary, Trace
+from resviz.records import Summary, Trace
 from resviz.render.diagrams import check_color_by, check_depth, check_view, draw
-from resviz.render.report import render_html, render_markdown
 
 
 def diagram(
@@ -35,21 +32,4 @@ def diagram(
     return draw(summary, view=view, depth=depth, color_by=color_by, trace=trace, block=block)
 
 
-def write_report(comparison: Comparison, path: str | Path) -> Path:
-    """Write ``comparison`` as a self-contained HTML page (``.html``), Markdown (``.md``) or JSON
-    (anything else), whole or not at all (a temporary file renamed into place)."""
-    out = Path(path)
-    suffix = out.suffix.lower()
-    if suffix in (".html", ".htm"):
-        text = render_html(comparison)
-    elif suffix == ".md":
-        text = render_markdown(comparison)
-    else:
-        text = comparison.to_json(indent=1)
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(out)
-    return out
-
-
-__all__ = ["diagram", "render_html", "render_markdown", "write_report"]
+__all__ = ["diagram"]

@@ -116,6 +116,23 @@ def skip_twin(name: str) -> str | None:
     return _PLAIN.get(name.strip().lower().replace("-", "_"))
 
 
+CUSTOM = "custom"
+"""The name of a network described field by field rather than picked from the presets."""
+
+
+def custom(changes: Mapping[str, Any]) -> ResNetSpec:
+    """A network called ``custom``: the spec's defaults (those of ResNet-18: basic blocks, an ImageNet
+    stem, shortcut B) with ``changes`` applied. ``layers`` is required; with four stages or fewer the
+    widths default to the first of 64, 128, 256 and 512, beyond that they must be given."""
+    layers = changes.get("layers")
+    if not layers:
+        raise ResvizError("a custom model needs at least --set layers=..., e.g. layers=2,2,2,2")
+    if len(layers) > 4 and "widths" not in changes:
+        raise ResvizError("more than 4 stages: give the widths too, e.g. --set widths=...")
+    base = {"name": CUSTOM, "block": "basic", "widths": (64, 128, 256, 512)[: len(layers)]}
+    return ResNetSpec.from_dict({**base, **changes})
+
+
 def derive(preset: ResNetSpec, changes: Mapping[str, Any]) -> ResNetSpec:
     """``preset`` with ``changes`` applied (field names as in :meth:`ResNetSpec.from_dict`), validated.
 

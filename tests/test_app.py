@@ -160,20 +160,21 @@ def test_trace_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch) -> 
 def test_a_trace_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """A link asking for batch 256 at 512x512 of resnet50 (~190 GB of activations) shows an error and
     never starts the trace; memory is fixed at 8 GiB here so the test does not depend on the machine."""
-    from resviz.dashboard import compute
+    from resviz import api
+    from resviz.api import preflight as memory
+    from resviz.api import tracing
 
     def no_trace(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the trace should have been refused")
 
-    from resviz.api import preflight as memory
-
     monkeypatch.setattr(memory, "free_memory", lambda device: 8 * 2**30)
-    monkeypatch.setattr(compute, "trace", no_trace)
+    monkeypatch.setattr(tracing, "trace_module", no_trace)
     at = ok(app(model="resnet50", page="Activations", batch="256", tsize="512"))
     assert len(errors(at)) == 1, errors(at)
     assert "needs about 187.1 GiB of activations" in errors(at)[0]
     assert "lower the batch or the input size" in errors(at)[0]
-    compute.check_trace_memory(build_model("resnet20", device="meta").spec.to_dict(), (2, 3, 16, 16), "cpu")
+    small = api.analyze_spec(api.get_spec("resnet20"), "2x3x16x16").activation_bytes
+    api.check_trace_memory("resnet20", (2, 3, 16, 16), small, torch.device("cpu"))  # a small trace passes
 
 
 # ---------------------------------------------------------------------------- default view

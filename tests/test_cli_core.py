@@ -156,8 +156,8 @@ def test_write_atomic_gives_usual_permissions_and_leaves_nothing_on_error(tmp_pa
     import os
     import stat
 
-    from resviz.cli.common import write_atomic
     from resviz.errors import ResvizError
+    from resviz.files import write_atomic
 
     target = write_atomic(tmp_path / "out.txt", "hello")
     mask = os.umask(0)

@@ -23,7 +23,7 @@ from resviz.api.sizes import (
     static_shape,
     trace_shape,
 )
-from resviz.api.summaries import static_summary, summarize
+from resviz.api.summaries import analyze_spec, static_summary, summarize
 from resviz.api.targets import (
     CUSTOM,
     Resolved,
@@ -36,7 +36,6 @@ from resviz.api.targets import (
 )
 from resviz.api.tracing import resolve_dtype, trace
 from resviz.measure.monitor import Monitor, monitor
-from resviz.measure.static import analyze_spec
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.model.weights import check_checkpoint, load_checkpoint
 from resviz.records import Reconciliation

@@ -9,10 +9,9 @@ from collections.abc import Sequence
 import torch
 
 from resviz.api.sizes import SizeLike, batch_shape
-from resviz.api.targets import resolve_spec
+from resviz.api.targets import measuring_device, resolve_spec
 from resviz.errors import ResvizError
 from resviz.measure.static import analyze_spec
-from resviz.model.resnet import resolve_device
 from resviz.records import Comparison
 from resviz.spec import ResNetSpec
 from resviz.studies.compare import Progress, run
@@ -63,12 +62,13 @@ def compare(
     """
     specs = _specs(models)
     _check_numbers(steps, lr, every)
+    dev = measuring_device(device)
     shape = batch_shape(input_size, batch)
     for s in specs:
         analyze_spec(s, (1, *shape[1:]))  # the input size fits every model
         if s.in_channels != shape[1]:
             raise ResvizError(f"{s.name} takes {s.in_channels} input channel(s); the input has {shape[1]}")
-    return run(specs, shape, steps, data, seed, resolve_device(device), lr, every, progress)
+    return run(specs, shape, steps, data, seed, dev, lr, every, progress)
 
 
 __all__ = ["compare"]

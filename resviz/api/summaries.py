@@ -9,8 +9,10 @@ from torch import nn
 from resviz.api.sizes import SizeLike, static_shape
 from resviz.api.targets import Target, label_of, resolve_spec, spec_of
 from resviz.errors import ResvizError
-from resviz.measure.static import analyze_module, analyze_spec
+from resviz.measure.static import analyze_module
+from resviz.measure.static import analyze_spec as analyze_shape
 from resviz.records import Summary
+from resviz.spec import ResNetSpec
 from resviz.studies.paper import needs_stride_variant, reference_notes
 
 
@@ -26,13 +28,19 @@ def summarize(target: Target, input_size: SizeLike | None = None, plain: bool = 
         spec = spec_of(target)
         return analyze_module(target, static_shape(spec, input_size), label=label_of(target), spec=spec)
     spec = resolve_spec(target, plain)
-    first = analyze_spec(spec, static_shape(spec, input_size))
+    first = analyze_spec(spec, input_size)
     variant = needs_stride_variant(spec)
     macs_1x1 = None
     if variant is not None and first.input_shape == spec.default_input_size:  # the papers' resolution
-        macs_1x1 = analyze_spec(variant, first.input_shape).total_macs
+        macs_1x1 = analyze_shape(variant, first.input_shape).total_macs
     notes = reference_notes(spec, first, macs_1x1)
     return dataclasses.replace(first, notes=(*notes, *first.notes))
+
+
+def analyze_spec(spec: ResNetSpec, input_size: SizeLike | None = None) -> Summary:
+    """The meta-device pass of a spec alone, without :func:`summarize`'s reference notes (which
+    may cost a second pass): what diagrams, reports and the catalog need."""
+    return analyze_shape(spec, static_shape(spec, input_size))
 
 
 def static_summary(target: Target | Summary, input_size: SizeLike | None = None) -> Summary:
@@ -45,8 +53,7 @@ def static_summary(target: Target | Summary, input_size: SizeLike | None = None)
     if isinstance(target, nn.Module):
         spec = spec_of(target)
         return analyze_module(target, static_shape(spec, input_size), label=label_of(target), spec=spec)
-    spec = resolve_spec(target)
-    return analyze_spec(spec, static_shape(spec, input_size))
+    return analyze_spec(resolve_spec(target), input_size)
 
 
-__all__ = ["static_summary", "summarize"]
+__all__ = ["analyze_spec", "static_summary", "summarize"]

@@ -18,10 +18,9 @@ from torch import nn
 from resviz.errors import ResvizError
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.spec import ResNetSpec, load_spec_file, parse_field
-from resviz.zoo import derive, get_spec
+from resviz.zoo import CUSTOM, custom, derive, get_spec
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
-CUSTOM = "custom"
 
 Target = str | ResNetSpec | nn.Module
 
@@ -56,22 +55,12 @@ def resolve_spec(
     elif isinstance(target, str) and target.lower().endswith(SPEC_SUFFIXES):
         spec = ResNetSpec.from_dict({**load_spec_file(target).to_dict(), **changes})
     elif isinstance(target, str) and target.strip().lower() == CUSTOM:
-        spec = _custom(changes)
+        spec = custom(changes)
     elif isinstance(target, str):
         spec = derive(get_spec(target), changes) if changes else get_spec(target)
     else:
         raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {type(target).__name__}")
     return spec.plain() if plain else spec
-
-
-def _custom(changes: dict[str, Any]) -> ResNetSpec:
-    layers = changes.get("layers")
-    if not layers:
-        raise ResvizError("a custom model needs at least --set layers=..., e.g. layers=2,2,2,2")
-    if len(layers) > 4 and "widths" not in changes:
-        raise ResvizError("more than 4 stages: give the widths too, e.g. --set widths=...")
-    base = {"name": CUSTOM, "block": "basic", "widths": (64, 128, 256, 512)[: len(layers)]}
-    return ResNetSpec.from_dict({**base, **changes})
 
 
 @dataclass(frozen=True)
@@ -95,6 +84,15 @@ def label_of(model: nn.Module) -> str:
     return spec.name if spec is not None else type(model).__name__
 
 
+def measuring_device(device: str | torch.device) -> torch.device:
+    """The device a measurement runs on (``auto``: CUDA when present); the meta device holds no
+    weights, so nothing can be traced or trained there."""
+    dev = resolve_device(device)
+    if dev.type == "meta":
+        raise ResvizError("cannot trace on the meta device: use cpu or cuda")
+    return dev
+
+
 def resolve_model(target: Target, device: str | torch.device = "auto", seed: int = 0) -> Resolved:
     """Build a name or spec with weights seeded by ``seed`` on ``device``, or take the user's
     module where it already lives (a different ``device`` is refused: resviz never moves it)."""
@@ -109,13 +107,12 @@ def resolve_model(target: Target, device: str | torch.device = "auto", seed: int
                 raise ResvizError(f"the model is on {here.type} but device={want.type} was asked: move it first")
         return Resolved(target, label_of(target), spec_of(target), here)
     spec = resolve_spec(target)
-    dev = resolve_device(device)
-    if dev.type == "meta":
-        raise ResvizError("cannot trace on the meta device: use cpu or cuda")
+    dev = measuring_device(device)
     torch.manual_seed(seed)
     return Resolved(build_model(spec, device=dev), spec.name, spec, dev)
 
 
 __all__ = [
-    "CUSTOM", "Resolved", "Target", "label_of", "parse_overrides", "resolve_model", "resolve_spec", "spec_of",
+    "CUSTOM", "Resolved", "Target", "label_of", "measuring_device", "parse_overrides", "resolve_model", "resolve_spec",
+    "spec_of",
 ]

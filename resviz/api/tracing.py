@@ -9,12 +9,12 @@ from torch import Tensor
 
 from resviz.api.preflight import check_trace_memory
 from resviz.api.sizes import SizeLike, trace_shape
-from resviz.api.targets import Resolved, Target, resolve_model
+from resviz.api.targets import Target, resolve_model
 from resviz.errors import ResvizError
-from resviz.measure.static import analyze_module
+from resviz.measure.static import analyze_spec
 from resviz.measure.tracer import LossFn
 from resviz.measure.tracer import trace as trace_module
-from resviz.records import Shape, Trace
+from resviz.records import Trace
 
 _DTYPES = {
     "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
@@ -43,17 +43,6 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return dt
 
 
-def _activation_bytes(found: Resolved, shape: Shape) -> int | None:
-    """The static pass's estimate; ``None`` where a user's module cannot run on the meta device
-    (the trace itself then reports what is wrong with it, in its own words)."""
-    try:
-        return analyze_module(found.model, shape, label=found.label, spec=found.spec).activation_bytes
-    except ResvizError:
-        if found.spec is not None:
-            raise
-        return None
-
-
 def trace(
     model_or_name: Target,
     inputs: Tensor | None = None,
@@ -72,7 +61,9 @@ def trace(
     ``model_or_name`` is a preset name, a :class:`~resviz.spec.ResNetSpec` (built with weights
     seeded by ``seed``) or any ``nn.Module`` (traced where it lives, left exactly as it was).
     Without ``inputs``, a seeded N(0, 1) batch of ``input_size`` is used (default: the model's
-    image at batch 2), after checking that its activations fit in the device's free memory;
+    image at batch 2); for a network resviz builds (a name, a spec or a :class:`ResNet`) the batch's
+    activations are first checked against the device's free memory, on a meta copy of the
+    architecture;
     without ``targets`` and ``loss``, cross-entropy against seeded random labels. ``dtype``
     ``bf16``/``fp16`` runs under autocast. ``channels_last`` feeds the batch in NHWC memory format.
     The global RNG state is left untouched.
@@ -83,9 +74,8 @@ def trace(
         shape = None
         if inputs is None:
             shape = trace_shape(found.spec, input_size)
-            need = _activation_bytes(found, shape)
-            if need is not None:
-                check_trace_memory(found.label, shape, need, found.device)
+            if found.spec is not None:  # a meta copy of the architecture: the user's module never runs twice
+                check_trace_memory(found.label, shape, analyze_spec(found.spec, shape).activation_bytes, found.device)
         return trace_module(
             found.model, inputs, shape, targets, loss, backward, amp, seed,
             channels_last=channels_last, label=found.label,

@@ -8,11 +8,8 @@ place, so a failed or interrupted command never leaves a half-written output.
 from __future__ import annotations
 
 import functools
-import os
 import sys
-import tempfile
 from collections.abc import Callable
-from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -72,61 +69,6 @@ def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "csv")) 
     if f not in allowed:
         raise ResvizError(f"unknown format {fmt!r}: choose one of {', '.join(allowed)}")
     return f
-
-
-def check_writable(path: str | Path) -> Path:
-    """Fail in one line when ``path`` cannot be written, so commands can check before any work.
-
-    A missing folder, a folder where the file should go, and a folder that refuses new files are
-    caught. The last is probed by creating (and removing) an empty file: permission bits do not
-    tell, since root passes every access check and pseudo file systems such as /proc accept none.
-    Returns the folder.
-    """
-    target = Path(path)
-    folder = target.parent
-    if not folder.is_dir():
-        raise ResvizError(f"cannot write {target}: folder {folder} does not exist")
-    if target.is_dir():
-        raise ResvizError(f"cannot write {target}: it is a folder")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ResvizError(f"cannot write {target}: folder {folder} is not writable "
-                          f"({exc.strerror or exc})") from None
-    os.close(fd)
-    os.unlink(probe)
-    return folder
-
-
-def write_atomic(path: str | Path, data: str | bytes) -> Path:
-    """Write ``data`` to ``path`` through a temporary file in the same folder, then rename.
-
-    Raises :class:`ResvizError` with one line when the path cannot be written (:func:`check_writable`).
-    """
-    target = Path(path)
-    folder = check_writable(target)
-    payload = data if isinstance(data, bytes) else data.encode("utf-8")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
-    except OSError as exc:
-        raise ResvizError(f"cannot write {target}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(payload)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file the usual mode
-        os.replace(tmp, target)
-    except BaseException as exc:
-        Path(tmp).unlink(missing_ok=True)
-        if isinstance(exc, OSError):
-            raise ResvizError(f"cannot write {target}: {exc.strerror or exc}") from None
-        raise
-    return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def echo(text: str) -> None:

@@ -16,8 +16,9 @@ from typing import Annotated, Any
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import check_writable, echo, resolve_cli_spec, user_errors, write_atomic
+from resviz.cli.common import echo, resolve_cli_spec, user_errors
 from resviz.errors import ResvizError
+from resviz.files import check_writable, write_atomic
 
 SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
 

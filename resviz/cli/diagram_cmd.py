@@ -18,13 +18,12 @@ from resviz.cli.common import (
     ModelArg,
     PlainOpt,
     SetOpt,
-    check_writable,
     echo,
     resolve_cli_spec,
     user_errors,
-    write_atomic,
 )
 from resviz.errors import ResvizError
+from resviz.files import check_writable, write_atomic
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = "install Graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz)"

@@ -14,14 +14,13 @@ from resviz.cli.common import (
     ModelArg,
     PlainOpt,
     SetOpt,
-    check_writable,
     console,
     echo,
     resolve_cli_spec,
     user_errors,
-    write_atomic,
 )
 from resviz.errors import ResvizError
+from resviz.files import check_writable, write_atomic
 
 
 @app.command("trace")

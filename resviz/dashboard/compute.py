@@ -115,20 +115,6 @@ def check_checkpoint(spec: dict[str, Any], key: str, name: str, _data: bytes) ->
     return check(_spec(spec), _data, name)
 
 
-def check_trace_memory(spec: dict[str, Any], shape: tuple[int, ...], device: str) -> None:
-    """Refuse a trace whose activations would not fit, before it runs.
-
-    A shared link can ask for any batch and trace size within the sidebar's limits (batch 256 at
-    512x512 is about 190 GB of ResNet-50 activations), and a process that runs out of memory
-    takes the whole server down. The estimate is the meta-device summary's activation bytes at
-    the trace shape, cached and cheap.
-    """
-    from resviz.api import check_trace_memory as check
-    from resviz.api import resolve_device
-
-    check(str(spec.get("name")), shape, summary(spec, shape).activation_bytes, resolve_device(device))
-
-
 @st.cache_data(show_spinner=False, max_entries=16)
 def trace(
     spec: dict[str, Any], shape: tuple[int, ...], device: str, dtype: str, seed: int,

@@ -4,7 +4,7 @@ A trace runs only when one of these pages (or the gradient-flow diagram) is open
 sidebar's trace settings, and is cached as a plain ``Trace`` record. The default settings, a batch
 of 2 at 64x64, keep it short: under a second for ResNet-50 on two CPU cores (bench/RESULTS.md).
 A trace whose activations would not fit in memory is refused before it runs
-(:func:`resviz.dashboard.compute.check_trace_memory`).
+(:func:`resviz.api.trace` checks it).
 """
 
 from __future__ import annotations
@@ -61,7 +61,6 @@ def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Tra
     k = trace_args(ctx, spec, with_ckpt)
     ck = ctx.ckpt if with_ckpt else None
     try:
-        compute.check_trace_memory(k.spec, k.shape, k.device)
         with st.spinner(f"Tracing {spec.name}: forward and backward pass at {shape_str(k.shape)}..."):
             tr = compute.trace(k.spec, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
                                _ckpt=ck.data if ck else None)

@@ -16,10 +16,9 @@ from typing import Any
 from resviz.dashboard import PAGES
 from resviz.records import Summary
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, parse_bool, parse_int_list
-from resviz.zoo import derive, get_spec, list_models
+from resviz.zoo import CUSTOM, custom, derive, get_spec, list_models
 
 DEFAULT_MODEL = "resnet50"
-CUSTOM = "custom"
 DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
 #: What the tracer runs: float32, or bfloat16/float16 autocast (float16 on CUDA only).
 DTYPES: tuple[str, ...] = ("float32", "bfloat16", "float16")
@@ -177,7 +176,7 @@ class ViewState:
         """The spec the sidebar describes, validated; a one-line :class:`ResvizError` if impossible.
 
         A preset's values give the preset, its values with no shortcut its plain twin, anything
-        else ``<preset>-custom`` (:func:`resviz.zoo.derive`); ``custom`` starts from ResNet-18.
+        else ``<preset>-custom`` (:func:`resviz.zoo.derive`); ``custom`` is :func:`resviz.zoo.custom`.
         """
         changes: dict[str, Any] = {
             "block": self.block, "layers": parse_int_list(self.layers, "blocks per stage"),
@@ -186,7 +185,7 @@ class ViewState:
             "stem": self.stem,
         }
         if self.model == CUSTOM:
-            return derive(get_spec("resnet18"), {**changes, "name": CUSTOM})
+            return custom(changes)
         return derive(get_spec(self.model), changes)
 
     def input_shape(self, in_channels: int = 3) -> tuple[int, int, int, int]:

@@ -35,9 +35,6 @@ from resviz.spec import BlockKind, ResNetSpec
 
 _LAYER_RE = re.compile(r"^layer(\d+)$")
 
-#: How a summary's note starts when the input is smaller than the network's total stride (the
-#: dashboard refuses such an input, as its pictures would mislead).
-
 
 def stage_of(name: str) -> str:
     """He et al. 2015, Table 1 stage of a qualified name (``layer1.0.conv1`` -> ``conv2_x``)."""

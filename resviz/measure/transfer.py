@@ -1,7 +1,7 @@
 """One copy to the host: device scalars are gathered while measuring and copied all at once.
 
 Reading a number from a GPU waits for every kernel queued before it, so statistics stay on the
-device until the end (DESIGN.md, "Tracing"): each scalar gets a slot in a :class:`HostTransfer`,
+device until the end (README, "Tracing"): each scalar gets a slot in a :class:`HostTransfer`,
 and :meth:`HostTransfer.fetch` stacks them into one tensor, copies it, and returns plain floats that
 the slots index. The tracer and the monitor both use it.
 """
