@@ -13,7 +13,9 @@ the same operators ``mutmut run`` uses), and drives a small, reproducible run it
    here (most tests reach the counting and tracing code through ``resviz.api``), so the mapping is
    measured: every test file (``TEST_GLOB``) runs once on the unmutated code under coverage, with
    one coverage context per test. A test is relevant to a mutant if it executed one of the lines
-   the mutant changes. The clean run also gives each test file's duration and must pass.
+   the mutant changes; a line run outside any test (at import or collection, such as the preset
+   registry) makes every test file that imported it relevant. The clean run also gives each test
+   file's duration and must pass.
 4. Run each mutant in a scratch copy of the repository (one per worker, ``--jobs``), imported via
    ``PYTHONPATH`` (checked), never in the working tree: first only the tests that cover the
    mutated lines (fast, ``-x``), then, if all of them pass, every test file holding a test that
@@ -333,7 +335,10 @@ def clean_run(
             if rel is None:
                 continue
             for line, contexts in data.contexts_by_lineno(measured).items():
-                covered_by[rel].setdefault(line, set()).update(c for c in contexts if c)
+                entry = covered_by[rel].setdefault(line, set())
+                entry.update(c for c in contexts if c)
+                if "" in contexts:  # run at import or collection: the whole file depends on it
+                    entry.add(test_file)
     return CleanRun(file_seconds, {t: {ln: sorted(c) for ln, c in lines.items()} for t, lines in covered_by.items()})
 
 

@@ -1,0 +1,135 @@
+"""Tests for the mutants a sampled run of ``make mutants`` let through after the re-layering.
+
+Each test names the one-line bug it catches; expected values are computed here, independently.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+
+import resviz
+from resviz import api
+from resviz.errors import ResvizError
+from resviz.measure import stats
+from resviz.measure.static import analyze_module
+from resviz.model import fastmeta
+
+
+def test_a_checkpoint_that_is_no_state_dict_is_named_in_the_error(tmp_path: Path) -> None:
+    """Bug caught: the error forgetting which file it is about."""
+    path = tmp_path / "weights-only-a-list.pt"
+    torch.save([torch.zeros(2)], path)
+    model = api.build_model("resnet20", device="cpu")
+    with pytest.raises(ResvizError, match=r"weights-only-a-list\.pt is not a state dict"):
+        api.load_checkpoint(model, path)
+
+
+class _FunctionalConv(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(6, 5, 3, 3))
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.nn.functional.conv2d(x, self.weight)
+
+
+def test_a_channel_mismatch_in_a_users_module_says_how_many_channels_came() -> None:
+    """Bug caught: FastMeta's convolution quoting a spatial size as the channel count (``nn.Conv``
+    modules are checked before they run; a functional convolution is FastMeta's to check)."""
+    model = _FunctionalConv()
+    with pytest.raises(ResvizError, match="to have 5 channels, but got 3 channels"):
+        analyze_module(model, (1, 3, 9, 11))
+
+
+class _NoSlowBinary(TorchFunctionMode):
+    """Entered below FastMeta: sees only the additions and products FastMeta passes on."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fell_back = 0
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: Any = None,
+    ) -> Any:
+        first = args[0] if args else None
+        if func in fastmeta._BINARY and isinstance(first, Tensor) and first.device.type == "meta":
+            self.fell_back += 1
+        return func(*args, **(kwargs or {}))
+
+
+def test_fastmeta_answers_residual_additions_itself() -> None:
+    """Bug caught: two-operand additions falling through to PyTorch's slow Python meta kernels
+    (the same shapes, ten times the time on a deep network)."""
+    with _NoSlowBinary() as guard:
+        s = api.analyze_spec(api.get_spec("resnet20"))
+    assert guard.fell_back == 0
+    assert sum(1 for lr in s.layers if lr.type == "ResidualAdd") == 9
+
+
+def test_a_custom_network_of_five_stages_needs_its_widths() -> None:
+    """Bug caught: the default widths (four of them) silently stretched to a fifth stage."""
+    with pytest.raises(ResvizError, match="more than 4 stages"):
+        api.resolve_spec("custom", overrides={"layers": (1, 1, 1, 1, 1)})
+    spec = api.resolve_spec("custom", overrides={"layers": (1, 1, 1, 1, 1), "widths": (8, 8, 8, 8, 8)})
+    assert spec.widths == (8, 8, 8, 8, 8)
+
+
+def test_relu_statistics_are_derived_from_their_recorded_inputs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug caught: the ReLU fast path never taken. Every ReLU of resnet20 reads a recorded output
+    (a BatchNorm's or an addition's), so every one derives its statistics from that row."""
+    buffers: list[stats.LayerStatsBuffer] = []
+    real_init = stats.LayerStatsBuffer.__init__
+
+    def spy(self: stats.LayerStatsBuffer) -> None:
+        real_init(self)
+        buffers.append(self)
+
+    monkeypatch.setattr(stats.LayerStatsBuffer, "__init__", spy)
+    model = api.build_model("resnet20", device="cpu")
+    resviz.trace(model, input_size="2x3x16x16")
+    relus = sum(1 for m in model.modules() if isinstance(m, nn.ReLU))
+    assert relus == 19 and len(buffers) == 1
+    assert len(buffers[0]._derived_rows) == relus
+
+
+def test_plain_preact_basic_blocks_report_their_main_path() -> None:
+    """Bug caught: a plain pre-activation basic block (no addition to hook) losing its main
+    operand, so main_rms reads 0. The main operand is the output of its last convolution."""
+    model = api.build_model("plain_preact_resnet18", device="cpu")
+    outs: dict[str, Tensor] = {}
+    for name, m in model.named_modules():
+        if name.endswith(".conv2") and name.startswith("layer"):
+            m.register_forward_hook(lambda _m, _a, out, name=name: outs.__setitem__(name[: -len(".conv2")], out))
+    tr = resviz.trace(model, input_size="2x3x32x32")
+    assert len(tr.blocks) == 8
+    for b in tr.blocks:
+        want = outs[b.name].detach().double().square().mean().sqrt().item()
+        assert want > 0 and math.isclose(b.main_rms, want, rel_tol=1e-4), b.name
+        assert b.skip_rms == 0.0 and b.grad_skip == 0.0
+
+
+def test_without_a_backward_pass_no_block_reports_a_gradient() -> None:
+    """Bug caught: a plain block reporting a skip gradient of 0.0 when no backward pass ran."""
+    tr = resviz.trace("plain20", input_size="2x3x16x16", backward=False)
+    assert tr.blocks and all(
+        b.grad_main is None and b.grad_skip is None and b.grad_total is None for b in tr.blocks
+    )
+
+
+def test_in_place_modules_run_out_of_place_during_a_trace() -> None:
+    """Bug caught: an in-place ReLU left in place, rewriting tensors the hooks read. The flag is off
+    while the model runs under the tracer and back on afterwards."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(2, 3, 6, 6))  # materialise the lazy layer
+    seen: list[bool] = []
+    model[2].register_forward_pre_hook(lambda m, _a: seen.append(m.inplace))
+    resviz.trace(model, input_size="2x3x6x6")
+    assert seen == [False] and model[2].inplace is True
