@@ -239,10 +239,13 @@ def build_mutants(
     return mutants, sources
 
 
-def make_scratch(dest: Path) -> Path:
+def make_scratch(dest: Path, out: Path) -> Path:
+    """A copy of the repository at ``dest``, without ``COPY_IGNORE`` nor the results folder ``out``
+    (which may lie inside the repository under any name)."""
     if dest.exists():
         shutil.rmtree(dest)
-    shutil.copytree(ROOT, dest, ignore=shutil.ignore_patterns(*COPY_IGNORE), symlinks=True)
+    ignore = shutil.ignore_patterns(*COPY_IGNORE, out.resolve().name)
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
     env = _env(dest)
     got = subprocess.run(
         [sys.executable, "-c", "import resviz; print(resviz.__file__)"],
@@ -427,7 +430,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs = max(1, args.jobs)
     scratches: Queue[Path] = Queue()
     for j in range(jobs):
-        scratches.put(make_scratch(out / "work" / f"w{j}"))
+        scratches.put(make_scratch(out / "work" / f"w{j}", out))
     clean = clean_run(scratches, targets, test_files, out, jobs)
     print(f"mutants: clean run of {len(test_files)} test files done in {time.monotonic() - t0:.0f} s")
 
