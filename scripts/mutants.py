@@ -418,7 +418,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     picked = sorted(rng.sample(range(len(everything)), n))
     mutants, sources = build_mutants([everything[i] for i in picked])
     print(f"mutants: {len(everything)} non-string mutants in {len(targets)} files; sampled {n} (seed {args.seed})")
-    out: Path = args.out
+    out: Path = args.out.resolve()  # the scratch copies run elsewhere: no relative paths
     out.mkdir(parents=True, exist_ok=True)
     if args.list:
         for m in mutants:
