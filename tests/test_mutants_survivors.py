@@ -133,3 +133,64 @@ def test_in_place_modules_run_out_of_place_during_a_trace() -> None:
     model[2].register_forward_pre_hook(lambda m, _a: seen.append(m.inplace))
     resviz.trace(model, input_size="2x3x6x6")
     assert seen == [False] and model[2].inplace is True
+
+
+# --- survivors of a second sample (seed 7) ----------------------------------------------------
+
+
+def test_a_paper_bottleneck_strides_its_first_1x1() -> None:
+    """Bug caught: the 2015 paper's variant striding both the 1x1 and the 3x3 (He et al. 2015 put
+    the stride on the first 1x1 of a bottleneck; torchvision on the 3x3)."""
+    for name in ("resnet50", "preact_resnet50"):
+        spec = api.resolve_spec(name, overrides={"stride_at": "1x1"})
+        layers = {lr.name: lr for lr in api.analyze_spec(spec).layers}
+        assert layers["layer2.0.conv1"].stride == (2, 2) and layers["layer2.0.conv2"].stride == (1, 1), name
+        assert layers["layer2.0.conv2"].output_shape == (1, 128, 28, 28), name
+    tv = {lr.name: lr for lr in api.analyze_spec(api.get_spec("resnet50")).layers}
+    assert tv["layer2.0.conv1"].stride == (1, 1) and tv["layer2.0.conv2"].stride == (2, 2)
+
+
+def test_a_mismatched_state_dict_names_a_users_module() -> None:
+    """Bug caught: the mismatch message failing on a module that has no spec."""
+    from resviz.model.weights import check_state_dict
+
+    with pytest.raises(ResvizError, match="does not match Linear: 1 missing"):
+        check_state_dict(nn.Linear(2, 3), {"weight": torch.zeros(3, 2)})
+
+
+def test_a_linear_layer_on_a_feature_map_is_counted() -> None:
+    """Bug caught: FastMeta checking a linear layer's features against the wrong dimension; a
+    linear layer reads the last one (channels-last features, tokens)."""
+    s = analyze_module(nn.Sequential(nn.Linear(4, 6)), (1, 3, 5, 4))
+    assert s.layers[0].output_shape == (1, 3, 5, 6) and s.total_macs == 3 * 5 * 4 * 6
+
+
+def test_an_unknown_model_suggests_at_most_three_names() -> None:
+    with pytest.raises(ResvizError) as info:
+        api.get_spec("resnet1")
+    suggested = str(info.value).split("did you mean ")[1].rstrip("?").split(", ")
+    assert len(suggested) == 3 and all(api.get_spec(n).name == n for n in suggested)
+
+
+class _WritesNaN(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        y = x.clone()
+        y[0, 0, 0, 0] = math.nan
+        return y
+
+
+def test_a_layer_holding_nan_has_no_std() -> None:
+    """Bug caught: the std of an output holding NaN printed as 0 instead of NaN."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), _WritesNaN(), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(2, 3, 6, 6))
+    tr = resviz.trace(model, input_size="2x3x6x6", backward=False)
+    layer = tr.layer("1")
+    assert layer.nan_count == 1 and math.isnan(layer.std) and math.isnan(layer.mean)
+    assert math.isfinite(tr.layer("0").std) and tr.layer("0").std > 0
+
+
+def test_inputs_and_soft_targets_of_the_wrong_kind_are_named() -> None:
+    with pytest.raises(ResvizError, match="inputs must be a tensor, got list"):
+        resviz.trace("resnet20", inputs=[1.0, 2.0])  # type: ignore[arg-type]
+    with pytest.raises(ResvizError, match="soft targets must have shape 2x10"):
+        resviz.trace("resnet20", input_size="2x3x8x8", targets=torch.rand(2, 5))
