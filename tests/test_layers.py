@@ -23,6 +23,7 @@ LAZY_SURFACES = ("cli", "dashboard")
 ALLOWED = {
     ("resviz/studies/reconcile.py", "fvcore.nn"): "every surface imports the api; only the reconciliation needs fvcore",
     ("resviz/studies/reconcile.py", "torchinfo"): "imported with fvcore, for the reconciliation only",
+    ("resviz/studies/reconcile.py", "torch.utils.flop_counter"): "loads torch's decompositions: slow to import",
     ("resviz/studies/data.py", "sklearn.datasets"): "scikit-learn is slow to import; only a fallback needs it",
 }
 

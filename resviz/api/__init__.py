@@ -8,9 +8,11 @@ the dashboard and ``import resviz`` call these functions and nothing below them.
 
 from __future__ import annotations
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 import torch
 
-from resviz.api.comparing import compare
 from resviz.api.preflight import TRACE_MEMORY_SHARE, check_trace_memory, free_memory
 from resviz.api.sizes import (
     COMPARE_BATCH,
@@ -42,6 +44,22 @@ from resviz.records import Reconciliation
 from resviz.studies.catalog import CatalogRow, catalog
 from resviz.studies.reconcile import reconcile_module
 from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_twin
+
+if TYPE_CHECKING:
+    from resviz.api.comparing import compare
+
+#: Loaded on first use: a comparison needs the data loaders (NumPy, Pillow), which every other
+#: command, and so every surface's start-up, can do without.
+_LAZY = {"compare": "resviz.api.comparing"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'resviz.api' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:

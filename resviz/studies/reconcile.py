@@ -22,7 +22,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 from resviz.records import ReconcileRow, Reconciliation, Summary
 from resviz.studies.environment import package_version
@@ -54,6 +53,9 @@ def _torchinfo_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def _flop_counter_by_type(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
+    # Imported here: torch's flop counter loads its decompositions, slow for every `import resviz.api`.
+    from torch.utils.flop_counter import FlopCounterMode
+
     counter = FlopCounterMode(display=False)
     with counter, torch.no_grad():
         model(x)
