@@ -194,3 +194,48 @@ def test_inputs_and_soft_targets_of_the_wrong_kind_are_named() -> None:
         resviz.trace("resnet20", inputs=[1.0, 2.0])  # type: ignore[arg-type]
     with pytest.raises(ResvizError, match="soft targets must have shape 2x10"):
         resviz.trace("resnet20", input_size="2x3x8x8", targets=torch.rand(2, 5))
+
+
+# --- gaps a third sample (seed 3) showed ------------------------------------------------------
+
+
+def test_a_constant_output_has_zero_std() -> None:
+    """Bug caught: a variance of exactly 0 (a dead layer, a constant map) reported as std 1."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), _Zero(), nn.Flatten(), nn.LazyLinear(3))
+    model(torch.randn(2, 3, 6, 6))
+    tr = resviz.trace(model, input_size="2x3x6x6", backward=False)
+    zero = tr.layer("1")
+    assert zero.std == 0.0 and zero.mean == 0.0 and zero.zero_fraction == 1.0
+
+
+class _Zero(nn.Module):
+    def forward(self, x: Tensor) -> Tensor:
+        return x * 0.0
+
+
+def test_a_bfloat16_model_is_traced_on_a_bfloat16_batch() -> None:
+    """Bug caught: the seeded batch made in float32 for a model whose weights are bfloat16."""
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 6 * 6, 3)).to(torch.bfloat16)
+    seen: list[torch.dtype] = []
+    model[0].register_forward_pre_hook(lambda _m, args: seen.append(args[0].dtype))
+    tr = resviz.trace(model, input_size="2x3x8x8")
+    assert seen == [torch.bfloat16] and tr.layers[0].std > 0
+
+
+def test_bf16_autocast_runs_the_convolutions_in_bfloat16() -> None:
+    """Bug caught: autocast entered with float32 instead of the asked dtype (the trace would then
+    describe a float32 pass while saying bfloat16)."""
+    model = api.build_model("resnet20", device="cpu")
+    seen: list[torch.dtype] = []
+    model.conv1.register_forward_hook(lambda _m, _a, out: seen.append(out.dtype))
+    tr = resviz.trace(model, input_size="2x3x16x16", dtype="bf16")
+    assert seen == [torch.bfloat16] and tr.dtype == "bfloat16"
+
+
+def test_a_mismatch_message_lists_three_keys_and_counts_the_rest() -> None:
+    from resviz.model.weights import check_state_dict
+
+    with pytest.raises(ResvizError) as info:
+        check_state_dict(nn.Sequential(*[nn.Linear(1, 1, bias=False) for _ in range(6)]), {})
+    text = str(info.value)
+    assert "6 missing (0.weight; 1.weight; 2.weight and 3 more)" in text and "3.weight" not in text
