@@ -155,13 +155,19 @@ class Monitor:
             h.remove()
         self._step_handles.clear()
 
+    def _weights(self, pending: _Pending) -> list[tuple[str, nn.Parameter]]:
+        """Every parameter by name, its weight norm taken into ``pending`` (weights do not change
+        during a backward pass)."""
+        named = list(self.model.named_parameters())
+        pending.names = [n for n, _ in named]
+        pending.weights = norms([p.detach() for _, p in named])
+        return named
+
     def _end_backward(self, pending: _Pending) -> None:
         """Runs once autograd has accumulated every ``.grad`` of this step."""
         if pending.done:
             return
-        named = list(self.model.named_parameters())
-        pending.names = [n for n, _ in named]
-        pending.weights = norms([p.detach() for _, p in named])
+        named = self._weights(pending)
         with_grad = [(n, p.grad) for n, p in named if p.grad is not None]
         pending.grad_names = [n for n, _ in with_grad]
         pending.grads = norms([g for _, g in with_grad])
@@ -177,9 +183,7 @@ class Monitor:
         a training forward all of them), as the end of the backward pass is not observable."""
         if pending.done:
             return
-        named = list(self.model.named_parameters())
-        pending.names = [n for n, _ in named]
-        pending.weights = norms([p.detach() for _, p in named])
+        named = self._weights(pending)
         stale = [(n, p.grad) for n, p in named if p.grad is not None]
         pending.before = dict(zip((n for n, _ in stale), norms([g for _, g in stale]), strict=True))
         pending.done = True
