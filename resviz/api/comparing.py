@@ -64,11 +64,8 @@ def compare(
     _check_numbers(steps, lr, every)
     dev = measuring_device(device)
     shape = batch_shape(input_size, batch)
-    for s in specs:
-        analyze_spec(s, (1, *shape[1:]))  # the input size fits every model
-        if s.in_channels != shape[1]:
-            raise ResvizError(f"{s.name} takes {s.in_channels} input channel(s); the input has {shape[1]}")
-    return run(specs, shape, steps, data, seed, dev, lr, every, progress)
+    summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]  # refuses channels or sizes a model cannot take
+    return run(specs, summaries, shape, steps, data, seed, dev, lr, every, progress)
 
 
 __all__ = ["compare"]

@@ -25,8 +25,7 @@ def summarize(target: Target, input_size: SizeLike | None = None, plain: bool = 
     their tensors and are not modified.
     """
     if isinstance(target, nn.Module):
-        spec = spec_of(target)
-        return analyze_module(target, static_shape(spec, input_size), label=label_of(target), spec=spec)
+        return static_summary(target, input_size)  # no paper to compare a module with
     spec = resolve_spec(target, plain)
     first = analyze_spec(spec, input_size)
     variant = needs_stride_variant(spec)

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from resviz.measure.static import analyze_spec
 from resviz.measure.tracer import trace
 from resviz.model.resnet import build_model
 from resviz.records import (
@@ -40,6 +39,7 @@ Progress = Callable[[int, int, str], None]
 
 def run(
     specs: Sequence[ResNetSpec],
+    summaries: Sequence[Summary],
     shape: tuple[int, int, int, int],
     steps: int = 0,
     data: str | os.PathLike[str] = "synthetic",
@@ -49,7 +49,8 @@ def run(
     every: int = 1,
     progress: Progress | None = None,
 ) -> Comparison:
-    """Measure gradient flow in validated ``specs`` on batches of ``shape`` at initialisation and,
+    """Measure gradient flow in validated ``specs`` (``summaries``: their static analyses at one image
+    of ``shape``) on batches of ``shape`` at initialisation and,
     with ``steps > 0``, during training (see :func:`resviz.api.compare` for the arguments).
 
     Every model is built after ``torch.manual_seed(seed)`` and sees the same batches, so the same
@@ -59,7 +60,6 @@ def run(
     the interrupt propagate.
     """
     dev = device or torch.device("cpu")
-    summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]
     batches = load_batches(data, steps + 1, shape[0], shape[1:], seed, max_classes=min(s.num_classes for s in specs))
     total = len(specs) * (steps + 1)
     results, built, interrupted = _initial(specs, summaries, batches, dev, seed, total, progress)
