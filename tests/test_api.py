@@ -95,6 +95,8 @@ def test_write_report_writes_each_format_whole(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.html", "r.json", "r.md"]  # no temporary file left
     with pytest.raises(ResvizError, match="does not exist"):
         resviz.write_report(c, tmp_path / "missing" / "r.html")
+    with pytest.raises(ResvizError, match="cannot tell the report format"):
+        resviz.write_report(c, tmp_path / "r.txt")
 
 
 def test_the_preset_list_needs_no_pytorch() -> None:

@@ -17,22 +17,20 @@ import typer
 
 from resviz.cli import app
 from resviz.cli.common import echo, resolve_cli_spec, user_errors
-from resviz.errors import ResvizError
 from resviz.files import check_writable, write_atomic
+from resviz.records import TrainingStatus
 
-SUFFIXES = {".html": "html", ".htm": "html", ".md": "markdown", ".markdown": "markdown", ".json": "json"}
 
-
-def output_kind(path: Path) -> str:
+def output_kind(path: Path) -> Any:
     """The report format named by the suffix; every file it implies must be writable.
 
     Checked before the comparison runs, so a bad path fails at once instead of after training.
     """
-    kind = SUFFIXES.get(path.suffix.lower())
-    if kind is None:
-        raise ResvizError(f"cannot tell the report format from {path.name!r}: use .html, .md or .json")
+    from resviz.render.report import ReportFormat, report_format  # Plotly: imported inside the command
+
+    kind = report_format(path)
     check_writable(path)
-    if kind != "json":
+    if kind is not ReportFormat.JSON:
         check_writable(path.with_suffix(".json"))  # the sidecar
     return kind
 
@@ -93,7 +91,7 @@ def compare_cmd(
     for path, text in files:
         write_atomic(path, text)
     for m in result.models:
-        mark = "" if m.status == "ok" else f"  [{m.training.message if m.training else m.status}]"
+        mark = "" if m.status is TrainingStatus.OK else f"  [{m.training.message if m.training else m.status}]"
         echo(f"{m.name}: gradient first block / last block = {m.headline:.4g}{mark}")
     echo("wrote " + ", ".join(str(p) for p, _ in files))
     if result.settings.interrupted:
@@ -101,11 +99,10 @@ def compare_cmd(
         raise typer.Exit(code=130)
 
 
-def _render(result: Any, output: Path, kind: str) -> list[tuple[Path, str]]:
-    """Every file's full text, rendered before anything is written."""
-    from resviz.render.report import render_html, render_markdown  # Plotly: imported only when writing
-    data = result.to_json(indent=1)
-    if kind == "json":
-        return [(output, data)]
-    text = render_html(result) if kind == "html" else render_markdown(result)
-    return [(output.with_suffix(".json"), data), (output, text)]
+def _render(result: Any, output: Path, kind: Any) -> list[tuple[Path, str]]:
+    """Every file's full text, rendered before anything is written: the report, and beside an HTML
+    or Markdown one the JSON with every number behind it."""
+    from resviz.render.report import ReportFormat, render_report
+
+    report = [(output, render_report(result, kind))]
+    return report if kind is ReportFormat.JSON else [(output.with_suffix(".json"), result.to_json(indent=1)), *report]
