@@ -19,6 +19,11 @@ SCHEMA_VERSION = 1
 _NONFINITE = ("nan", "inf", "-inf")
 
 
+def stamped(kind: str, body: dict[str, Any]) -> dict[str, Any]:
+    """A record file's dict: ``kind`` and :data:`SCHEMA_VERSION` first, then ``body``."""
+    return {"kind": kind, "schema": SCHEMA_VERSION, **body}
+
+
 def json_safe(value: Any) -> Any:
     """Dataclasses, tuples and floats -> dicts, lists and JSON-safe values, recursively.
 

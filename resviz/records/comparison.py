@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from resviz.records.codec import SCHEMA_VERSION, build, decode_float, json_safe
+from resviz.records.codec import build, decode_float, json_safe, stamped
 from resviz.records.enums import DataKind, ShortcutKind, TrainingStatus
 from resviz.records.summary import Summary
 from resviz.records.trace import MonitorSeries, Trace
@@ -232,10 +232,8 @@ class Comparison:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": COMPARISON_KIND, "version": 1, "schema": SCHEMA_VERSION,
-            "settings": self.settings.to_dict(), "models": [m.to_dict() for m in self.models],
-        }
+        body = {"version": 1, "settings": self.settings.to_dict(), "models": [m.to_dict() for m in self.models]}
+        return stamped(COMPARISON_KIND, body)
 
     def to_json(self, indent: int | None = None) -> str:
         return json.dumps(self.to_dict(), indent=indent, allow_nan=False)

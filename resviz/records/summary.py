@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from resviz.records.codec import SCHEMA_VERSION, Shape, build, json_safe
+from resviz.records.codec import Shape, build, json_safe, stamped
 from resviz.records.enums import BlockType, Branch, ShortcutKind
 
 SUMMARY_KIND = "resviz.summary"
@@ -118,7 +118,7 @@ class Summary:
         return 2 * self.total_macs
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"kind": SUMMARY_KIND, "schema": SCHEMA_VERSION, **json_safe(self)}
+        d = stamped(SUMMARY_KIND, json_safe(self))
         d["total_flops"] = self.total_flops
         return d
 

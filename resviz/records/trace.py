@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.records.codec import SCHEMA_VERSION, Shape, build, decode_float, json_safe
+from resviz.records.codec import Shape, build, decode_float, json_safe, stamped
 from resviz.records.enums import Branch, ShortcutKind
 
 TRACE_KIND = "resviz.trace"
@@ -168,7 +168,7 @@ class Trace:
         raise KeyError(name)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"kind": TRACE_KIND, "schema": SCHEMA_VERSION, **_to_dict(self)}
+        return stamped(TRACE_KIND, _to_dict(self))
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Trace:
@@ -234,7 +234,7 @@ class MonitorSeries:
         return rows
 
     def to_dict(self) -> dict[str, Any]:
-        d = {"kind": SERIES_KIND, "schema": SCHEMA_VERSION, **_to_dict(self)}
+        d = stamped(SERIES_KIND, _to_dict(self))
         d["steps"] = list(self.steps)
         return d
 
