@@ -60,8 +60,9 @@ def num(value: object) -> str:
     return str(value)
 
 
-def sig(value: float | None, digits: int = 3) -> str:
-    """A statistic in a terminal table: ``digits`` significant digits, scientific below 1e-3 or from 1e4.
+def sig(value: float | None, digits: int = 3, small: float = 1e-3, large: float = 1e4) -> str:
+    """A statistic in a terminal table: ``digits`` significant digits, scientific below ``small`` or
+    from ``large``.
 
     Activation statistics and gradient norms span many orders of magnitude; the switch keeps
     columns narrow without printing tiny values as ``0``. Zero prints ``0``, None
@@ -74,7 +75,7 @@ def sig(value: float | None, digits: int = 3) -> str:
         return bad
     if value == 0:
         return "0"
-    if abs(value) >= 1e4 or abs(value) < 1e-3:
+    if abs(value) >= large or abs(value) < small:
         return f"{value:.{digits - 1}e}"
     return f"{value:.{digits}g}"
 
@@ -82,15 +83,9 @@ def sig(value: float | None, digits: int = 3) -> str:
 def sci(x: float | None) -> str:
     """A gradient norm or ratio in a diagram label: ``3.20e-03`` below 1e-2 or from 1e3, else ``0.25``.
 
-    Diagram labels are narrow, so scientific notation starts earlier than in :func:`sig`. Zero
-    prints ``0``, None :data:`MISSING`, non-finite values as :func:`nonfinite` says.
+    Diagram labels are narrow, so scientific notation starts earlier than in a table's :func:`sig`.
     """
-    if x is None:
-        return MISSING
-    bad = nonfinite(x)
-    if bad is not None:
-        return bad
-    return f"{x:.2e}" if x and (abs(x) < 1e-2 or abs(x) >= 1e3) else f"{x:.3g}"
+    return sig(x, 3, small=1e-2, large=1e3)
 
 
 def percent(fraction: float | None) -> str:
