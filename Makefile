@@ -51,7 +51,7 @@ lint: setup
 
 MUTANTS_ARGS ?=
 
-# Sampled mutation testing, outside CI (about 25 min on 2 cores): mutmut generates the mutants of
+# Sampled mutation testing, outside CI (9-13 min on 2 cores, bench/RESULTS.md): mutmut generates the mutants of
 # the model, counting and tracing code; scripts/mutants.py runs a fixed-seed sample of 100 against
 # the tests that cover them. Results in .mutants/ (summary.md); kill rates in bench/RESULTS.md.
 mutants: setup

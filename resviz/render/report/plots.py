@@ -1,4 +1,4 @@
-"""Plotly figures of a :class:`~resviz.studies.compare.Comparison` (returned, never shown or saved).
+"""Plotly figures of a :class:`~resviz.records.Comparison` (returned, never shown or saved).
 
 Gradient norms span orders of magnitude between plain and residual nets, so their axes are
 logarithmic; values that a log axis cannot show (zero, NaN, infinity) become gaps.
