@@ -30,6 +30,7 @@ HAS_DOT = shutil.which("dot") is not None
 class FakeLayer:
     name: str
     std: float
+    call: int = 1
 
 
 @dataclass(frozen=True)

@@ -186,7 +186,7 @@ class _Tied(nn.Module):
 
 def test_totals_count_shared_parameters_once_and_frozen_ones_as_untrainable() -> None:
     stem, shared = 6 * 3 * 9 + 6, 6 * 6
-    with torch.device("meta"):  # a model already on meta runs as it is (see the xfail below)
+    with torch.device("meta"):  # a model already on meta runs as it is
         tied, tied_half = _Tied(), _Tied().to(torch.bfloat16)
     summ = resviz.summarize(tied, input_size="1x3x8x8")
     assert (summ.total_params, summ.trainable_params) == (stem + shared, shared)
@@ -194,7 +194,6 @@ def test_totals_count_shared_parameters_once_and_frozen_ones_as_untrainable() ->
     assert resviz.summarize(tied_half, input_size="1x3x8x8").param_bytes == 2 * (stem + shared)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: tied weights make torch.func.functional_call refuse the meta state")
 def test_a_real_model_with_tied_weights_can_be_summarized() -> None:
     summ = resviz.summarize(_Tied(), input_size="1x3x8x8")
     assert summ.total_params == 6 * 3 * 9 + 6 + 6 * 6

@@ -94,8 +94,6 @@ def test_general_path_statistics_on_negatives_zeros_and_positives(dtype: torch.d
     assert list(m.hist) == _expected_hist(y)  # type: ignore[attr-defined]
 
 
-@pytest.mark.xfail(strict=True, reason="norms() asks _foreach_norm for float32 from float64 input: a float64 "
-                   "model cannot be traced (known bug, to be fixed in the re-layering)")
 def test_float64_model_statistics() -> None:
     """A float64 model traces like any other, with statistics equal to a direct computation."""
     torch.manual_seed(0)

@@ -27,6 +27,7 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.measure import fastpaths
+from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
 from resviz.measure.transfer import HostTransfer
@@ -81,6 +82,7 @@ class Monitor:
         self._losses: list[tuple[int, Tensor | float]] = []
         self._loss_host: list[tuple[int, float]] = []
         self._inplace: list[nn.Module] = []
+        self._held: list[nn.Module] = []
 
     # -- public -----------------------------------------------------------------------------------
     @property
@@ -107,6 +109,7 @@ class Monitor:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def attach(self) -> None:
+        self._held = claim(self.model, Use.MONITOR, self.label)  # refused while a trace holds the model
         self._inplace = disable_inplace(self.model)
         self._root.append(self.model.register_forward_pre_hook(self._on_forward))
 
@@ -118,6 +121,8 @@ class Monitor:
         self._grad_handles.clear()
         enable_inplace(self._inplace)
         self._inplace.clear()
+        release(self._held)
+        self._held = []
         self._materialize()
 
     # -- hooks ---------------------------------------------------------------------------------------

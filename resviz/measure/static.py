@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from resviz.errors import ResvizError, one_line
 from resviz.measure.counting import count_elementwise, count_macs, kernel_and_stride
+from resviz.measure.ownership import Use, exclusive
 from resviz.model.blocks import Fork, find_blocks, shortcut_type
 from resviz.model.fastmeta import FastMeta
 from resviz.model.resnet import build_model
@@ -29,6 +30,7 @@ from resviz.records import (
     Shape,
     StageRecord,
     Summary,
+    reuse_notes,
     shape_str,
 )
 from resviz.spec import BlockKind, ResNetSpec
@@ -76,6 +78,8 @@ class _Recorder:
         self.names = {m: n for n, m in model.named_modules()}
         self.blocks = {n for n, _ in find_blocks(model)}
         self.layers: list[LayerRecord] = []
+        self.calls: dict[nn.Module, int] = {}
+        self.block_calls: dict[str, int] = {}
         self.block_io: dict[str, tuple[Shape, Shape]] = {}
         self.current = ""
         self.current_input: Shape = ()
@@ -102,13 +106,14 @@ class _Recorder:
         block = owning_block(name, self.blocks)
         branch = branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE
         kernel, stride = kernel_and_stride(module)
+        call = self.calls[module] = self.calls.get(module, 0) + 1
         self.layers.append(
             LayerRecord(
                 name=name,
                 type=type(module).__name__,
                 input_shape=tuple(x.shape),
                 output_shape=tuple(y.shape),
-                params=sum(p.numel() for p in module.parameters(recurse=False)),
+                params=sum(p.numel() for p in module.parameters(recurse=False)) if call == 1 else 0,
                 macs=count_macs(module, x, y),
                 elementwise=count_elementwise(module, x, y),
                 activation_bytes=y.numel() * y.element_size(),
@@ -118,12 +123,15 @@ class _Recorder:
                 kernel=kernel,
                 stride=stride,
                 groups=int(getattr(module, "groups", 1)),
+                call=call,
             )
         )
 
     def block_hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         x = args[0]
-        self.block_io[self.names[module]] = (tuple(x.shape), tuple(out.shape))
+        name = self.names[module]
+        self.block_io[name] = (tuple(x.shape), tuple(out.shape))
+        self.block_calls[name] = self.block_calls.get(name, 0) + 1
 
     @contextmanager
     def attached(self) -> Iterator[None]:
@@ -142,12 +150,15 @@ class _Recorder:
 
 
 def _meta_state(model: nn.Module) -> dict[str, Tensor]:
-    """Meta stand-ins for every parameter and buffer, so the real ones are never touched."""
+    """Meta stand-ins for every parameter and buffer, so the real ones are never touched. A tensor
+    held under several names (tied weights) gets one stand-in, as ``functional_call`` requires."""
     state: dict[str, Tensor] = {}
-    for name, p in model.named_parameters(remove_duplicate=False):
-        state[name] = torch.empty(p.shape, dtype=p.dtype, device="meta")
-    for name, b in model.named_buffers(remove_duplicate=False):
-        state[name] = torch.empty(b.shape, dtype=b.dtype, device="meta")
+    made: dict[int, Tensor] = {}
+    named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
+    for name, t in named:
+        if id(t) not in made:
+            made[id(t)] = torch.empty(t.shape, dtype=t.dtype, device="meta")
+        state[name] = made[id(t)]
     return state
 
 
@@ -260,6 +271,17 @@ def _small_input_notes(layers: Sequence[LayerRecord]) -> list[str]:
     return []
 
 
+def _reuse_notes(rec: _Recorder) -> tuple[str, ...]:
+    """A note per block, and per layer outside such blocks, that runs more than once per forward."""
+    shared = {n: c for n, c in rec.block_calls.items() if c > 1}
+    blocks = tuple(
+        f"{name} runs {n} times in one forward (shared weights): one row per call for its layers, its "
+        f"parameters counted once"
+        for name, n in shared.items()
+    )
+    return blocks + reuse_notes(lr for lr in rec.layers if lr.block not in shared)
+
+
 def analyze_module(
     model: nn.Module,
     input_shape: Shape,
@@ -275,7 +297,8 @@ def analyze_module(
             f"(input {shape_str(input_shape)})"
         )
     rec = _Recorder(model)
-    _run_meta(model, rec, input_shape, label)
+    with exclusive(model, Use.SUMMARY, label):  # its parameters are swapped for meta ones meanwhile
+        _run_meta(model, rec, input_shape, label)
     blocks, stages = _rollup(rec, model)
     seen: set[int] = set()
     total = trainable = param_bytes = 0
@@ -299,7 +322,7 @@ def analyze_module(
         layers=layers,
         blocks=blocks,
         stages=stages,
-        notes=tuple(notes) + tuple(_small_input_notes(layers)),
+        notes=tuple(notes) + tuple(_small_input_notes(layers)) + _reuse_notes(rec),
         spec=spec.to_dict() if spec else None,
     )
 

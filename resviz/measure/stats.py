@@ -69,9 +69,17 @@ def norms(tensors: list[Tensor]) -> list[Tensor]:
         # BLAS sdot on a flat view: faster than the generic norm on CPU (bench/cpu_kernels.py).
         return [torch.dot(v, v).sqrt() for v in map(flat, tensors)]
     foreach = fastpaths.foreach_norm()
-    if foreach is not None:
+    if foreach is not None and not any(t.dtype == torch.float64 for t in tensors):
         return list(foreach(tensors, 2, dtype=torch.float32))
-    return [torch.linalg.vector_norm(t, dtype=torch.float32) for t in tensors]
+    return [_norm32(t) for t in tensors]
+
+
+def _norm32(t: Tensor) -> Tensor:
+    """One L2 norm as float32; a float64 tensor is reduced in float64 (reduction dtypes may only
+    widen) and the result narrowed."""
+    if t.dtype == torch.float64:
+        return torch.linalg.vector_norm(t).float()
+    return torch.linalg.vector_norm(t, dtype=torch.float32)
 
 
 def _nonzero(v: Tensor) -> Tensor:

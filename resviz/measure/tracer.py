@@ -26,6 +26,7 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
 from resviz.measure.counting import count_macs
+from resviz.measure.ownership import Use, claim, release
 from resviz.measure.static import branch_of, owning_block, stage_of
 from resviz.measure.stats import (
     HIST_EDGES,
@@ -38,7 +39,17 @@ from resviz.measure.stats import (
 )
 from resviz.measure.transfer import HostTransfer
 from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
-from resviz.records import BlockStats, Branch, LayerStats, ParamStats, Shape, ShortcutKind, Trace, shape_str
+from resviz.records import (
+    BlockStats,
+    Branch,
+    LayerStats,
+    ParamStats,
+    Shape,
+    ShortcutKind,
+    Trace,
+    reuse_notes,
+    shape_str,
+)
 
 LossFn = Callable[[Tensor, Any], Tensor]
 
@@ -53,6 +64,7 @@ class BlockProbe:
 
     name: str
     shortcut: ShortcutKind
+    call: int = 1
     main: Tensor | None = None
     skip: Tensor | None = None
     main_numel: int = 0
@@ -90,7 +102,22 @@ class BranchCapture:
 
     def reset(self) -> None:
         self.probes = {n: BlockProbe(n, shortcut_type(b)) for n, b in self.blocks}
+        self._current = dict(self.probes)
+        self._entered: set[str] = set()
         self._views.clear()
+
+    def _enter(self, name: str) -> Callable[..., None]:
+        """Pre-hook that starts a block's record: a block that runs again in the same forward
+        (shared weights) gets a new probe per call, so calls are never mixed."""
+        def pre(_m: nn.Module, _args: tuple[Any, ...]) -> None:
+            if name not in self._entered:
+                self._entered.add(name)
+                return
+            last = self._current[name]
+            again = BlockProbe(name, last.shortcut, call=last.call + 1)
+            self.probes[f"{name}#{again.call}"] = self._current[name] = again
+
+        return pre
 
     def _grad_hook(self, probe: BlockProbe, key: str, t: Tensor) -> None:
         if not t.requires_grad:
@@ -106,25 +133,27 @@ class BranchCapture:
     def attach(self, handles: list[RemovableHandle]) -> None:
         self.reset()
         for name, block in self.blocks:
-            probe = self.probes[name]
+            handles.append(block.register_forward_pre_hook(self._enter(name)))
             if isinstance(block, ResidualBlock):
-                self._attach_resviz(block, probe, handles)
+                self._attach_resviz(block, name, handles)
             else:
-                self._attach_foreign(block, probe, handles)
+                self._attach_foreign(block, name, handles)
             main_mod = _main_operand(block)
             if main_mod is not None:
-                handles.append(main_mod.register_forward_hook(self._main_hook(probe)))
+                handles.append(main_mod.register_forward_hook(self._main_hook(name)))
 
-    def _main_hook(self, probe: BlockProbe) -> Callable[..., None]:
+    def _main_hook(self, name: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
             if isinstance(out, Tensor):
+                probe = self._current[name]
                 probe.main, probe.main_numel = _norm(out), out.numel()
 
         return hook
 
-    def _attach_resviz(self, block: ResidualBlock, probe: BlockProbe, handles: list[RemovableHandle]) -> None:
+    def _attach_resviz(self, block: ResidualBlock, name: str, handles: list[RemovableHandle]) -> None:
         if block.fork is None or block.add is None:
             def plain_pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
+                probe = self._current[name]
                 self._grad_hook(probe, "total", args[0])
                 self._grad_hook(probe, "main", args[0])
 
@@ -132,12 +161,13 @@ class BranchCapture:
             return
 
         def fork_hook(_m: nn.Module, args: tuple[Any, ...], out: tuple[Tensor, Tensor]) -> None:
+            probe = self._current[name]
             self._grad_hook(probe, "total", args[0])
             self._grad_hook(probe, "main", out[0])
             self._grad_hook(probe, "skip", out[1])
 
         def add_pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
-            main, skip = args[0], args[1]
+            main, skip, probe = args[0], args[1], self._current[name]
             probe.main_numel, probe.skip_numel = main.numel(), skip.numel()
             find = self.find_row
             probe.main_row = find(main) if find is not None else None
@@ -150,14 +180,14 @@ class BranchCapture:
         handles.append(block.fork.register_forward_hook(fork_hook))
         handles.append(block.add.register_forward_pre_hook(add_pre))
 
-    def _attach_foreign(self, block: nn.Module, probe: BlockProbe, handles: list[RemovableHandle]) -> None:
+    def _attach_foreign(self, block: nn.Module, name: str, handles: list[RemovableHandle]) -> None:
         """torchvision-style: the block gets a skip view of x, ``conv1`` a separate main view."""
 
         def block_pre(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
             x = args[0]
             if not isinstance(x, Tensor):
                 return None
-            xs = x.view_as(x)
+            xs, probe = x.view_as(x), self._current[name]
             self._views[id(xs)] = (probe, x)
             self._grad_hook(probe, "total", x)
             self._grad_hook(probe, "skip", xs)
@@ -169,13 +199,14 @@ class BranchCapture:
             entry = self._views.pop(id(args[0]), None) if args else None
             if entry is None:
                 return None
-            _, x = entry
+            probe, x = entry
             xm = x.view_as(x)
             self._grad_hook(probe, "main", xm)
             return (xm, *args[1:])
 
         def ds_hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
             if isinstance(out, Tensor):
+                probe = self._current[name]
                 probe.skip, probe.skip_numel = _norm(out), out.numel()
 
         handles.append(block.register_forward_pre_hook(block_pre))
@@ -193,8 +224,11 @@ class TraceSession:
     hook handle is removed. Parameters themselves are never written.
     """
 
-    def __init__(self, model: nn.Module, layer_stats: bool = True, keep_vectors: bool = False) -> None:
+    def __init__(
+        self, model: nn.Module, layer_stats: bool = True, keep_vectors: bool = False, label: str | None = None,
+    ) -> None:
         self.model = model
+        self.label = label or type(model).__name__
         self.layer_stats = layer_stats
         self.names = {m: n for n, m in model.named_modules()}
         self.branches = BranchCapture(model, keep_vectors)
@@ -202,7 +236,8 @@ class TraceSession:
         if layer_stats:
             self.branches.find_row = self.buffer.find
         self.shapes: list[Shape] = []
-        self.layer_info: list[tuple[str, int, int]] = []  # type, params, MACs of each recorded output
+        self.layer_info: list[tuple[str, int, int, int]] = []  # type, params, MACs, call of each recorded output
+        self.calls: dict[nn.Module, int] = {}
         self.current = ""
         self._handles: list[RemovableHandle] = []
         self._stack = ExitStack()
@@ -213,10 +248,11 @@ class TraceSession:
         self._defer = bool(blocks) and all(isinstance(b, ResidualBlock) for _, b in blocks)
 
     def __enter__(self) -> TraceSession:
-        self._state = self._snapshot_state()
-        self._stack.callback(self._restore_state, self._state)
-        self._stack.callback(self._remove_hooks)
+        self._stack.callback(release, claim(self.model, Use.TRACE, self.label))  # before anything is touched
         try:
+            self._state = self._snapshot_state()
+            self._stack.callback(self._restore_state, self._state)
+            self._stack.callback(self._remove_hooks)
             self._attach()
         except BaseException:
             self._stack.close()
@@ -283,8 +319,9 @@ class TraceSession:
         if self._defer and module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
             self._reuse_batchnorm_moments(module, x, out)
         self.shapes.append(tuple(out.shape))
-        params = sum(p.numel() for p in module._parameters.values() if p is not None)
-        self.layer_info.append((type(module).__name__, params, count_macs(module, x, out)))
+        call = self.calls[module] = self.calls.get(module, 0) + 1
+        params = sum(p.numel() for p in module._parameters.values() if p is not None) if call == 1 else 0
+        self.layer_info.append((type(module).__name__, params, count_macs(module, x, out), call))
         if not self._defer:
             self.buffer.flush()
 
@@ -304,15 +341,17 @@ class TraceSession:
 
 
 @contextmanager
-def _nonfinite_pass(model: nn.Module, names: set[str]) -> Iterator[dict[str, Tensor]]:
-    """Hooks that count NaN/Inf in the outputs of ``names`` (second pass, only when needed)."""
-    counts: dict[str, Tensor] = {}
+def _nonfinite_pass(model: nn.Module, names: set[str]) -> Iterator[dict[tuple[str, int], Tensor]]:
+    """Hooks that count NaN/Inf in the outputs of ``names``, per call (second pass, only when needed)."""
+    counts: dict[tuple[str, int], Tensor] = {}
+    calls: dict[str, int] = {}
     handles = []
     for name, m in model.named_modules():
         if name in names:
             def hook(_m: nn.Module, _a: tuple[Any, ...], out: Any, name: str = name) -> None:
-                if isinstance(out, Tensor) and name not in counts:
-                    counts[name] = count_nonfinite(out)
+                if isinstance(out, Tensor):
+                    calls[name] = calls.get(name, 0) + 1
+                    counts[(name, calls[name])] = count_nonfinite(out)
 
             handles.append(m.register_forward_hook(hook))
     try:
@@ -320,6 +359,7 @@ def _nonfinite_pass(model: nn.Module, names: set[str]) -> Iterator[dict[str, Ten
     finally:
         for h in handles:
             h.remove()
+
 
 def _make_inputs(
     model: nn.Module, inputs: Tensor | None, input_shape: Shape | None, dev: torch.device, gen: torch.Generator,
@@ -419,7 +459,7 @@ def _trace(
     if not any(p.requires_grad for p in model.parameters()):
         x = x.requires_grad_(True)  # keep a graph so branch gradients still exist
     loss_fn: LossFn = loss if loss is not None else F.cross_entropy
-    with TraceSession(model) as session:
+    with TraceSession(model, label=label) as session:
         step = "forward"
         try:
             with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
@@ -483,6 +523,9 @@ def _finish(
         notes.append(f"the loss is {loss_value}")
     if not blocks:
         notes.append(f"{label} has no residual blocks")
+    notes.extend(reuse_notes(blocks))
+    shared = {b.name for b in blocks if b.call > 1}  # a shared block's layers are said by its note
+    notes.extend(reuse_notes(lr for lr in layers if lr.block not in shared))
     return Trace(
         model=label, input_shape=tuple(x.shape), device=str(dev),
         dtype=str(amp or torch.float32).removeprefix("torch."),
@@ -515,7 +558,7 @@ def block_record(probe: BlockProbe, values: dict[str, float], index: int, grads:
         skip_rms=0.0 if plain else values.get("skip_rms", 0.0) / math.sqrt(max(probe.skip_numel, 1)),
         grad_main=values.get("main") if grads else None,
         grad_skip=(0.0 if plain else values.get("skip")) if grads else None,
-        grad_total=values.get("total") if grads else None,
+        grad_total=values.get("total") if grads else None, call=probe.call,
     )
 
 
@@ -540,7 +583,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
     bad: list[str] = []
     buf = session.buffer
     rows = zip(buf.names, buf.numels, session.shapes, session.layer_info, strict=True)
-    for i, (name, numel, shape, (kind, params, macs)) in enumerate(rows):
+    for i, (name, numel, shape, (kind, params, macs, call)) in enumerate(rows):
         m = decode(host[i * ROW:(i + 1) * ROW], numel)
         if not m.finite:
             bad.append(name)
@@ -549,7 +592,7 @@ def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerS
             name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
             rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
             hist_counts=m.hist, params=params, macs=macs, stage=stage_of(name), block=block,
-            branch=branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE,
+            branch=branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE, call=call,
         ))
     return tuple(layers), bad
 
@@ -563,12 +606,12 @@ def _recount(
     with _nonfinite_pass(model, set(bad)) as counts, torch.no_grad(), \
             torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
         model(x)
-    names = [n for n in bad if n in counts]
-    values = torch.stack([counts[n] for n in names]).cpu().tolist() if names else []
-    found = dict(zip(names, values, strict=True))
+    keys = list(counts)
+    values = torch.stack([counts[k] for k in keys]).cpu().tolist() if keys else []
+    found = dict(zip(keys, values, strict=True))
     return tuple(
-        replace(lr, nan_count=int(found[lr.name][0]), inf_count=int(found[lr.name][1]))
-        if lr.name in found else lr
+        replace(lr, nan_count=int(found[lr.name, lr.call][0]), inf_count=int(found[lr.name, lr.call][1]))
+        if (lr.name, lr.call) in found else lr
         for lr in layers
     )
 

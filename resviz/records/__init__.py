@@ -7,7 +7,16 @@ package imports nothing else from resviz.
 
 from __future__ import annotations
 
-from resviz.records.codec import SCHEMA_VERSION, Shape, build, decode_float, json_safe, shape_str
+from resviz.records.codec import (
+    SCHEMA_VERSION,
+    Shape,
+    build,
+    call_label,
+    decode_float,
+    json_safe,
+    reuse_notes,
+    shape_str,
+)
 from resviz.records.comparison import (
     COMPARISON_KIND,
     BlockFlow,
@@ -29,5 +38,5 @@ __all__ = [
     "BlockType", "Branch", "Comparison", "DataInfo", "DataKind", "LayerRecord", "LayerStats", "LayerStd",
     "ModelResult", "MonitorSeries", "ParamStats", "ReconcileRow", "Reconciliation", "Settings", "Shape",
     "ShortcutKind", "StageFlow", "StageRecord", "StepStats", "Summary", "Trace", "TrainingRun",
-    "TrainingStatus", "build", "decode_float", "json_safe", "shape_str",
+    "TrainingStatus", "build", "call_label", "decode_float", "json_safe", "reuse_notes", "shape_str",
 ]

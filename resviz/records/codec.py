@@ -65,3 +65,27 @@ def decode_float(value: Any) -> Any:
 def shape_str(shape: Shape) -> str:
     """``(1, 64, 112, 112)`` -> ``1x64x112x112``."""
     return "x".join(str(d) for d in shape)
+
+
+def call_label(name: str, call: int) -> str:
+    """``conv`` for a module's first call, ``conv (call 2)`` for its second: how rows of a module
+    that runs several times in one forward are told apart."""
+    return name if call <= 1 else f"{name} (call {call})"
+
+
+def reuse_notes(rows: Any) -> tuple[str, ...]:
+    """One note per module or block with weights that ``rows`` (records with ``name``, ``call`` and
+    perhaps ``params``) show running more than once in one forward, so a reader never takes its
+    rows for one call. Parameter-free modules used twice (one ReLU object called after each
+    convolution, as torchvision's blocks do) get their rows per call without a note."""
+    calls: dict[str, int] = {}
+    weighted: set[str] = set()
+    for r in rows:
+        calls[r.name] = max(calls.get(r.name, 0), r.call)
+        if getattr(r, "params", 1):
+            weighted.add(r.name)
+    return tuple(
+        f"{name} runs {n} times in one forward (shared weights): one row per call, its parameters "
+        f"counted once"
+        for name, n in calls.items() if n > 1 and name in weighted
+    )

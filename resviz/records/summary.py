@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from resviz.records.codec import Shape, build, json_safe, stamped
+from resviz.records.codec import Shape, build, call_label, json_safe, stamped
 from resviz.records.enums import BlockType, Branch, ShortcutKind
 
 SUMMARY_KIND = "resviz.summary"
@@ -26,7 +26,9 @@ class LayerRecord:
     "multiply-adds", torchvision's ``_ops``); ``elementwise`` counts the other arithmetic
     (BatchNorm affine, ReLU, pooling, residual additions) so it never mixes into the headline.
     ``branch`` is ``main`` or ``skip`` inside a residual block, ``join`` for the addition, and
-    empty outside blocks. ``kernel``/``stride`` are given for convolutions and pooling.
+    empty outside blocks. ``kernel``/``stride`` are given for convolutions and pooling. A module
+    that runs several times in one forward (shared weights) has one row per call, numbered by
+    ``call``; its ``params`` are on the first call's row only, so sums count them once.
     """
 
     name: str
@@ -43,9 +45,15 @@ class LayerRecord:
     kernel: Shape = ()
     stride: Shape = ()
     groups: int = 1
+    call: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "branch", Branch(self.branch))
+
+    @property
+    def label(self) -> str:
+        """The name, with the call number for a module's second and later calls."""
+        return call_label(self.name, self.call)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(json_safe(self))

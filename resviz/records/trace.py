@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.records.codec import Shape, build, decode_float, json_safe, stamped
+from resviz.records.codec import Shape, build, call_label, decode_float, json_safe, stamped
 from resviz.records.enums import Branch, ShortcutKind
 
 TRACE_KIND = "resviz.trace"
@@ -39,6 +39,8 @@ class LayerStats:
     are over finite and non-finite values alike, so a single NaN makes them NaN: look at
     ``nan_count``/``inf_count`` first. The histogram has fixed edges (:data:`HIST_EDGES` in
     :mod:`resviz.measure.stats`); values outside the outer edges are counted in the outer bins.
+    A module that runs several times in one forward (shared weights) has one row per call,
+    numbered by ``call`` (1, 2, ...); its ``params`` are on the first call's row only.
     """
 
     name: str
@@ -59,9 +61,15 @@ class LayerStats:
     stage: str = ""
     block: str = ""
     branch: Branch = Branch.OUTSIDE
+    call: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "branch", Branch(self.branch))
+
+    @property
+    def label(self) -> str:
+        """The name, with the call number for a module's second and later calls."""
+        return call_label(self.name, self.call)
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -74,6 +82,7 @@ class BlockStats:
     ``main_rms``/``skip_rms`` are the RMS of the two operands of the residual addition (main branch
     output, shortcut output): their ratio says how much a block changes the signal it passes on
     (Veit et al. 2016 read ResNets as ensembles of shallow paths because this ratio is small).
+    A block that runs several times in one forward has one record per call (``call`` 1, 2, ...).
     """
 
     name: str
@@ -85,9 +94,15 @@ class BlockStats:
     grad_main: float | None
     grad_skip: float | None
     grad_total: float | None
+    call: int = 1
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shortcut", ShortcutKind(self.shortcut))
+
+    @property
+    def label(self) -> str:
+        """The name, with the call number for a block's second and later calls."""
+        return call_label(self.name, self.call)
 
     @property
     def rms_ratio(self) -> float:

@@ -43,14 +43,14 @@ def fold(layers: Sequence[LayerRecord], depth: int | None) -> list[Row]:
     order: list[str] = []
     for lr in layers:
         parts = lr.name.split(".")
-        key = ".".join(parts[:depth]) if depth else lr.name
+        key = ".".join(parts[:depth]) if depth else lr.label
         if key not in groups:
             groups[key] = []
             order.append(key)
         groups[key].append(lr)
     for key in order:
         g = groups[key]
-        single = len(g) == 1 and g[0].name == key
+        single = len(g) == 1 and g[0].label == key
         kind = g[0].type if single else _group_type(g)
         rows.append(
             Row(

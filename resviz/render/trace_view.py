@@ -32,7 +32,7 @@ def block_table(trace: Trace) -> Any:
         table.add_column(col, justify=just, style=style, no_wrap=True)  # type: ignore[arg-type]
     for b in trace.blocks:
         table.add_row(
-            b.name, b.shortcut, sig(b.main_rms), sig(b.skip_rms),
+            b.label, b.shortcut, sig(b.main_rms), sig(b.skip_rms),
             sig(b.rms_ratio) if b.shortcut != ShortcutKind.NONE else MISSING,
             sig(b.grad_main), sig(b.grad_skip), sig(b.grad_total), percent(b.skip_share),
         )
@@ -53,7 +53,7 @@ def layer_table(trace: Trace) -> Any:
     for lr in trace.layers:
         bad = lr.nan_count + lr.inf_count
         table.add_row(
-            lr.name, lr.type, shape_str(lr.output_shape), sig(lr.mean), sig(lr.std), sig(lr.min),
+            lr.label, lr.type, shape_str(lr.output_shape), sig(lr.mean), sig(lr.std), sig(lr.min),
             sig(lr.max), percent(lr.zero_fraction), f"{lr.nan_count}/{lr.inf_count}" if bad else "",
             style="red" if bad else None,
         )
@@ -62,11 +62,11 @@ def layer_table(trace: Trace) -> Any:
 
 BLOCK_COLUMNS = (
     "kind", "name", "stage", "index", "shortcut", "main_rms", "skip_rms", "grad_main", "grad_skip",
-    "grad_total",
+    "grad_total", "call",
 )
 LAYER_COLUMNS = (
     "kind", "name", "type", "output_shape", "mean", "std", "min", "max", "rms", "zero_fraction",
-    "nan_count", "inf_count", "stage", "block", "branch",
+    "nan_count", "inf_count", "stage", "block", "branch", "call",
 )
 
 
@@ -81,11 +81,12 @@ def trace_csv(trace: Trace) -> str:
     w.writerow(BLOCK_COLUMNS)
     for b in trace.blocks:
         w.writerow(["block", b.name, b.stage, b.index, b.shortcut, b.main_rms, b.skip_rms,
-                    csv_value(b.grad_main), csv_value(b.grad_skip), csv_value(b.grad_total)])
+                    csv_value(b.grad_main), csv_value(b.grad_skip), csv_value(b.grad_total), b.call])
     w.writerow(LAYER_COLUMNS)
     for lr in trace.layers:
         w.writerow(["layer", lr.name, lr.type, shape_str(lr.output_shape), lr.mean, lr.std, lr.min, lr.max,
-                    lr.rms, lr.zero_fraction, lr.nan_count, lr.inf_count, lr.stage, lr.block, lr.branch])
+                    lr.rms, lr.zero_fraction, lr.nan_count, lr.inf_count, lr.stage, lr.block, lr.branch,
+                    lr.call])
     return buf.getvalue()
 
 

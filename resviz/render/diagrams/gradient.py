@@ -59,7 +59,7 @@ def gradient_flow(ctx: Context) -> graphviz.Digraph:
     """Two lanes per block: the forward pass going down, the backward pass coming back up."""
     g = new_graph("gradient_flow", ctx.summary, "gradient-flow")
     traced = ctx.trace.blocks if ctx.trace else ()
-    stats: dict[str, BlockStats] = {s.name: s for s in traced if measured(s)}
+    stats: dict[str, BlockStats] = {s.name: s for s in traced if measured(s) and s.call == 1}
     plan = _plan(ctx)
     top = max((max(s.grad_main or 0.0, s.grad_skip or 0.0) for s in stats.values()), default=0.0)
     values = [ctx.metrics.block_value([b.name for b in item]) for item in plan]

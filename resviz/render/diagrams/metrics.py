@@ -119,8 +119,8 @@ class Metrics:
         self.by_block = by_block  # the summary's layers per block, as Context caches them
         layers = trace.layers if trace is not None else ()
         blocks = trace.blocks if trace is not None else ()
-        self.std: dict[str, float] = {ls.name: float(ls.std) for ls in layers}
-        self.ratio: dict[str, float | None] = {b.name: grad_ratio(b) for b in blocks}
+        self.std: dict[str, float] = {ls.name: float(ls.std) for ls in layers if ls.call == 1}
+        self.ratio: dict[str, float | None] = {b.name: grad_ratio(b) for b in blocks if b.call == 1}
 
     def value(self, instances: Sequence[Sequence[str]]) -> float | None:
         if self.metric is None or not instances:
