@@ -123,3 +123,31 @@ def test_bad_arguments(tmp_path: Path) -> None:
         load_batches(tmp_path, 1, 2, (4, 8, 8))
     with pytest.raises(ResvizError, match="2 classes but a compared model has only 1"):
         load_batches(tmp_path, 1, 2, (3, 8, 8), max_classes=1)
+
+
+def test_batches_are_made_when_asked_for_so_many_steps_hold_one_batch() -> None:
+    """A million ImageNet-sized batches would need terabytes if drawn up front; each is made on
+    demand, the same tensor every time it is asked for."""
+    data = load_batches("synthetic", 10**6, 8, (3, 224, 224), seed=0)
+    assert len(data) == 10**6
+    x, y = data[123_456]
+    again, y2 = data[123_456]
+    assert torch.equal(x, again) and torch.equal(y, y2) and x.shape == (8, 3, 224, 224)
+    assert not torch.equal(x, data[123_457][0])
+
+
+def test_a_real_data_set_cycles_through_every_image_once_per_pass() -> None:
+    pytest.importorskip("sklearn")
+    data = load_batches("digits", 2 * 1797, 1, (1, 8, 8), seed=0)  # two passes, one image a batch
+    first = torch.stack([data[i][1] for i in range(1797)]).flatten()
+    counts = torch.bincount(first, minlength=10)
+    full = torch.bincount(torch.stack([data[i][1] for i in range(1797, 2 * 1797)]).flatten(), minlength=10)
+    assert torch.equal(counts, full) and int(counts.sum()) == 1797  # each pass sees every image once
+    assert not torch.equal(data[0][0], data[1797][0]) or not torch.equal(data[1][0], data[1798][0])
+
+
+def test_data_bytes_count_what_the_data_holds() -> None:
+    from resviz.studies.data import DIGITS_IMAGES, data_bytes
+
+    assert data_bytes("synthetic", 1000, 4, (3, 8, 8)) == (10 + 2 * 4) * 4 * 3 * 64
+    assert data_bytes("digits", 1, 1, (3, 8, 8)) == 3 * DIGITS_IMAGES * 4 * 3 * 64

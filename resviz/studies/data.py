@@ -19,7 +19,8 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,16 +41,24 @@ SYNTHETIC_CLASSES = 10
 
 @dataclass
 class Batches:
-    """A fixed list of CPU batches (inputs, integer labels) and where they came from."""
+    """``count`` CPU batches (inputs, integer labels), each made when asked for, and where they came
+    from. Batch ``i`` is the same tensor every time it is asked for (it depends only on the seed and
+    ``i``), so every model sees the same data while memory holds one batch, not ``count``."""
 
     info: DataInfo
-    items: list[Batch] = field(default_factory=list)
+    count: int
+    make: Callable[[int], Batch]
 
     def __len__(self) -> int:
-        return len(self.items)
+        return self.count
 
     def __getitem__(self, index: int) -> Batch:
-        return self.items[index % len(self.items)]
+        return self.make(index % self.count)
+
+    @property
+    def items(self) -> list[Batch]:
+        """Every batch, made now (for small counts: inspection and tests)."""
+        return [self.make(i) for i in range(self.count)]
 
 
 def load_batches(
@@ -86,34 +95,75 @@ def load_batches(
     return out
 
 
+def _seeds(gen: torch.Generator) -> int:
+    """A base seed drawn from ``gen``: batch ``i`` is drawn from a generator seeded ``base + i``."""
+    return int(torch.randint(0, 2**62, (1,), generator=gen))
+
+
+#: Copies of the images a real data set holds at once while it is standardised (the decoded or
+#: upsampled images, their float copy, the standardised result).
+_DATA_COPIES = 3
+DIGITS_IMAGES = 1797
+
+
+def data_bytes(data: str | os.PathLike[str], count: int, batch: int, image_shape: ImageShape) -> int:
+    """Host bytes :func:`load_batches` holds at its peak, for the memory check before a run: the
+    class templates and one batch for ``synthetic``; every image, upsampled to ``image_shape``,
+    :data:`_DATA_COPIES` times over for ``digits`` and a folder (as many images as ``count``
+    batches need, at most the folder's). Refuses a folder that does not exist, in one line."""
+    c, h, w = image_shape
+    image = 4 * c * h * w
+    key = str(data).strip()
+    if key.lower() == "synthetic":
+        return (SYNTHETIC_CLASSES + 2 * batch) * image
+    if key.lower() == "digits":
+        return _DATA_COPIES * DIGITS_IMAGES * image
+    files = sum(len(fs) for _, fs in _list_classes(Path(key).expanduser()))
+    return _DATA_COPIES * min(files, count * batch) * image
+
+
 def _synthetic(count: int, batch: int, shape: ImageShape, classes: int, gen: torch.Generator) -> Batches:
     """Class templates: 4x4 random patterns upsampled (smooth, so convolutions can pick them up)."""
     c, h, w = shape
     coarse = torch.randn(classes, c, 4, 4, generator=gen)
     templates = F.interpolate(coarse, size=(h, w), mode="bilinear", align_corners=False)
     templates = templates / templates.flatten(1).std(dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)
-    items: list[Batch] = []
-    for _ in range(count):
-        y = torch.randint(0, classes, (batch,), generator=gen)
-        x = templates[y] + torch.randn(batch, c, h, w, generator=gen)
-        items.append((x, y))
+    base = _seeds(gen)
+
+    def make(i: int) -> Batch:
+        g = torch.Generator().manual_seed(base + i)
+        y = torch.randint(0, classes, (batch,), generator=g)
+        return templates[y] + torch.randn(batch, c, h, w, generator=g), y
+
     info = DataInfo(
         DataKind.SYNTHETIC, "class templates + unit Gaussian noise", classes,
         tuple(str(i) for i in range(classes)), count * batch, shape,
     )
-    return Batches(info, items)
+    return Batches(info, count, make)
 
 
 def _sample(x: Tensor, y: Tensor, count: int, batch: int, gen: torch.Generator, info: DataInfo) -> Batches:
-    """Standardise per channel, then draw batches from a seeded permutation (cycled when short)."""
+    """Standardise per channel, then draw batches from seeded permutations of the images, one
+    permutation per pass over them (cycled when the data is shorter than ``count`` batches)."""
     x = x.float()
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
     std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     x = (x - mean) / std
-    need = count * batch
-    order = torch.cat([torch.randperm(len(y), generator=gen) for _ in range(-(-need // len(y)))])[:need]
-    items = [(x[idx].contiguous(), y[idx].contiguous()) for idx in order.split(batch)]
-    return Batches(info, items)
+    n, base = len(y), _seeds(gen)
+
+    def positions(start: int, stop: int) -> Tensor:
+        parts = []
+        for cycle in range(start // n, (stop - 1) // n + 1):
+            perm = torch.randperm(n, generator=torch.Generator().manual_seed(base + cycle))
+            lo, hi = max(start - cycle * n, 0), min(stop - cycle * n, n)
+            parts.append(perm[lo:hi])
+        return torch.cat(parts)
+
+    def make(i: int) -> Batch:
+        idx = positions(i * batch, (i + 1) * batch)
+        return x[idx].contiguous(), y[idx].contiguous()
+
+    return Batches(info, count, make)
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
