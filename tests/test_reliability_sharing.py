@@ -168,3 +168,12 @@ def test_a_reused_block_has_one_record_per_call_with_that_calls_gradient() -> No
         assert b.grad_main is not None and b.grad_skip is not None
     assert any(n.startswith("block runs 2 times") for n in tr.notes)
     assert not any(n.startswith("block.conv1 runs") for n in tr.notes)  # said once, by the block
+
+
+def test_a_second_monitor_on_a_monitored_model_is_refused() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
+    with resviz.monitor(model), pytest.raises(ResvizError, match=f"Sequential is {HELD} monitored"):
+        with resviz.monitor(model):
+            pass
+    with resviz.monitor(model):  # released by the first on exit
+        assert holder(model) is not None
