@@ -24,6 +24,7 @@ from resviz.cli.common import (
 )
 from resviz.errors import ResvizError
 from resviz.files import check_writable, write_atomic
+from resviz.limits import MAX_DEPTH
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = "install Graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz)"
@@ -76,7 +77,7 @@ def diagram_cmd(
                                                           "dimensions, skip-types, gradient-flow, layers.")]
     = "overview",
     input: InputOpt = None,
-    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1,
+    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1, max=MAX_DEPTH,
                                               help="layers view: 1 = stages, 2 = blocks, 3+ = layers.")] = None,
     color_by: Annotated[str | None, typer.Option("--color-by", "-c",
                                                  help="macs, params, std or grad-ratio (the last two trace "
