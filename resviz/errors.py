@@ -12,6 +12,10 @@ from __future__ import annotations
 #: to flood a terminal or a log.
 ECHO_CHARS = 80
 
+#: How many characters of a path a message quotes: paths run longer than other values, and a cut
+#: one must still be recognisable.
+PATH_CHARS = 320
+
 #: The longest line :func:`one_line` passes on; resviz's own messages stay far shorter, a library's
 #: may not.
 _LINE_CHARS = 1000
@@ -53,3 +57,8 @@ def quote(value: object, limit: int = ECHO_CHARS) -> str:
     if isinstance(value, str) and len(value) > limit:
         return f"{clip(repr(value[:limit]), limit + 2)}... ({len(value)} characters)"
     return clip(repr(value), limit + 2)
+
+
+def clip_path(path: object) -> str:
+    """A file or folder name as a message quotes it (:func:`clip` at :data:`PATH_CHARS`)."""
+    return clip(path, PATH_CHARS)

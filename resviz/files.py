@@ -11,7 +11,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from resviz.errors import ResvizError, clip
+from resviz.errors import ResvizError, clip_path
 
 #: Characters of the target's name kept in its temporary file's name: enough to tell which output
 #: a leftover belongs to, short enough that the temporary name is never the one too long to create.
@@ -20,15 +20,6 @@ _TMP_NAME_CHARS = 32
 #: The longest file name, in bytes, when the file system does not say (Linux, macOS and Windows
 #: file systems all allow 255).
 _DEFAULT_NAME_MAX = 255
-
-
-#: Characters of a path that a message quotes: a path is longer than other values, and a cut one
-#: still has to be recognisable.
-_PATH_CHARS = 320
-
-
-def _shown(path: Path) -> str:
-    return clip(path, _PATH_CHARS)
 
 
 def name_max(folder: Path) -> int:
@@ -53,12 +44,12 @@ def check_writable(path: str | Path) -> Path:
     """
     target = Path(path)
     folder = target.parent
-    shown = _shown(target)
+    shown = clip_path(target)
     if "\x00" in str(target):
         raise ResvizError(f"cannot write {shown}: a file name cannot contain a NUL character")
     try:
         if not folder.is_dir():
-            raise ResvizError(f"cannot write {shown}: folder {_shown(folder)} does not exist")
+            raise ResvizError(f"cannot write {shown}: folder {clip_path(folder)} does not exist")
         size, most = len(os.fsencode(target.name)), name_max(folder)
         if size > most:
             raise ResvizError(f"cannot write {shown}: its name has {size} bytes, more than the {most} the file "
@@ -70,7 +61,7 @@ def check_writable(path: str | Path) -> Path:
     try:
         fd, probe = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise ResvizError(f"cannot write {shown}: folder {_shown(folder)} is not writable "
+        raise ResvizError(f"cannot write {shown}: folder {clip_path(folder)} is not writable "
                           f"({exc.strerror or exc})") from None
     os.close(fd)
     os.unlink(probe)
@@ -88,7 +79,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     try:
         fd, tmp = tempfile.mkstemp(prefix=_tmp_prefix(target), suffix=".tmp", dir=folder)
     except OSError as exc:
-        raise ResvizError(f"cannot write {_shown(target)}: {exc.strerror or exc}") from None
+        raise ResvizError(f"cannot write {clip_path(target)}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(payload)
@@ -97,7 +88,7 @@ def write_atomic(path: str | Path, data: str | bytes) -> Path:
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError):
-            raise ResvizError(f"cannot write {_shown(target)}: {exc.strerror or exc}") from None
+            raise ResvizError(f"cannot write {clip_path(target)}: {exc.strerror or exc}") from None
         raise
     return target
 

@@ -128,7 +128,9 @@ def batch_shape(input_size: SizeLike, batch: int | None) -> tuple[int, int, int,
     n, c, h, w = parse_input_size(dims)
     if batch is None:
         batch = n if len(dims) == 4 else COMPARE_BATCH
-    return check_shape((batch, c, h, w))
+    shape = (batch, c, h, w)
+    check_shape(shape)
+    return shape
 
 
 __all__ = [

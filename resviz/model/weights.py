@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load as st_load
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError, clip, one_line
+from resviz.errors import ResvizError, clip, clip_path, one_line
 from resviz.model.resnet import build_model
 
 
@@ -116,4 +116,4 @@ def check_checkpoint(spec: Any, source: str | Path | bytes, name: str | None = N
 
 def _label(source: object, name: str | None) -> str:
     """How messages name a checkpoint: the given name, else its path."""
-    return clip(name or (str(source) if isinstance(source, (str, Path)) else "checkpoint"), 320)
+    return clip_path(name or (str(source) if isinstance(source, (str, Path)) else "checkpoint"))
