@@ -53,8 +53,8 @@ def parse_dims(text: SizeLike) -> Shape:
         raise ResvizError(f"input size {clip(_shown(dims))} has a dimension below 1")
     largest = max(limits.MAX_SIDE, limits.MAX_BATCH, limits.MAX_CHANNELS)
     if any(d > largest for d in dims):
-        raise ResvizError(f"input size {clip(_shown(dims))} has a dimension above the {largest} resviz accepts "
-                          f"({limits.SIDE_WHY})")
+        raise ResvizError(f"input size {clip(_shown(dims))} has a dimension above {largest}, the most resviz "
+                          "accepts for a batch, a side or channels")
     return dims
 
 
