@@ -63,7 +63,7 @@ def test_one_line_on_stderr(tmp_path: Path, args: list[str], needle: str) -> Non
     code, _, err, seconds = resviz(*args, cwd=tmp_path)
     line = one_error_line(code, err)
     assert needle in line and len(line) < 400
-    assert seconds < (10 if "laughs.yaml" in args else 60)  # start-up included
+    assert seconds < 60  # start-up included; the YAML refusal itself is timed in test_hostile_files
     assert set(os.listdir(tmp_path)) == before  # nothing written, no temporary file left
 
 
