@@ -106,3 +106,25 @@ def test_the_markdown_report_escapes_html_in_names(tmp_path: Path) -> None:
     text = render_markdown(result)
     assert "<img" not in text and "&lt;img src=x onerror=\"alert(1)\"&gt;" in text
     assert "<img src=x" not in render_html(result)
+
+
+def test_data_folders_with_long_names_and_decompression_bombs(tmp_path: Path) -> None:
+    import warnings
+
+    from PIL import Image
+
+    from resviz.studies.data import load_batches
+
+    with pytest.raises(ResvizError, match=r"cannot read data directory .*File name too long") as info:
+        load_batches(str(tmp_path / ("d" * 300)), 1, 2, (3, 8, 8))
+    assert len(str(info.value)) < 400
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        Image.new("RGB", (8, 8), "red").save(tmp_path / name / "ok.png")
+    side = int((Image.MAX_IMAGE_PIXELS or 0) ** 0.5) + 10  # past Pillow's warning, below its error
+    Image.new("1", (side, side)).save(tmp_path / "a" / "bomb.png")
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        data = load_batches(str(tmp_path), 1, 3, (3, 8, 8))  # needs every file: the bomb is tried
+    assert data.info.skipped == ("a/bomb.png",)
+    assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
