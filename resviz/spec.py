@@ -100,8 +100,9 @@ class ResNetSpec:
         object.__setattr__(self, "stem", _enum(Stem, self.stem, "stem"))
         object.__setattr__(self, "shortcut", _enum(Shortcut, self.shortcut, "shortcut"))
         object.__setattr__(self, "stride_at", _enum(StrideAt, self.stride_at, "stride_at"))
-        object.__setattr__(self, "layers", tuple(self.layers))
-        object.__setattr__(self, "widths", tuple(self.widths))
+        for field in ("layers", "widths"):
+            if isinstance(getattr(self, field), (list, tuple)):  # anything else is refused by validate()
+                object.__setattr__(self, field, tuple(getattr(self, field)))
 
     # ------------------------------------------------------------------ derived
     @property
@@ -179,6 +180,9 @@ class ResNetSpec:
 
     def _check_stages(self) -> None:
         """Blocks per stage and widths: one each per stage, positive, and within the limits."""
+        for field in ("layers", "widths"):
+            if not isinstance(getattr(self, field), tuple):
+                raise ResvizError(f"{field} must be a list of integers, got {quote(getattr(self, field))}")
         if not self.layers:
             raise ResvizError("layers must list at least one stage")
         limits.bounded(len(self.layers), "layers: the number of stages", limits.MAX_STAGES, limits.STAGES_WHY)
