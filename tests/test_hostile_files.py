@@ -128,3 +128,17 @@ def test_data_folders_with_long_names_and_decompression_bombs(tmp_path: Path) ->
         data = load_batches(str(tmp_path), 1, 3, (3, 8, 8))  # needs every file: the bomb is tried
     assert data.info.skipped == ("a/bomb.png",)
     assert not [w for w in seen if issubclass(w.category, Image.DecompressionBombWarning)]
+
+
+def test_a_checkpoint_that_never_ends_is_not_read(tmp_path: Path) -> None:
+    import os
+
+    from resviz.api import check_checkpoint, get_spec
+
+    fifo = tmp_path / "pipe.pth"
+    os.mkfifo(fifo)
+    for source in ("/dev/zero", str(fifo), str(tmp_path)):
+        with pytest.raises(ResvizError, match="it is not a regular file"):
+            check_checkpoint(get_spec("resnet20"), source)
+    with pytest.raises(ResvizError, match="File name too long"):
+        check_checkpoint(get_spec("resnet20"), str(tmp_path / ("w" * 300 + ".pth")))

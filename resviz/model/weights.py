@@ -30,7 +30,7 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
         if isinstance(source, bytes):
             raw = source
         else:
-            raw = Path(source).read_bytes()
+            raw = _read_file(Path(source), label)
     except OSError as exc:
         raise ResvizError(f"cannot read checkpoint {label}: {exc.strerror or exc}") from None
     try:
@@ -45,6 +45,14 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
             msg = f"the file is corrupt or truncated ({msg[:120]})"
         raise ResvizError(f"cannot load checkpoint {label}: {msg[:200]}") from None
     return _unwrap(obj, label)
+
+
+def _read_file(path: Path, label: str) -> bytes:
+    """A checkpoint file's bytes. Only a regular file is read: a device such as /dev/zero or a pipe
+    never ends, and reading it whole would fill the memory."""
+    if path.exists() and not path.is_file():
+        raise ResvizError(f"cannot read checkpoint {label}: it is not a regular file")
+    return path.read_bytes()
 
 
 def _parse(raw: bytes, is_st: bool) -> Any:
