@@ -25,7 +25,8 @@ from typing import Any
 
 import yaml
 
-from resviz.errors import ResvizError, one_line
+from resviz import limits
+from resviz.errors import ResvizError, clip, one_line, quote
 
 
 class BlockKind(StrEnum):
@@ -67,7 +68,7 @@ def _enum(cls: type[StrEnum], value: Any, field: str) -> Any:
         return cls(value)
     except ValueError:
         choices = ", ".join(m.value for m in cls)  # type: ignore[attr-defined]
-        raise ResvizError(f"invalid {field} {value!r}: choose one of {choices}") from None
+        raise ResvizError(f"invalid {field} {quote(value)}: choose one of {choices}") from None
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,9 @@ class ResNetSpec:
         object.__setattr__(self, "stem", _enum(Stem, self.stem, "stem"))
         object.__setattr__(self, "shortcut", _enum(Shortcut, self.shortcut, "shortcut"))
         object.__setattr__(self, "stride_at", _enum(StrideAt, self.stride_at, "stride_at"))
-        object.__setattr__(self, "layers", tuple(self.layers))
-        object.__setattr__(self, "widths", tuple(self.widths))
+        for field in ("layers", "widths"):
+            if isinstance(getattr(self, field), (list, tuple)):  # anything else is refused by validate()
+                object.__setattr__(self, field, tuple(getattr(self, field)))
 
     # ------------------------------------------------------------------ derived
     @property
@@ -142,45 +144,86 @@ class ResNetSpec:
 
     # ------------------------------------------------------------------ checks
     def validate(self) -> ResNetSpec:
-        """Raise :class:`ResvizError` naming the first impossible value; return self when fine."""
-        if not isinstance(self.name, str) or not self.name.strip():
-            raise ResvizError(f"name = {self.name!r}: must be a non-empty string")
+        """Raise :class:`ResvizError` naming the first impossible value; return self when fine.
+
+        Counts are checked against :mod:`resviz.limits` before anything is multiplied or built,
+        so a typo such as ``layers=1000000`` is refused at once instead of running for minutes.
+        """
+        self._check_name()
         if not isinstance(self.preact, bool):
-            raise ResvizError(f"preact = {self.preact!r}: must be true or false")
-        if not self.layers:
-            raise ResvizError("layers must list at least one stage")
-        if len(self.widths) != len(self.layers):
-            raise ResvizError(
-                f"widths has {len(self.widths)} entries but layers has {len(self.layers)}: "
-                "give one width per stage"
-            )
-        for i, n in enumerate(self.layers):
-            if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-                raise ResvizError(f"layers[{i}] = {n!r}: every stage needs at least 1 block")
-        for i, w in enumerate(self.widths):
-            if not isinstance(w, int) or isinstance(w, bool) or w < 1:
-                raise ResvizError(f"widths[{i}] = {w!r}: widths must be positive integers")
+            raise ResvizError(f"preact = {quote(self.preact)}: must be true or false")
+        self._check_stages()
         for field in INT_FIELDS:
             v = getattr(self, field)
             if not isinstance(v, int) or isinstance(v, bool) or v < 1:
-                raise ResvizError(f"{field} = {v!r}: must be a positive integer")
+                raise ResvizError(f"{field} = {quote(v)}: must be a positive integer")  # not 0, 2.0, true
+            high, why = (limits.MAX_CLASSES, limits.CLASSES_WHY) if field == "num_classes" else \
+                (limits.MAX_CHANNELS, limits.CHANNELS_WHY)
+            limits.bounded(v, field, high, why)
         if self.block is BlockKind.BASIC and (self.groups != 1 or self.width_per_group != 64):
             raise ResvizError(
                 "basic blocks support only groups=1 and width_per_group=64 (as torchvision's "
                 "BasicBlock); use block=bottleneck for ResNeXt or Wide ResNet"
             )
         for i in range(self.num_stages):
-            inner = self.inner_width(i)
-            if inner < 1:
-                raise ResvizError(
-                    f"stage {i + 1}: width {self.widths[i]} x width_per_group "
-                    f"{self.width_per_group}/64 rounds to zero channels"
-                )
-            if inner % self.groups:
-                raise ResvizError(
-                    f"stage {i + 1}: inner width {inner} is not divisible by groups={self.groups}"
-                )
+            self._check_channels(i)
         return self
+
+    def _check_name(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise ResvizError(f"name = {quote(self.name)}: must be a non-empty string")
+        if len(self.name) > limits.MAX_NAME_CHARS:
+            raise ResvizError(f"name = {quote(self.name)}: more than the {limits.MAX_NAME_CHARS} characters "
+                              f"resviz accepts ({limits.NAME_WHY})")
+        if not self.name.isprintable():
+            raise ResvizError(f"name = {quote(self.name)}: must be one line of printable characters")
+
+    def _check_stages(self) -> None:
+        """Blocks per stage and widths: one each per stage, positive, and within the limits."""
+        for field in ("layers", "widths"):
+            if not isinstance(getattr(self, field), tuple):
+                raise ResvizError(f"{field} must be a list of integers, got {quote(getattr(self, field))}")
+        if not self.layers:
+            raise ResvizError("layers must list at least one stage")
+        limits.bounded(len(self.layers), "layers: the number of stages", limits.MAX_STAGES, limits.STAGES_WHY)
+        if len(self.widths) != len(self.layers):
+            raise ResvizError(
+                f"widths has {len(self.widths)} entries but layers has {len(self.layers)}: "
+                "give one width per stage"
+            )
+        for i, n in enumerate(self.layers):
+            if not isinstance(n, int) or isinstance(n, bool):
+                raise ResvizError(f"layers[{i}] = {quote(n)}: must be an integer")
+            if n < 1:
+                raise ResvizError(f"layers[{i}] = {quote(n)}: every stage needs at least 1 block")
+        total = sum(self.layers)
+        if total > limits.MAX_BLOCKS:
+            raise ResvizError(f"layers: {total} blocks in total, more than the {limits.MAX_BLOCKS} resviz accepts "
+                              f"({limits.BLOCKS_WHY})")
+        for i, w in enumerate(self.widths):
+            if not isinstance(w, int) or isinstance(w, bool):
+                raise ResvizError(f"widths[{i}] = {quote(w)}: must be an integer")
+            if w < 1:
+                raise ResvizError(f"widths[{i}] = {quote(w)}: widths must be positive integers")
+            limits.bounded(w, f"widths[{i}]", limits.MAX_CHANNELS, limits.CHANNELS_WHY)
+
+    def _check_channels(self, i: int) -> None:
+        """Stage ``i``'s inner and output channels: at least one, within the limit, and divisible
+        into ``groups``."""
+        inner = self.inner_width(i)
+        if inner < 1:
+            raise ResvizError(
+                f"stage {i + 1}: width {self.widths[i]} x width_per_group "
+                f"{self.width_per_group}/64 rounds to zero channels"
+            )
+        for kind, channels in (("inner", inner), ("output", self.stage_out_channels()[i])):
+            if channels > limits.MAX_CHANNELS:
+                raise ResvizError(f"stage {i + 1}: {channels} {kind} channels, more than the "
+                                  f"{limits.MAX_CHANNELS} resviz accepts ({limits.CHANNELS_WHY})")
+        if inner % self.groups:
+            raise ResvizError(
+                f"stage {i + 1}: inner width {inner} is not divisible by groups={self.groups}"
+            )
 
     # ------------------------------------------------------------------ I/O
     def to_dict(self) -> dict[str, Any]:
@@ -197,17 +240,17 @@ class ResNetSpec:
         if not isinstance(data, dict):
             raise ResvizError("a spec must be a mapping of field names to values")
         known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        unknown = sorted(str(k) for k in data if k not in known)
         if unknown:
             raise ResvizError(
-                f"unknown spec field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+                f"unknown spec field(s) {clip(', '.join(unknown))}; known: {', '.join(sorted(known))}"
             )
         missing = [f for f in ("name", "block", "layers", "widths") if f not in data]
         if missing:
             raise ResvizError(f"spec is missing required field(s): {', '.join(missing)}")
         for k in ("layers", "widths"):
             if not isinstance(data[k], (list, tuple)):
-                raise ResvizError(f"{k} must be a list of integers, got {data[k]!r}")
+                raise ResvizError(f"{k} must be a list of integers, got {quote(data[k])}")
         return cls(**data).validate()
 
 
@@ -222,7 +265,7 @@ def parse_int_list(text: str, what: str) -> tuple[int, ...]:
     try:
         values = tuple(int(p) for p in parts if p.strip())
     except ValueError:
-        raise ResvizError(f"{what} must be comma-separated integers, e.g. 3,4,6,3 (got {text!r})") from None
+        raise ResvizError(f"{what} must be comma-separated integers, e.g. 3,4,6,3 (got {quote(text)})") from None
     if not values:
         raise ResvizError(f"{what} must list at least one stage, e.g. 3,4,6,3")
     return values
@@ -241,7 +284,7 @@ def parse_bool(text: str, what: str) -> bool:
         return True
     if word in FALSE_WORDS:
         return False
-    raise ResvizError(f"{what} expects true or false, got {text!r}")
+    raise ResvizError(f"{what} expects true or false, got {quote(text)}")
 
 
 def parse_field(key: str, text: str) -> tuple[str, Any]:
@@ -256,7 +299,7 @@ def parse_field(key: str, text: str) -> tuple[str, Any]:
         try:
             return key, int(value)
         except ValueError:
-            raise ResvizError(f"{key} expects an integer, got {value!r}") from None
+            raise ResvizError(f"{clip(key)} expects an integer, got {quote(value)}") from None
     if key == "preact":
         return key, parse_bool(value, key)
     return key, value
@@ -269,20 +312,63 @@ def plain_name(name: str) -> str:
     return "plain_" + name
 
 
-def load_spec_file(path: str | Path) -> ResNetSpec:
-    """Read a spec from a ``.json``, ``.yaml`` or ``.yml`` file, with one-line errors."""
-    p = Path(path)
+class _NoAliasLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases: ``*name`` repeats a node, and nested repeats grow a
+    few hundred bytes into gigabytes ("billion laughs"). A spec never needs one."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise ResvizError(f"line {mark.line + 1}: YAML aliases (*name) are not accepted in a spec; "
+                              "write the value out")
+        return super().compose_node(parent, index)
+
+
+def read_spec_text(path: Path) -> str:
+    """A spec file's text: at most :data:`resviz.limits.MAX_SPEC_BYTES`, UTF-8 (a byte-order mark
+    allowed), not empty; read in one bounded call, so a device or a huge file is never read whole."""
     try:
-        text = p.read_text(encoding="utf-8")
+        with path.open("rb") as fh:
+            raw = fh.read(limits.MAX_SPEC_BYTES + 1)
     except OSError as exc:
-        raise ResvizError(f"cannot read spec file {p}: {exc.strerror or exc}") from None
+        raise ResvizError(f"cannot read spec file {clip(path)}: {exc.strerror or one_line(exc)}") from None
+    if len(raw) > limits.MAX_SPEC_BYTES:
+        raise ResvizError(f"spec file {clip(path)} is larger than the {limits.MAX_SPEC_BYTES} bytes resviz "
+                          "reads: a spec is a dozen fields")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise ResvizError(f"spec file {clip(path)} is UTF-16 text: save it as UTF-8")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise ResvizError(f"spec file {clip(path)} is not UTF-8 text (byte {exc.start}): save it as UTF-8") \
+            from None
+    if "\x00" in text:
+        raise ResvizError(f"spec file {clip(path)} is not a text file")
+    if not text.strip():
+        raise ResvizError(f"spec file {clip(path)} is empty")
+    return text
+
+
+def load_spec_file(path: str | Path) -> ResNetSpec:
+    """Read a spec from a ``.json``, ``.yaml`` or ``.yml`` file, with one-line errors.
+
+    The file is bounded in size and YAML aliases are refused (:class:`_NoAliasLoader`), so no file
+    costs more to read than its own bytes; errors quote a clipped part of it only.
+    """
+    p = Path(path)
+    text = read_spec_text(p)
     try:
         if p.suffix.lower() in (".yaml", ".yml"):
-            data = yaml.safe_load(text)
+            data = yaml.load(text, Loader=_NoAliasLoader)  # a SafeLoader without aliases
         else:
             data = json.loads(text)
-    except Exception as exc:
-        raise ResvizError(f"cannot parse spec file {p}: {one_line(exc)}") from None
-    if isinstance(data, dict) and "name" not in data:
+    except ResvizError as exc:
+        raise ResvizError(f"cannot parse spec file {clip(p)}: {exc}") from None
+    except Exception as exc:  # any parser failure is the file's fault: one line
+        raise ResvizError(f"cannot parse spec file {clip(p)}: {one_line(exc)}") from None
+    if not isinstance(data, dict):
+        raise ResvizError(f"spec file {clip(p)} holds a {type(data).__name__}, not a mapping of field names to "
+                          "values")
+    if "name" not in data:
         data = {"name": p.stem, **data}
     return ResNetSpec.from_dict(data)

@@ -20,7 +20,7 @@ import difflib
 from collections.abc import Mapping
 from typing import Any
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
 from resviz.reference import TORCHVISION
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
 
@@ -104,10 +104,12 @@ def get_spec(name: str) -> ResNetSpec:
     if key in _PLAIN:
         return _REGISTRY[_PLAIN[key]].plain()
     candidates = list(_REGISTRY) + list(_PLAIN)
+    if len(key) > 2 * max(map(len, candidates)):  # no preset is close; matching a pasted text costs time
+        raise ResvizError(f"unknown model {quote(name)}; run `resviz list` for the presets")
     prefixed = [c for c in candidates if c.startswith(key) or key.startswith(c)]
     close = list(dict.fromkeys(prefixed[:2] + difflib.get_close_matches(key, candidates, n=3, cutoff=0.6)))[:3]
     hint = f"; did you mean {', '.join(close)}?" if close else "; run `resviz list` for the presets"
-    raise ResvizError(f"unknown model {name!r}{hint}")
+    raise ResvizError(f"unknown model {quote(name)}{hint}")
 
 
 def skip_twin(name: str) -> str | None:

@@ -8,8 +8,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 DATA = Path(__file__).parent / "data"
+
+#: Property-based tests draw the same examples on every run and machine (``derandomize``): a CI
+#: failure reproduces locally, and the suite's time does not depend on luck.
+settings.register_profile(
+    "resviz", max_examples=50, deadline=None, derandomize=True, database=None, print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("resviz")
 
 
 @pytest.fixture(scope="session")

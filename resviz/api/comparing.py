@@ -8,9 +8,10 @@ from collections.abc import Sequence
 
 import torch
 
+from resviz import limits
 from resviz.api.sizes import SizeLike, batch_shape
 from resviz.api.targets import measuring_device, resolve_spec
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, clip
 from resviz.measure.static import analyze_spec
 from resviz.records import Comparison
 from resviz.spec import ResNetSpec
@@ -29,13 +30,20 @@ def _specs(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
     return specs
 
 
-def _check_numbers(steps: int, lr: float, every: int) -> None:
+def _check_numbers(steps: int, lr: float, every: int, seed: int) -> None:
+    """Steps, learning rate, ``every`` and seed, within :mod:`resviz.limits`, before any work."""
+    for value, what in ((steps, "steps"), (every, "every")):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ResvizError(f"{what} must be an integer, got {clip(repr(value))}")
     if steps < 0:
-        raise ResvizError(f"steps must be 0 or more, got {steps}")
-    if not lr > 0 or not math.isfinite(lr):
-        raise ResvizError(f"learning rate must be a positive number, got {lr}")
+        raise ResvizError(f"steps must be 0 or more, got {clip(steps)}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
+        raise ResvizError(f"learning rate must be a positive number, got {clip(repr(lr))}")
     if every < 1:
-        raise ResvizError(f"every must be at least 1, got {every}")
+        raise ResvizError(f"every must be at least 1, got {clip(every)}")
+    limits.bounded(steps, "steps", limits.MAX_STEPS, limits.STEPS_WHY, low=0)
+    limits.bounded(every, "every", limits.MAX_STEPS, limits.STEPS_WHY)
+    limits.check_seed(seed)
 
 
 def compare(
@@ -61,7 +69,7 @@ def compare(
     :func:`resviz.render.report.render_html` and :func:`~resviz.render.report.render_markdown`.
     """
     specs = _specs(models)
-    _check_numbers(steps, lr, every)
+    _check_numbers(steps, lr, every, seed)
     dev = measuring_device(device)
     shape = batch_shape(input_size, batch)
     summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]  # refuses channels or sizes a model cannot take

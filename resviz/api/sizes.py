@@ -7,12 +7,14 @@ takes ``CxHxW`` plus a batch.
 
 from __future__ import annotations
 
+import math
 import operator
 import re
 from collections.abc import Sequence
 
-from resviz.errors import ResvizError
-from resviz.records import Shape, shape_str
+from resviz import limits
+from resviz.errors import ResvizError, clip, quote
+from resviz.records import Shape
 from resviz.spec import ResNetSpec
 
 SizeLike = str | Sequence[int]
@@ -23,25 +25,62 @@ TRACE_BATCH = 2
 COMPARE_BATCH = 8
 """Default batch of a comparison."""
 
-_MALFORMED = "malformed input size {text!r}: use NxCxHxW, e.g. 1x3x224x224"
+_MALFORMED = "malformed input size {text}: use NxCxHxW, e.g. 1x3x224x224"
+
+#: More dimensions than this is no image batch, and is refused before its numbers are read.
+_MAX_DIMS = 8
 
 
 def parse_dims(text: SizeLike) -> Shape:
-    """The dimensions as given (separated by ``x``, commas or spaces), each a positive integer."""
+    """The dimensions as given (separated by ``x``, commas or spaces), each a positive integer no
+    larger than any dimension resviz accepts (:mod:`resviz.limits`)."""
     if isinstance(text, str):
         parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
+        if len(parts) > _MAX_DIMS:
+            raise ResvizError(_MALFORMED.format(text=quote(text)))
         try:
             dims = tuple(int(p) for p in parts)
         except ValueError:
-            raise ResvizError(_MALFORMED.format(text=text)) from None
+            raise ResvizError(_MALFORMED.format(text=quote(text))) from None
     else:
         try:
             dims = tuple(operator.index(d) for d in text)
         except TypeError:
-            raise ResvizError(_MALFORMED.format(text=text)) from None
+            raise ResvizError(_MALFORMED.format(text=quote(text))) from None
+        if len(dims) > _MAX_DIMS:
+            raise ResvizError(_MALFORMED.format(text=quote(text)))
     if any(d < 1 for d in dims):
-        raise ResvizError(f"input size {shape_str(dims)} has a dimension below 1")
+        raise ResvizError(f"input size {clip(_shown(dims))} has a dimension below 1")
+    largest = max(limits.MAX_SIDE, limits.MAX_BATCH, limits.MAX_CHANNELS)
+    if any(d > largest for d in dims):
+        raise ResvizError(f"input size {clip(_shown(dims))} has a dimension above {largest}, the most resviz "
+                          "accepts for a batch, a side or channels")
     return dims
+
+
+def _shown(dims: Sequence[int]) -> str:
+    """``NxCxHxW`` of dimensions that may be too large to print whole."""
+    return "x".join(clip(d, 24) for d in dims)
+
+
+def check_shape(shape: Shape) -> Shape:
+    """``shape`` (NxCxHxW) when its batch, channels, sides and element count are within
+    :mod:`resviz.limits`; a one-line :class:`ResvizError` naming the bound otherwise."""
+    n, c, h, w = shape
+    for value, what, high, why in (
+        (n, "batch", limits.MAX_BATCH, limits.BATCH_WHY),
+        (c, "channels", limits.MAX_CHANNELS, limits.CHANNELS_WHY),
+        (h, "height", limits.MAX_SIDE, limits.SIDE_WHY),
+        (w, "width", limits.MAX_SIDE, limits.SIDE_WHY),
+    ):
+        if value > high:
+            raise ResvizError(f"input size {_shown(shape)}: {what} {value} is more than the {high} resviz accepts "
+                              f"({why})")
+    elements = math.prod(shape)
+    if elements > limits.MAX_INPUT_ELEMENTS:
+        raise ResvizError(f"input size {_shown(shape)}: {elements} values, more than the "
+                          f"{limits.MAX_INPUT_ELEMENTS} resviz accepts ({limits.ELEMENTS_WHY})")
+    return shape
 
 
 def parse_input_size(text: SizeLike) -> Shape:
@@ -52,9 +91,9 @@ def parse_input_size(text: SizeLike) -> Shape:
         dims = (1, *dims)
     if len(dims) != 4:
         raise ResvizError(
-            f"malformed input size {text!r}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
+            f"malformed input size {quote(text)}: need 4 dimensions NxCxHxW (or 3: CxHxW), got {len(dims)}"
         )
-    return dims
+    return check_shape(dims)
 
 
 def default_input_size(spec: ResNetSpec | None) -> Shape:
@@ -79,16 +118,22 @@ def trace_shape(spec: ResNetSpec | None, input_size: SizeLike | None) -> Shape:
 def batch_shape(input_size: SizeLike, batch: int | None) -> tuple[int, int, int, int]:
     """A comparison's batch: ``CxHxW`` plus ``batch`` (default :data:`COMPARE_BATCH`), or
     ``NxCxHxW`` whose N is the batch unless ``batch`` is given."""
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int)):
+        raise ResvizError(f"batch size must be an integer, got {quote(batch)}")
     if batch is not None and batch < 1:
-        raise ResvizError(f"batch size must be at least 1, got {batch}")
+        raise ResvizError(f"batch size must be at least 1, got {clip(batch)}")
+    if batch is not None:
+        limits.bounded(batch, "batch size", limits.MAX_BATCH, limits.BATCH_WHY)
     dims = parse_dims(input_size)
     n, c, h, w = parse_input_size(dims)
     if batch is None:
         batch = n if len(dims) == 4 else COMPARE_BATCH
-    return (batch, c, h, w)
+    shape = (batch, c, h, w)
+    check_shape(shape)
+    return shape
 
 
 __all__ = [
-    "COMPARE_BATCH", "TRACE_BATCH", "SizeLike", "batch_shape", "default_input_size", "parse_dims",
+    "COMPARE_BATCH", "TRACE_BATCH", "SizeLike", "batch_shape", "check_shape", "default_input_size", "parse_dims",
     "parse_input_size", "static_shape", "trace_shape",
 ]

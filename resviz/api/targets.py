@@ -15,7 +15,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, clip, quote
+from resviz.limits import check_seed
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.spec import ResNetSpec, load_spec_file, parse_field
 from resviz.zoo import CUSTOM, custom, derive, get_spec
@@ -30,7 +31,7 @@ def parse_overrides(items: Iterable[str], flag: str = "--set") -> dict[str, Any]
     out: dict[str, Any] = {}
     for item in items:
         if "=" not in item:
-            raise ResvizError(f"{flag} expects KEY=VALUE, got {item!r}")
+            raise ResvizError(f"{flag} expects KEY=VALUE, got {quote(item)}")
         key, text = item.split("=", 1)
         try:
             name, value = parse_field(key, text)
@@ -59,7 +60,7 @@ def resolve_spec(
     elif isinstance(target, str):
         spec = derive(get_spec(target), changes) if changes else get_spec(target)
     else:
-        raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {type(target).__name__}")
+        raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {clip(type(target).__name__)}")
     return spec.plain() if plain else spec
 
 
@@ -95,7 +96,9 @@ def measuring_device(device: str | torch.device) -> torch.device:
 
 def resolve_model(target: Target, device: str | torch.device = "auto", seed: int = 0) -> Resolved:
     """Build a name or spec with weights seeded by ``seed`` on ``device``, or take the user's
-    module where it already lives (a different ``device`` is refused: resviz never moves it)."""
+    module where it already lives (a different ``device`` is refused: resviz never moves it).
+    The seed is checked first (:func:`resviz.limits.check_seed`), for modules too."""
+    check_seed(seed)
     if isinstance(target, nn.Module):
         params = list(target.parameters())
         here = params[0].device if params else torch.device("cpu")

@@ -10,7 +10,8 @@ from torch import Tensor
 from resviz.api.preflight import check_trace_memory
 from resviz.api.sizes import SizeLike, trace_shape
 from resviz.api.targets import Target, resolve_model
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
+from resviz.limits import check_seed
 from resviz.measure.static import analyze_spec
 from resviz.measure.tracer import LossFn
 from resviz.measure.tracer import trace as trace_module
@@ -32,7 +33,7 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     else:
         key = str(dtype).strip().lower().removeprefix("torch.")
         if key not in _DTYPES:
-            raise ResvizError(f"unknown dtype {dtype!r}: use fp32, bf16 or fp16")
+            raise ResvizError(f"unknown dtype {quote(dtype)}: use fp32, bf16 or fp16")
         dt = _DTYPES[key]
     if dt == torch.float32:
         return None
@@ -68,6 +69,7 @@ def trace(
     ``bf16``/``fp16`` runs under autocast. ``channels_last`` feeds the batch in NHWC memory format.
     The global RNG state is left untouched.
     """
+    check_seed(seed)
     with torch.random.fork_rng(devices=[]):
         found = resolve_model(model_or_name, device, seed)
         amp = resolve_dtype(dtype, found.device)

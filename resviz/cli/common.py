@@ -14,7 +14,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from resviz.errors import ResvizError, one_line
+from resviz.errors import ResvizError, one_line, quote
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -67,7 +67,7 @@ def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = N
 def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "csv")) -> str:
     f = fmt.strip().lower()
     if f not in allowed:
-        raise ResvizError(f"unknown format {fmt!r}: choose one of {', '.join(allowed)}")
+        raise ResvizError(f"unknown format {quote(fmt)}: choose one of {', '.join(allowed)}")
     return f
 
 

@@ -20,6 +20,7 @@ from resviz.cli.common import (
     resolve_cli_spec,
     user_errors,
 )
+from resviz.limits import MAX_DEPTH
 
 
 @app.command("list")
@@ -58,7 +59,9 @@ def summary_cmd(
     model: ModelArg,
     input: InputOpt = None,
     fmt: FormatOpt = "table",
-    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1, help="Fold layers to this depth.")] = None,
+    depth: Annotated[
+        int | None, typer.Option("--depth", "-d", min=1, max=MAX_DEPTH, help="Fold layers to this depth.")
+    ] = None,
     plain: PlainOpt = False,
     sets: SetOpt = None,
     weights: Annotated[

@@ -22,8 +22,9 @@ from resviz.cli.common import (
     resolve_cli_spec,
     user_errors,
 )
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, clip_path, quote
 from resviz.files import check_writable, write_atomic
+from resviz.limits import MAX_DEPTH
 
 FORMATS = ("svg", "png", "pdf", "dot")
 INSTALL_HINT = "install Graphviz (apt-get install graphviz, brew install graphviz or conda install graphviz)"
@@ -36,7 +37,8 @@ def output_format(path: Path) -> str:
         return "dot"
     if fmt not in FORMATS:
         shown = path.suffix or "no suffix"
-        raise ResvizError(f"unknown output format {shown!r} for {path}: use one of .{', .'.join(FORMATS)}")
+        raise ResvizError(f"unknown output format {quote(shown)} for {clip_path(path)}: "
+                          f"use one of .{', .'.join(FORMATS)}")
     return fmt
 
 
@@ -60,8 +62,8 @@ def render(graph: Any, fmt: str, out: Path) -> bytes | str:
     except graphviz.ExecutableNotFound:
         fallback = out.with_suffix(".dot")
         write_atomic(fallback, graph.source)
-        raise ResvizError(f"Graphviz `dot` was not found: {INSTALL_HINT}; wrote the DOT source to {fallback}") \
-            from None
+        raise ResvizError(f"Graphviz `dot` was not found: {INSTALL_HINT}; wrote the DOT source to "
+                          f"{clip_path(fallback)}") from None
     except graphviz.CalledProcessError as exc:
         raise ResvizError(f"dot failed to render {fmt}: {dot_error(exc)}") from None
 
@@ -76,7 +78,7 @@ def diagram_cmd(
                                                           "dimensions, skip-types, gradient-flow, layers.")]
     = "overview",
     input: InputOpt = None,
-    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1,
+    depth: Annotated[int | None, typer.Option("--depth", "-d", min=1, max=MAX_DEPTH,
                                               help="layers view: 1 = stages, 2 = blocks, 3+ = layers.")] = None,
     color_by: Annotated[str | None, typer.Option("--color-by", "-c",
                                                  help="macs, params, std or grad-ratio (the last two trace "

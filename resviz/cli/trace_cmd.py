@@ -19,7 +19,7 @@ from resviz.cli.common import (
     resolve_cli_spec,
     user_errors,
 )
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, clip_path
 from resviz.files import check_writable, write_atomic
 
 
@@ -41,7 +41,7 @@ def trace_cmd(
 ) -> None:
     """Trace activations and skip-versus-main gradients of one batch (random inputs and labels)."""
     if output is not None and output.suffix.lower() not in (".json", ".csv"):
-        raise ResvizError(f"cannot tell the format of {output}: use a .json or .csv file name")
+        raise ResvizError(f"cannot tell the format of {clip_path(output)}: use a .json or .csv file name")
     if output is not None:
         check_writable(output)  # before the trace, not after it
     spec = resolve_cli_spec(model, plain, sets)

@@ -3,7 +3,9 @@
 Every widget has a fixed session-state key (the names below). The URL carries only the values
 that differ from the chosen preset's defaults, so ``?model=resnet56&shortcut=none`` is a complete,
 readable link to the plain twin of ResNet-56. Parsing never raises: a bad parameter falls back to
-its default and is reported, because a pasted link should always open something.
+its default and is reported (quoted clipped, :func:`resviz.errors.quote`), because a pasted link
+should always open something. The widgets' ranges (:data:`LIMITS`) lie inside :mod:`resviz.limits`;
+the architecture fields are text and are bounded when the spec is validated.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resviz.dashboard import PAGES
+from resviz.errors import quote
 from resviz.records import Summary
 from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, parse_bool, parse_int_list
 from resviz.zoo import CUSTOM, custom, derive, get_spec, list_models
@@ -75,7 +78,7 @@ def parse_params(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
     problems: list[str] = []
     model = str(params.get("model", DEFAULT_MODEL))
     if model not in model_choices():
-        problems.append(f"unknown model {model!r}")
+        problems.append(f"unknown model {quote(model)}")
         model = DEFAULT_MODEL
     values = defaults(model)
     for key, raw in params.items():
@@ -84,7 +87,7 @@ def parse_params(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
         try:
             values[key] = _parse_one(key, str(raw))
         except ValueError:
-            problems.append(f"{key}={raw!r}")
+            problems.append(f"{key}={quote(raw)}")
     return values, problems
 
 

@@ -2,8 +2,8 @@
 
 Headline MACs (multiply-accumulates) count only convolutions and linear layers, the convention of
 He et al. 2015 ("multiply-adds", Table 1: 3.8e9 for ResNet-50, whose 1x1 convolution carries the
-stride; torchvision's v1.5 strides the 3x3 and has 4.1e9) and of torchvision's ``_ops`` metadata. Biases are not counted (fvcore and
-torchvision do not count them either). Everything else is an "elementwise" operation:
+stride; torchvision's v1.5 strides the 3x3 and has 4.1e9) and of torchvision's ``_ops`` metadata.
+Biases are not counted (fvcore and torchvision do not count them either). Everything else is an "elementwise" operation:
 
 * BatchNorm: one fused multiply-add per output element (inference form y = a*x + b);
 * ReLU and other activations: one per output element;

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
 from resviz.model.blocks import PostActBlock, PreActBlock, ResidualBlock
 from resviz.model.fastmeta import FastMeta
 from resviz.spec import ResNetSpec, Stem
@@ -106,7 +106,7 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
         try:
             dev = torch.device(name)
         except RuntimeError:
-            raise ResvizError(f"unknown device {device!r}: use auto, cpu, cuda or meta") from None
+            raise ResvizError(f"unknown device {quote(device)}: use auto, cpu, cuda or meta") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ResvizError("CUDA was requested but no CUDA device is available; use --device cpu")
     return dev

@@ -9,6 +9,7 @@ resviz preset unchanged, because resviz's modules carry torchvision's names.
 from __future__ import annotations
 
 import io
+import warnings
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,7 @@ import torch
 from safetensors.torch import load as st_load
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError, one_line
+from resviz.errors import ResvizError, clip, clip_path, one_line
 from resviz.model.resnet import build_model
 
 
@@ -29,15 +30,11 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
         if isinstance(source, bytes):
             raw = source
         else:
-            raw = Path(source).read_bytes()
+            raw = _read_file(Path(source), label)
     except OSError as exc:
         raise ResvizError(f"cannot read checkpoint {label}: {exc.strerror or exc}") from None
     try:
-        # safetensors: an 8-byte header length, then a JSON header; torch.save: a zip archive.
-        if is_st or (raw[8:9] == b"{" and not raw.startswith(b"PK")):
-            obj: Any = st_load(raw)
-        else:
-            obj = torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
+        obj = _parse(raw, is_st)
     except Exception as exc:
         msg = one_line(exc)
         if "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
@@ -48,6 +45,26 @@ def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict
             msg = f"the file is corrupt or truncated ({msg[:120]})"
         raise ResvizError(f"cannot load checkpoint {label}: {msg[:200]}") from None
     return _unwrap(obj, label)
+
+
+def _read_file(path: Path, label: str) -> bytes:
+    """A checkpoint file's bytes. Only a regular file is read: a device such as /dev/zero or a pipe
+    never ends, and reading it whole would fill the memory."""
+    if path.exists() and not path.is_file():
+        raise ResvizError(f"cannot read checkpoint {label}: it is not a regular file")
+    return path.read_bytes()
+
+
+def _parse(raw: bytes, is_st: bool) -> Any:
+    """The object in a checkpoint's bytes. Warnings are silenced: for a file that is no checkpoint
+    (a plain pickle) PyTorch warns about its pickle protocol before it refuses it, and the refusal
+    is the one line a user should see."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        # safetensors: an 8-byte header length, then a JSON header; torch.save: a zip archive.
+        if is_st or (raw[8:9] == b"{" and not raw.startswith(b"PK")):
+            return st_load(raw)
+        return torch.load(io.BytesIO(raw), map_location="cpu", weights_only=True)
 
 
 def _unwrap(obj: Any, label: str) -> dict[str, Tensor]:
@@ -67,9 +84,9 @@ def check_state_dict(model: nn.Module, state: Mapping[str, Tensor], label: str =
     """Raise one line naming missing keys, unexpected keys and shape mismatches, if any."""
     own = model.state_dict()
     missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
+    unexpected = [clip(k) for k in state if k not in own]
     mismatched = [
-        f"{k}: checkpoint {'x'.join(map(str, state[k].shape))}, model {'x'.join(map(str, v.shape))}"
+        f"{clip(k)}: checkpoint {'x'.join(map(str, state[k].shape))}, model {'x'.join(map(str, v.shape))}"
         for k, v in own.items()
         if k in state and tuple(state[k].shape) != tuple(v.shape)
     ]
@@ -107,4 +124,4 @@ def check_checkpoint(spec: Any, source: str | Path | bytes, name: str | None = N
 
 def _label(source: object, name: str | None) -> str:
     """How messages name a checkpoint: the given name, else its path."""
-    return name or (str(source) if isinstance(source, (str, Path)) else "checkpoint")
+    return clip_path(name or (str(source) if isinstance(source, (str, Path)) else "checkpoint"))

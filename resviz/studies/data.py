@@ -19,6 +19,7 @@ from __future__ import annotations
 import gzip
 import importlib.util
 import os
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +30,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, clip, clip_path
 from resviz.records import DataInfo, DataKind
 
 ImageShape = tuple[int, int, int]
@@ -187,10 +188,15 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
 
 
 def _list_classes(root: Path) -> list[tuple[str, list[Path]]]:
-    if not root.exists():
-        raise ResvizError(f"data directory {root} does not exist (use synthetic, digits or a folder)")
-    if not root.is_dir():
-        raise ResvizError(f"data path {root} is not a directory of class folders")
+    shown = clip_path(root)
+    try:
+        exists, is_dir = root.exists(), root.is_dir()
+    except OSError as exc:  # a name longer than the file system takes, a loop of links
+        raise ResvizError(f"cannot read data directory {shown}: {exc.strerror or exc}") from None
+    if not exists:
+        raise ResvizError(f"data directory {shown} does not exist (use synthetic, digits or a folder)")
+    if not is_dir:
+        raise ResvizError(f"data path {shown} is not a directory of class folders")
     try:
         subdirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
         found = [
@@ -198,24 +204,30 @@ def _list_classes(root: Path) -> list[tuple[str, list[Path]]]:
             for d in subdirs
         ]
     except PermissionError:
-        raise ResvizError(f"cannot read data directory {root}: permission denied") from None
+        raise ResvizError(f"cannot read data directory {shown}: permission denied") from None
     found = [(name, files) for name, files in found if files]
     if not found:
-        raise ResvizError(f"data directory {root} has no images in class folders (expected {root}/<class>/*.png)")
+        raise ResvizError(f"data directory {shown} has no images in class folders (expected {shown}/<class>/*.png)")
     if len(found) < 2:
-        raise ResvizError(f"data directory {root} has one class ({found[0][0]}); a classifier needs at least two")
+        raise ResvizError(f"data directory {shown} has one class ({clip(found[0][0])}); a classifier needs at least "
+                          "two")
     return found
 
 
 def _decode(path: Path, shape: ImageShape) -> np.ndarray | None:
-    """One image as float32 (C, H, W) in [0, 1], or None when Pillow cannot decode it."""
+    """One image as float32 (C, H, W) in [0, 1], or None when Pillow cannot decode it. An image
+    large enough for Pillow's decompression-bomb warning is skipped too: decoding it costs
+    gigabytes, and the warning would print before the run's own output."""
     c, h, w = shape
     try:
-        with Image.open(path) as im:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            im = Image.open(path)
+        with im:
             im.load()
             small = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
             arr = np.asarray(small, dtype=np.float32) / 255.0
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
         return None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -242,7 +254,7 @@ def _folder(root: Path, count: int, batch: int, shape: ImageShape, gen: torch.Ge
         images.append(arr)
         labels.append(label)
     if not images:
-        raise ResvizError(f"no readable image in {root}: all {len(skipped)} files failed to decode")
+        raise ResvizError(f"no readable image in {clip_path(root)}: all {len(skipped)} files failed to decode")
     notes = (f"skipped {len(skipped)} corrupt or unreadable image(s)",) if skipped else ()
     info = DataInfo(
         DataKind.FOLDER, str(root), len(classes), tuple(n for n, _ in classes), len(files), shape,

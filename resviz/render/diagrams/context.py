@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
 from resviz.records import BlockRecord, BlockType, LayerRecord, ShortcutKind, Summary, Trace
 from resviz.render.diagrams.blockgraph import layers_by_block
 from resviz.render.diagrams.metrics import ColorScale, Metrics, make_scale
@@ -57,7 +57,7 @@ class Context:
                         raise ResvizError(f"block {b.name} is a {b.kind} block, not {' or '.join(kinds)}")
                     return b
             names = ", ".join(b.name for b in self.summary.blocks[:4])
-            raise ResvizError(f"{self.summary.model} has no block {self.block!r} (blocks are {names}, ...)")
+            raise ResvizError(f"{self.summary.model} has no block {quote(self.block)} (blocks are {names}, ...)")
         if not cands:
             have = sorted({b.kind for b in self.residual_blocks})
             other = "bottleneck" if kinds and BlockType.BASIC in kinds else "basic-block"

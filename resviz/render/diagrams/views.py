@@ -6,7 +6,7 @@ from __future__ import annotations
 import difflib
 from enum import StrEnum
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
 
 
 class View(StrEnum):
@@ -49,7 +49,7 @@ def check_view(view: str) -> View:
         return View(key)
     close = difflib.get_close_matches(key, names, n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
-    raise ResvizError(f"unknown view {view!r}{hint}: choose one of {', '.join(names)}")
+    raise ResvizError(f"unknown view {quote(view)}{hint}: choose one of {', '.join(names)}")
 
 
 def color_by_key(color_by: str | None) -> ColorBy | None:
@@ -59,7 +59,7 @@ def color_by_key(color_by: str | None) -> ColorBy | None:
     key = color_by.strip().lower()
     names = [c.value for c in ColorBy]
     if key not in names:
-        raise ResvizError(f"unknown color-by {color_by!r}: choose one of {', '.join(names)}")
+        raise ResvizError(f"unknown color-by {quote(color_by)}: choose one of {', '.join(names)}")
     return ColorBy(key)
 
 

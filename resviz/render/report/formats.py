@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from pathlib import Path
 
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
 
 
 class ReportFormat(StrEnum):
@@ -25,7 +25,7 @@ def report_format(path: str | Path) -> ReportFormat:
     """The format ``path``'s suffix names, or a one-line error listing the ones there are."""
     fmt = SUFFIXES.get(Path(path).suffix.lower())
     if fmt is None:
-        raise ResvizError(f"cannot tell the report format from {Path(path).name!r}: use .html, .md or .json")
+        raise ResvizError(f"cannot tell the report format from {quote(Path(path).name)}: use .html, .md or .json")
     return fmt
 
 

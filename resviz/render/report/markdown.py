@@ -1,6 +1,13 @@
-"""The comparison report as Markdown: the same tables and numbers as the HTML, without figures."""
+"""The comparison report as Markdown: the same tables and numbers as the HTML, without figures.
+
+Every text that comes from the record (model names from a user's spec, notes, the command line)
+is escaped (:func:`_text`): Markdown renders raw HTML, so a name such as ``<img onerror=...>``
+would otherwise run in the reader's viewer, as the HTML report already prevents.
+"""
 
 from __future__ import annotations
+
+import html
 
 from resviz.records import Comparison
 from resviz.render.report.tables import (
@@ -15,8 +22,13 @@ from resviz.render.report.tables import (
 )
 
 
+def _text(text: str) -> str:
+    """``text`` as literal Markdown text on one line: HTML's ``&``, ``<`` and ``>`` escaped."""
+    return " ".join(html.escape(str(text), quote=False).splitlines())
+
+
 def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    return _text(text).replace("|", "\\|")
 
 
 def table_md(table: Table) -> str:
@@ -28,17 +40,18 @@ def table_md(table: Table) -> str:
 
 
 def render_markdown(c: Comparison) -> str:
-    out = [f"# Gradient flow: {' vs '.join(c.settings.models)}", "", "## Headline", "", table_md(headline_table(c)), ""]
-    out += [f"- {headline_sentence(m)}" for m in c.models]
-    out += [f"- **{n.subject}**: {n.text}" if n.subject else f"- note: {n.text}" for n in notes(c)]
+    title = _text(" vs ".join(c.settings.models))
+    out = [f"# Gradient flow: {title}", "", "## Headline", "", table_md(headline_table(c)), ""]
+    out += [f"- {_text(headline_sentence(m))}" for m in c.models]
+    out += [f"- **{_text(n.subject)}**: {_text(n.text)}" if n.subject else f"- note: {_text(n.text)}" for n in notes(c)]
     train = training_table(c)
     if train[1]:
         out += ["", "## Training", "", table_md(train)]
     out += ["", "## Per stage"]
     for m in c.models:
-        out += ["", f"### {m.name}", "", table_md(stage_table(m))]
+        out += ["", f"### {_text(m.name)}", "", table_md(stage_table(m))]
     out += ["", "## Per block"]
     for m in c.models:
-        out += ["", f"### {m.name}", "", table_md(block_table(m))]
+        out += ["", f"### {_text(m.name)}", "", table_md(block_table(m))]
     out += ["", "## Run settings", "", table_md(settings_table(c)), ""]
     return "\n".join(out)
