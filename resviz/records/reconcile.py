@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resviz.records.codec import Shape
+from resviz.records.display import HtmlRepr
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ReconcileRow:
 
 
 @dataclass(frozen=True)
-class Reconciliation:
+class Reconciliation(HtmlRepr):
     model: str
     input_shape: Shape
     rows: tuple[ReconcileRow, ...]
