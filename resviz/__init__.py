@@ -18,7 +18,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from resviz.render.notebook import register as _register_notebook_views
+
 __version__ = "0.1.0"
+
+# Records show as HTML in Jupyter through a registry that they consult and the renderers fill
+# (resviz.records.display): filled here, since every record class is imported through this package.
+_register_notebook_views()
 
 _EXPORTS = {
     "ResvizError": "resviz.errors",
