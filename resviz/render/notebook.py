@@ -26,7 +26,7 @@ record shows as HTML however it was made. Diagrams show themselves through
 from __future__ import annotations
 
 import html
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 from resviz.records import (
@@ -69,14 +69,14 @@ def bounded(rows: Sequence[Cells], edge: int = EDGE_ROWS) -> list[Cells | None]:
     return [*rows[:edge], None, *rows[-edge:]]
 
 
-def table(head: Cells, rows: Sequence[Cells], edge: int = EDGE_ROWS, text_cols: int = 1) -> str:
-    """An HTML table with a header row: the first ``text_cols`` columns are left-aligned text, the
+def table(head: Cells, rows: Sequence[Cells], edge: int = EDGE_ROWS, left: Collection[int] = (0,)) -> str:
+    """An HTML table with a header row: the columns numbered in ``left`` are left-aligned text, the
     others right-aligned numbers.
 
     Long tables are cut by :func:`bounded`; the gap is one row that says how many rows it hides.
     """
     left_out = len(rows) - 2 * edge
-    cells = "".join(_cell("th", h, i < text_cols) for i, h in enumerate(head))
+    cells = "".join(_cell("th", h, i in left) for i, h in enumerate(head))
     body = [f"<tr>{cells}</tr>"]
     for row in bounded(rows, edge):
         if row is None:
@@ -85,7 +85,7 @@ def table(head: Cells, rows: Sequence[Cells], edge: int = EDGE_ROWS, text_cols: 
                 f"… {left_out:,} more rows …</td></tr>"
             )
         else:
-            body.append("<tr>" + "".join(_cell("td", c, i < text_cols) for i, c in enumerate(row)) + "</tr>")
+            body.append("<tr>" + "".join(_cell("td", c, i in left) for i, c in enumerate(row)) + "</tr>")
     return f'<table style="{_TABLE}">' + "".join(body) + "</table>"
 
 
@@ -165,7 +165,7 @@ def summary_html(s: Summary) -> str:
         heading("stages"),
         table(("stage", "output", "blocks", "params", "MACs", "receptive field", "stride"), stage_rows(s)),
         heading("layers"),
-        table(("layer", "type", "output", "params", "MACs"), layer_rows(s), text_cols=2),
+        table(("layer", "type", "output", "params", "MACs"), layer_rows(s), left=(0, 1)),
         notes_list(s.notes),
     )
 
@@ -243,7 +243,7 @@ def trace_html(t: Trace) -> str:
         headline_table(trace_headline(t)),
         figure(gradient_chart(t.blocks)),
         heading("blocks"),
-        table(BLOCK_HEAD, block_rows(t.blocks), text_cols=2),
+        table(BLOCK_HEAD, block_rows(t.blocks), left=(0, 1)),
         notes_list(t.notes),
     )
 
@@ -361,7 +361,7 @@ def comparison_html(c: Comparison) -> str:
     return card(
         "comparison", " vs ".join(m.name for m in c.models),
         headline_table(comparison_headline(c)),
-        table(MODEL_HEAD, model_rows(c)),
+        table(MODEL_HEAD, model_rows(c), left=(0, 1, 9)),
         figure(depth_chart(c)),
         figure(training_chart(c)),
     )
@@ -389,7 +389,7 @@ def reconcile_html(r: Reconciliation) -> str:
         "counters side by side", r.model,
         headline_table([("model", r.model), ("input", shape_str(r.input_shape)), ("versions", versions)]),
         table(("layer type", "layers", "resviz MACs", "resviz elementwise", "fvcore", "torchinfo",
-               "FlopCounterMode", "why they differ"), reconcile_rows(r), edge=50),
+               "FlopCounterMode", "why they differ"), reconcile_rows(r), edge=50, left=(0, 7)),
     )
 
 

@@ -22,7 +22,8 @@ MAX_POINTS = 300
 """The most points one series draws; longer series are thinned evenly (the last point is kept)."""
 
 WIDTH, HEIGHT = 440, 160
-LEFT, RIGHT, TOP, BOTTOM = 56, 10, 22, 28
+LEFT, RIGHT, TOP, BOTTOM = 56, 10, 32, 28
+TITLE_Y, LEGEND_Y = 11, 25
 
 NOTEBOOK_WIDTH_PT = 680.0
 """The widest a diagram is shown in a notebook cell (about 900 pixels); wider ones are scaled down."""
@@ -131,12 +132,12 @@ def _axes(frame: _Frame, x_label: str, y_label: str, log_y: bool) -> list[str]:
 
 
 def _legend(series: Sequence[Series]) -> list[str]:
-    """Coloured names along the top edge, right-aligned, when there is more than one line."""
+    """Coloured names under the title, right-aligned, when there is more than one line."""
     if len(series) < 2:
         return []
     out, x = [], WIDTH - RIGHT
     for s in reversed(series):
-        out.append(f'<text x="{x}" y="{TOP - 6}" text-anchor="end" fill="{_esc(s.color)}">{_esc(s.name)}</text>')
+        out.append(f'<text x="{x}" y="{LEGEND_Y}" text-anchor="end" fill="{_esc(s.color)}">{_esc(s.name)}</text>')
         x -= 8 + 6 * len(s.name)
     return out
 
@@ -161,7 +162,7 @@ def line_chart(
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="10">'
         f"<title>{_esc(title)}</title>"
-        f'<text x="{LEFT}" y="{TOP - 6}" font-weight="bold">{_esc(title)}</text>'
+        f'<text x="{LEFT}" y="{TITLE_Y}" font-weight="bold">{_esc(title)}</text>'
         + "".join(body)
         + "</svg>"
     )
