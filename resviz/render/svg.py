@@ -193,7 +193,7 @@ def fit_svg(svg: str, max_width_pt: float = NOTEBOOK_WIDTH_PT) -> str:
     width, height = sizes["width"] * scale, sizes["height"] * scale
     new_tag = _STYLE.sub("", _SIZE.sub("", tag))
     new_tag = new_tag.replace(
-        "<svg", f'<svg width="{width:.0f}pt" height="{height:.0f}pt" style="max-width:100%;height:auto"', 1,
+        "<svg", f'<svg width="{width:.1f}pt" height="{height:.1f}pt" style="max-width:100%;height:auto"', 1,
     )
     return svg[: match.start()] + new_tag + svg[match.end():]
 
