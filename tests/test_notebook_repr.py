@@ -30,7 +30,7 @@ from resviz.records import (
     Summary,
     Trace,
 )
-from resviz.records.display import HtmlRepr, html_renderer
+from resviz.records.display import NotebookRepr, view_of
 from resviz.render import notebook
 from resviz.render.diagrams.fitted import FittedDigraph
 from resviz.render.format import human, num
@@ -70,6 +70,22 @@ def _reconciliation(model: str = "resnet20", explanation: str = "fvcore counts B
     totals = {"resviz_macs": 40_000_000, "resviz_elementwise": 0, "fvcore": 40_000_000, "torchinfo": 40_000_000,
               "flop_counter": 80_000_000}
     return Reconciliation(model, (1, 3, 32, 32), (row,), totals, {"torch": "2.13"})
+
+
+class _Printer:
+    """Stands in for IPython's pretty printer: collects what ``_repr_pretty_`` writes."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def text(self, part: str) -> None:
+        self.parts.append(part)
+
+
+def _pretty(record: object) -> str:
+    printer = _Printer()
+    record._repr_pretty_(printer, False)  # type: ignore[attr-defined]
+    return "".join(printer.parts)
 
 
 def _html(record: object) -> str:
@@ -235,6 +251,25 @@ def test_comparison_rows_are_the_models(comparison: Comparison) -> None:
         assert texts[i + 1] == ("yes" if m.has_skips else "no") and texts[i + 2] == str(m.depth)
 
 
+def test_ipython_text_is_one_line_of_headline_numbers(
+    summary: Summary, trace: Trace, series: MonitorSeries, comparison: Comparison,
+) -> None:
+    for record in (summary, trace, series, comparison, _reconciliation()):
+        text = _pretty(record)
+        kind = type(record).__name__
+        assert text.startswith(f"{kind}(model: ") or text.startswith(f"{kind}(models: ")
+        assert "\n" not in text and len(text) < 600
+    assert len(repr(comparison)) > 100_000  # what a notebook would otherwise store
+    assert f"parameters: {num(summary.total_params)}" in _pretty(summary)
+
+
+def test_ipython_shows_html_and_short_text(summary: Summary, comparison: Comparison) -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    for record in (summary, comparison):
+        data, _meta = formatters.DisplayFormatter().format(record)
+        assert data["text/html"] == _html(record) and data["text/plain"] == _pretty(record)
+
+
 # Bounded size ------------------------------------------------------------------------------------
 
 
@@ -270,15 +305,16 @@ def test_a_long_trace_and_series_stay_small(trace: Trace, series: MonitorSeries)
 
 def test_a_record_without_a_registered_view_falls_back_to_repr() -> None:
     @dataclasses.dataclass(frozen=True)
-    class Unseen(HtmlRepr):
+    class Unseen(NotebookRepr):
         x: int
 
-    assert html_renderer(Unseen) is None and Unseen(1)._repr_html_() is None
+    assert view_of(Unseen) is None and Unseen(1)._repr_html_() is None
+    assert _pretty(Unseen(1)) == repr(Unseen(1))
 
 
 def test_every_displayable_record_has_a_view() -> None:
     for kind in (Summary, Trace, MonitorSeries, Comparison, Reconciliation):
-        assert html_renderer(kind) is notebook.VIEWS[kind]
+        assert view_of(kind) is notebook.VIEWS[kind]
 
 
 def test_import_resviz_loads_no_notebook_or_plotting_library() -> None:

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resviz.records.codec import Shape, build, call_label, decode_float, json_safe, stamped
-from resviz.records.display import HtmlRepr
+from resviz.records.display import NotebookRepr
 from resviz.records.enums import Branch, ShortcutKind
 
 TRACE_KIND = "resviz.trace"
@@ -156,7 +156,7 @@ class ParamStats:
 
 
 @dataclass(frozen=True)
-class Trace(HtmlRepr):
+class Trace(NotebookRepr):
     """One traced forward (and usually backward) pass of one model on one batch."""
 
     model: str
@@ -217,7 +217,7 @@ class StepStats:
 
 
 @dataclass(frozen=True)
-class MonitorSeries(HtmlRepr):
+class MonitorSeries(NotebookRepr):
     """A training run seen through :func:`resviz.monitor`: snapshots every ``every`` steps.
 
     ``loss_steps``/``loss_values`` hold every loss passed to ``mon.log_loss`` (one per step, not

@@ -14,12 +14,16 @@ dataclass repr thousands of lines long. Each view here is a plain function ``rec
 * every name (models and layers are named by users) is escaped, and the fragment is well-formed
   XHTML, so that it also survives a notebook's HTML sanitiser. No Plotly, pandas or JavaScript.
 
+IPython's text of a record (``text/plain``, stored in the notebook beside the HTML) is one line of
+the same headline numbers (:func:`one_line`) instead of a dataclass repr that runs to megabytes for
+a comparison; ``repr()`` itself is unchanged.
+
 How a record finds its view (the design): records mix in
-:class:`resviz.records.display.HtmlRepr`, whose ``_repr_html_`` asks a registry in the records
-package; :func:`register` fills it with the functions below, and the ``resviz`` package calls
-:func:`register` when imported. Records therefore stay plain data that import no renderer, this
-module imports records only (and no IPython: Jupyter finds ``_repr_html_`` by duck typing), and a
-record shows as HTML however it was made. Diagrams show themselves through
+:class:`resviz.records.display.NotebookRepr`, whose ``_repr_html_`` and ``_repr_pretty_`` ask a
+registry in the records package; :func:`register` fills it with the functions below, and the
+``resviz`` package calls :func:`register` when imported. Records therefore stay plain data that
+import no renderer, this module imports records only (and no IPython: Jupyter finds the methods by
+duck typing), and a record shows as HTML however it was made. Diagrams show themselves through
 :class:`resviz.render.diagrams.fitted.FittedDigraph`.
 """
 
@@ -40,7 +44,7 @@ from resviz.records import (
     Trace,
     shape_str,
 )
-from resviz.records.display import register_html
+from resviz.records.display import View, register_view
 from resviz.render.format import MISSING, human, num, percent, sig
 from resviz.render.svg import Series, line_chart
 from resviz.render.theme import MAIN_COLOR, SKIP_COLOR, TOTAL_COLOR, model_color
@@ -100,6 +104,11 @@ def headline_table(pairs: Pairs) -> str:
         for k, v in pairs
     )
     return f'<table class="resviz-headline" style="{_TABLE}">{rows}</table>'
+
+
+def one_line(kind: str, pairs: Pairs) -> str:
+    """A record's headline numbers as one line of text: ``Summary(model: resnet50; input: ...)``."""
+    return f"{kind}(" + "; ".join(f"{k}: {v}" for k, v in pairs) + ")"
 
 
 def notes_list(notes: Sequence[str]) -> str:
@@ -317,6 +326,7 @@ def comparison_headline(c: Comparison) -> Pairs:
         ("batch / input", f"{st.batch} / {shape_str(st.input_shape)}"),
         ("data", data),
         ("seed / device / lr", f"{st.seed} / {st.device} / {sig(st.lr)}"),
+        ("∇ first / last block", ", ".join(f"{m.name} {sig(m.headline)}" for m in c.models)),
     ]
 
 
@@ -382,35 +392,52 @@ def reconcile_rows(r: Reconciliation) -> list[Cells]:
     return rows
 
 
+def reconcile_headline(r: Reconciliation) -> Pairs:
+    """Model, input, resviz's total MACs and each counter's total, the counters' versions."""
+    t = r.totals
+    totals = (f"resviz {num(t.get('resviz_macs'))} MACs, fvcore {num(t.get('fvcore'))}, "
+              f"torchinfo {num(t.get('torchinfo'))}, FlopCounterMode {num(t.get('flop_counter'))}")
+    return [
+        ("model", r.model),
+        ("input", shape_str(r.input_shape)),
+        ("totals", totals),
+        ("versions", ", ".join(f"{k} {v}" for k, v in r.versions.items())),
+    ]
+
+
 def reconcile_html(r: Reconciliation) -> str:
     """A :class:`Reconciliation`: resviz beside fvcore, torchinfo and FlopCounterMode per layer type."""
-    versions = ", ".join(f"{k} {v}" for k, v in r.versions.items())
     return card(
         "counters side by side", r.model,
-        headline_table([("model", r.model), ("input", shape_str(r.input_shape)), ("versions", versions)]),
+        headline_table(reconcile_headline(r)),
         table(("layer type", "layers", "resviz MACs", "resviz elementwise", "fvcore", "torchinfo",
                "FlopCounterMode", "why they differ"), reconcile_rows(r), edge=50, left=(0, 7)),
     )
 
 
-VIEWS: dict[type, Callable[[Any], str]] = {
-    Summary: summary_html,
-    Trace: trace_html,
-    MonitorSeries: monitor_html,
-    Comparison: comparison_html,
-    Reconciliation: reconcile_html,
+def _view(kind: str, html_view: Callable[[Any], str], headline: Callable[[Any], Pairs]) -> View:
+    return View(html=html_view, text=lambda record: one_line(kind, headline(record)))
+
+
+VIEWS: dict[type, View] = {
+    Summary: _view("Summary", summary_html, summary_headline),
+    Trace: _view("Trace", trace_html, trace_headline),
+    MonitorSeries: _view("MonitorSeries", monitor_html, monitor_headline),
+    Comparison: _view("Comparison", comparison_html, comparison_headline),
+    Reconciliation: _view("Reconciliation", reconcile_html, reconcile_headline),
 }
-"""Each displayable record class and the function that draws it."""
+"""Each displayable record class and how it shows: HTML, and one line of text."""
 
 
 def register() -> None:
-    """Make every record class in :data:`VIEWS` show as its HTML view in notebooks (idempotent)."""
+    """Make every record class in :data:`VIEWS` show through its view in notebooks (idempotent)."""
     for kind, view in VIEWS.items():
-        register_html(kind, view)
+        register_view(kind, view)
 
 
 __all__ = [
     "EDGE_ROWS", "VIEWS", "block_rows", "bounded", "comparison_html", "esc", "first_nonfinite", "gradient_span",
-    "headline_table", "mean_skip_share", "monitor_headline", "monitor_html", "reconcile_html", "register",
+    "headline_table", "mean_skip_share", "monitor_headline", "monitor_html", "one_line", "reconcile_headline",
+    "reconcile_html", "register",
     "summary_headline", "summary_html", "table", "trace_headline", "trace_html",
 ]
