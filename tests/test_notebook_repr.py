@@ -382,6 +382,16 @@ def test_a_wide_diagram_fits_the_cell() -> None:
     assert set(g._repr_mimebundle_(include=["image/png"])) == {"image/png"}
 
 
+@pytest.mark.skipif(shutil.which("dot") is None, reason="needs Graphviz's dot")
+def test_ipython_shows_a_diagram_as_fitted_svg(summary: Summary) -> None:
+    formatters = pytest.importorskip("IPython.core.formatters")
+    import resviz
+
+    data, _meta = formatters.DisplayFormatter().format(resviz.diagram(summary, view="overview"))
+    assert set(data) == {"image/svg+xml", "text/plain"}
+    assert "max-width:100%" in data["image/svg+xml"]
+
+
 def test_resviz_diagram_returns_a_fitted_digraph(summary: Summary) -> None:
     import resviz
 

@@ -6,7 +6,9 @@ ResNet-152's layer view is several thousand points wide or tall, and a cell show
 behind scroll bars. Every diagram resviz draws is a :class:`FittedDigraph`; it keeps all of
 graphviz's behaviour (source, ``render``, ``pipe``, the same mime types) and only resizes the SVG it
 hands to Jupyter with :func:`resviz.render.svg.fit_svg`. Graph attributes such as ``size`` are left
-alone, so files written by the CLI keep their natural size.
+alone, so files written by the CLI keep their natural size. There is deliberately no ``_repr_svg_``:
+IPython would call it beside the mime bundle whenever ``graphviz.set_jupyter_format`` chose PNG,
+running ``dot`` twice and overriding that choice.
 """
 
 from __future__ import annotations
@@ -33,10 +35,6 @@ class FittedDigraph(graphviz.Digraph):
         if isinstance(svg, str):
             bundle[SVG_MIME] = fit_svg(svg)
         return bundle
-
-    def _repr_svg_(self) -> str:
-        """The fitted SVG, for front ends that ask for ``_repr_svg_`` rather than a mime bundle."""
-        return fit_svg(self.pipe(format="svg", encoding="utf-8"))
 
 
 __all__ = ["FittedDigraph"]
