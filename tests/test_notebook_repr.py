@@ -300,6 +300,25 @@ def test_a_long_trace_and_series_stay_small(trace: Trace, series: MonitorSeries)
     assert len(_html(long)) < 20_000
 
 
+def test_many_notes_are_cut_short(summary: Summary) -> None:
+    notes = tuple(f"note {i}" for i in range(500))
+    texts = _texts(_html(dataclasses.replace(summary, notes=notes)))
+    assert "note 0" in texts and "note 499" not in texts
+    assert f"… {500 - notebook.MAX_NOTES} more notes" in texts
+
+
+def test_empty_and_unmeasured_records_still_show(trace: Trace) -> None:
+    no_backward = dataclasses.replace(
+        trace, loss=None, blocks=tuple(dataclasses.replace(b, grad_main=None, grad_skip=None, grad_total=None)
+                                       for b in trace.blocks),
+    )
+    records = [no_backward, dataclasses.replace(trace, blocks=(), layers=()), MonitorSeries("m", 5, ())]
+    for record in records:
+        root = ET.fromstring(_html(record))
+        assert root.find(".//{http://www.w3.org/2000/svg}svg") is None  # nothing to draw, no empty chart
+    assert headline(_html(no_backward))["loss"] == "—"
+
+
 # The hook ----------------------------------------------------------------------------------------
 
 

@@ -111,11 +111,18 @@ def one_line(kind: str, pairs: Pairs) -> str:
     return f"{kind}(" + "; ".join(f"{k}: {v}" for k, v in pairs) + ")"
 
 
+MAX_NOTES = 12
+"""The most notes a view lists (a model sharing weights in many places has one note per module)."""
+
+
 def notes_list(notes: Sequence[str]) -> str:
-    """The record's notes as a bulleted list (nothing when there are none)."""
+    """The record's notes as a bulleted list, the first :data:`MAX_NOTES` of them (nothing when none)."""
     if not notes:
         return ""
-    return '<ul style="margin:2px 0 6px 16px;padding:0">' + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>"
+    items = [f"<li>{esc(n)}</li>" for n in notes[:MAX_NOTES]]
+    if len(notes) > MAX_NOTES:
+        items.append(f"<li>… {len(notes) - MAX_NOTES:,} more notes</li>")
+    return '<ul style="margin:2px 0 6px 16px;padding:0">' + "".join(items) + "</ul>"
 
 
 def heading(text: str) -> str:
@@ -436,8 +443,8 @@ def register() -> None:
 
 
 __all__ = [
-    "EDGE_ROWS", "VIEWS", "block_rows", "bounded", "comparison_html", "esc", "first_nonfinite", "gradient_span",
-    "headline_table", "mean_skip_share", "monitor_headline", "monitor_html", "one_line", "reconcile_headline",
-    "reconcile_html", "register",
-    "summary_headline", "summary_html", "table", "trace_headline", "trace_html",
+    "EDGE_ROWS", "MAX_NOTES", "VIEWS", "block_rows", "bounded", "comparison_html", "esc", "first_nonfinite",
+    "gradient_span", "headline_table", "mean_skip_share", "monitor_headline", "monitor_html", "one_line",
+    "reconcile_headline", "reconcile_html", "register", "summary_headline", "summary_html", "table",
+    "trace_headline", "trace_html",
 ]
