@@ -11,6 +11,9 @@ Public API (imported lazily, so ``import resviz`` costs no more than the pieces 
     resviz.diagram("resnet50", view="overview")               # a graphviz.Digraph
     resviz.compare(["resnet56", "plain56"], steps=20)         # gradient-flow comparison (a record)
     resviz.write_report(comparison, "report.html")           # self-contained HTML, Markdown or JSON
+
+Only the records and their notebook views load with the package (plain Python: no torch, no
+IPython, no plotting library), so that a record shows as HTML in Jupyter however it was made.
 """
 
 from __future__ import annotations
@@ -18,7 +21,13 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from resviz.render.notebook import register as _register_notebook_views
+
 __version__ = "0.1.0"
+
+# Records show as HTML in Jupyter through a registry that they consult and the renderers fill
+# (resviz.records.display): filled here, since every record class is imported through this package.
+_register_notebook_views()
 
 _EXPORTS = {
     "ResvizError": "resviz.errors",

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resviz.records.codec import build, decode_float, json_safe, stamped
+from resviz.records.display import NotebookRepr
 from resviz.records.enums import DataKind, ShortcutKind, TrainingStatus
 from resviz.records.summary import Summary
 from resviz.records.trace import MonitorSeries, Trace
@@ -219,7 +220,7 @@ class Settings:
 
 
 @dataclass(frozen=True)
-class Comparison:
+class Comparison(NotebookRepr):
     """The result of a comparison: one :class:`ModelResult` per model and the run's settings."""
 
     models: tuple[ModelResult, ...]

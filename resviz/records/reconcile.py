@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resviz.records.codec import Shape
+from resviz.records.display import NotebookRepr
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,7 @@ class ReconcileRow:
 
 
 @dataclass(frozen=True)
-class Reconciliation:
+class Reconciliation(NotebookRepr):
     model: str
     input_shape: Shape
     rows: tuple[ReconcileRow, ...]

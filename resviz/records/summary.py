@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from resviz.records.codec import Shape, build, call_label, json_safe, stamped
+from resviz.records.display import NotebookRepr
 from resviz.records.enums import BlockType, Branch, ShortcutKind
 
 SUMMARY_KIND = "resviz.summary"
@@ -103,7 +104,7 @@ class StageRecord:
 
 
 @dataclass(frozen=True)
-class Summary:
+class Summary(NotebookRepr):
     """The static analysis of one model at one input size."""
 
     model: str

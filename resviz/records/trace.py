@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resviz.records.codec import Shape, build, call_label, decode_float, json_safe, stamped
+from resviz.records.display import NotebookRepr
 from resviz.records.enums import Branch, ShortcutKind
 
 TRACE_KIND = "resviz.trace"
@@ -155,7 +156,7 @@ class ParamStats:
 
 
 @dataclass(frozen=True)
-class Trace:
+class Trace(NotebookRepr):
     """One traced forward (and usually backward) pass of one model on one batch."""
 
     model: str
@@ -216,7 +217,7 @@ class StepStats:
 
 
 @dataclass(frozen=True)
-class MonitorSeries:
+class MonitorSeries(NotebookRepr):
     """A training run seen through :func:`resviz.monitor`: snapshots every ``every`` steps.
 
     ``loss_steps``/``loss_values`` hold every loss passed to ``mon.log_loss`` (one per step, not

@@ -15,6 +15,7 @@ import graphviz
 
 from resviz.records import Shape, ShortcutKind, Summary, shape_str
 from resviz.render import theme
+from resviz.render.diagrams.fitted import FittedDigraph
 from resviz.render.format import human
 
 if TYPE_CHECKING:
@@ -45,7 +46,7 @@ def lines(*parts: str) -> str:
 
 def new_graph(name: str, summary: Summary, view: str) -> graphviz.Digraph:
     """A Digraph with the theme's fonts and a title naming the model, view and input size."""
-    g = graphviz.Digraph(name=name)
+    g = FittedDigraph(name=name)
     title = lines(
         f"{summary.model} - {view}",
         f"input {shape_str(summary.input_shape)} - {human(summary.total_params)} params"
