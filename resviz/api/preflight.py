@@ -23,13 +23,13 @@ from resviz.errors import ResvizError
 from resviz.measure.memory import MemoryNeed
 from resviz.records import Shape, shape_str
 
-MEMORY_MARGIN = 1.25
-"""A pass is refused when its estimate times this exceeds the memory available. The estimate lands
-within 0.85-1.2x of the measured peak on resviz's presets (bench/RESULTS.md, Memory pre-flight);
-the margin covers the high end, the interpreter's own allocations during the pass, and
-other processes growing meanwhile."""
+MEMORY_MARGIN = 4 / 3
+"""A pass is refused when its estimate times this exceeds the memory available, so an estimate may
+take three quarters of it. Over resviz's presets the estimate lands at 0.75-1.21x the measured peak
+(bench/RESULTS.md, Memory pre-flight): at the low end the peak then just reaches what is available;
+at the high end a pass is refused once its real peak would pass about 60 % of it."""
 TRACE_MEMORY_SHARE = 1 / MEMORY_MARGIN
-"""The share of the available memory an estimate may take (kept for callers of earlier versions)."""
+"""The share of the available memory an estimate may take (the name earlier versions exported)."""
 
 _UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a huge number near 2**63
 

@@ -41,7 +41,8 @@ FLOAT_BYTES = 4
 LABEL_BYTES = 8  # int64 class indices
 ACTIVATION_SHARE = 0.9
 """The share of the leaf outputs' bytes that the activation part counts: the centre of the measured
-range (peak less the other parts, 0.75-1.27x the outputs over resviz's presets, bench/RESULTS.md)."""
+range (the peak less the other parts came to 0.75-1.27x the outputs over resviz's presets,
+bench/RESULTS.md, Memory pre-flight)."""
 TRAINING_PASSES = 2
 """Activation footprints a comparison's training counts, of its largest model: several models
 trained in turn peaked at 1.5-1.9x the largest one's pass alone (bench/RESULTS.md), the allocator
