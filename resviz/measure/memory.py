@@ -44,9 +44,9 @@ ACTIVATION_SHARE = 0.9
 range (the peak less the other parts came to 0.75-1.27x the outputs over resviz's presets,
 bench/RESULTS.md, Memory pre-flight)."""
 TRAINING_PASSES = 2
-"""Activation footprints a comparison's training counts, of its largest model: several models
-trained in turn peaked at 1.5-1.9x the largest one's pass alone (bench/RESULTS.md), the allocator
-not handing one model's freed memory to the next model's differently sized tensors."""
+"""Activation footprints a comparison's training counts, of its largest model: models trained in
+turn peaked at 1.3-1.6x the first one's pass alone (bench/RESULTS.md, Memory pre-flight), the
+allocator not handing one model's freed memory to the next model's differently sized tensors."""
 GROUP_LAYERS = 16
 """Layers reduced together at most (the leaves of one block); their histogram samples coexist."""
 
