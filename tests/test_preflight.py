@@ -250,20 +250,21 @@ def test_a_modest_trace_passes_on_this_machine() -> None:
     assert 100 * 2**20 < need.total < 400 * 2**20
 
 
+CAPPED = """
+import re, resource, sys
+import torch, resviz.api, resviz.cli
+size = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 2 * 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+sys.argv = ["resviz", "trace", "resnet50", "--input", "64x3x224x224"]
+resviz.cli.main()
+"""
+
+
 def test_under_an_address_space_limit_the_cli_refuses_before_allocating() -> None:
-    """A real process under ``ulimit -v``: the trace is refused in one line (exit 2), naming the limit,
+    """A real process under ``ulimit -v`` (its size after importing torch plus 2 GiB, far from the ~9 GiB
+    resnet50 needs at 64x3x224x224): the trace is refused in one line with exit 2, naming the limit,
     rather than dying of a MemoryError or being killed."""
-    env_py = [sys.executable, "-c"]
-    probe = ("import re, torch, resviz.api, resviz.cli;"
-             "print(re.search(r'VmSize:\\s+(\\d+)', open('/proc/self/status').read()).group(1))")
-    base = int(subprocess.run([*env_py, probe], capture_output=True, text=True, check=True, cwd=ROOT).stdout) * 1024
-    limit = base + 2 * GIB  # room for the interpreter and its threads, far from resnet50's ~9 GiB
-
-    def cap() -> None:
-        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
-
-    run = ["from resviz.cli import main; main()", "trace", "resnet50", "--input", "64x3x224x224"]
-    res = subprocess.run([*env_py, *run], capture_output=True, text=True, cwd=ROOT, preexec_fn=cap, timeout=120)
+    res = subprocess.run([sys.executable, "-c", CAPPED], capture_output=True, text=True, cwd=ROOT, timeout=120)
     lines = (res.stdout + res.stderr).strip().splitlines()
     assert res.returncode == 2, res.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: a trace of resnet50 at 64x3x224x224"), lines
