@@ -17,6 +17,8 @@ from typing import Any
 
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 from typer.testing import CliRunner
 
@@ -168,6 +170,19 @@ def test_the_advice_is_a_batch_that_fits(monkeypatch: pytest.MonkeyPatch) -> Non
     n = int(re.search(r"lower the batch to (\d+)", message).group(1))  # type: ignore[union-attr]
     assert preflight.fits(api.trace_memory("resnet50", (n, 3, 512, 512)).total, 8 * GIB)
     assert not preflight.fits(api.trace_memory("resnet50", (n + 1, 3, 512, 512)).total, 8 * GIB)
+
+
+@given(
+    fixed=st.integers(0, 8 * GIB), sample=st.integers(1, GIB), batch=st.integers(1, 4096),
+    avail=st.integers(1, 64 * GIB),
+)
+def test_the_largest_batch_fits_and_one_more_does_not(fixed: int, sample: int, batch: int, avail: int) -> None:
+    """Activations and inputs grow linearly with the batch; the rest does not."""
+    need = memory.MemoryNeed(fixed, 0, 0, sample * batch, 0, 0, batch)
+    n = preflight.largest_batch(need, avail)
+    if n >= 1:
+        assert preflight.fits(fixed + n * need.per_sample, avail)
+    assert not preflight.fits(fixed + (n + 1) * need.per_sample, avail)
 
 
 def test_too_little_for_one_sample_suggests_a_smaller_input(monkeypatch: pytest.MonkeyPatch) -> None:
