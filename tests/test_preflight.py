@@ -126,6 +126,12 @@ def _machine(tmp_path: Path, *, v2: bool = True, limit: str = "4294967296", usag
     return ProcFiles(*(str(tmp_path / n) for n in ("meminfo", "cgroup", "mountinfo", "status")))
 
 
+def test_the_cgroup_page_cache_it_can_drop_counts_as_available(tmp_path: Path) -> None:
+    files = _machine(tmp_path)
+    (tmp_path / "cg" / "jobs" / "me" / "memory.stat").write_text(f"anon 1234\ninactive_file {GIB // 2}\n")
+    assert preflight.cgroup_available(files) == 3 * GIB + GIB // 2
+
+
 def _unlimited() -> int:
     return resource.RLIM_INFINITY
 

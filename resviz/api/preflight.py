@@ -96,9 +96,20 @@ def _cgroup_dirs(files: ProcFiles) -> Iterator[tuple[Path, Path, str, str]]:
         yield Path(point) / ("" if rel == "." else rel), Path(point), names[0], names[1]
 
 
+def _inactive_file(cgroup_dir: Path) -> int:
+    """Page cache the kernel reclaims before it kills (``inactive_file`` in ``memory.stat``): the
+    cgroup's usage counts it, as ``docker stats`` leaves it out."""
+    for line in (_read(cgroup_dir / "memory.stat") or "").splitlines():
+        key, _, value = line.partition(" ")
+        if key in ("inactive_file", "total_inactive_file") and value.strip().isdigit():
+            return int(value)
+    return 0
+
+
 def cgroup_available(files: ProcFiles = PROC) -> int | None:
-    """The cgroup's memory limit less its usage, the least over the process's cgroup and its
-    ancestors (a parent's limit binds its children); ``None`` without any limit."""
+    """The cgroup's memory limit less its usage (less the page cache it can drop), the least over
+    the process's cgroup and its ancestors (a parent's limit binds its children); ``None`` without
+    any limit."""
     best: int | None = None
     for leaf, top, limit_name, usage_name in _cgroup_dirs(files):
         d = leaf
@@ -107,7 +118,7 @@ def cgroup_available(files: ProcFiles = PROC) -> int | None:
             if limit is not None and usage is not None and limit.strip().isdigit() and usage.strip().isdigit():
                 cap = int(limit)
                 if cap < _UNLIMITED:
-                    left = max(cap - int(usage), 0)
+                    left = max(cap - int(usage) + _inactive_file(d), 0)
                     best = left if best is None else min(best, left)
             if d == top or d.parent == d:
                 break
