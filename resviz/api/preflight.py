@@ -10,6 +10,7 @@ process: Linux's ``MemAvailable``, the cgroup's limit less its usage, and the ad
 
 from __future__ import annotations
 
+import ctypes
 import math
 import os
 import resource
@@ -138,12 +139,31 @@ def address_space_available(
     return max(soft - used, 0)
 
 
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+
+def heap_free() -> int:
+    """Bytes this process has freed but glibc keeps for reuse (``mallinfo2().fordblks``); 0 where
+    the C library has no ``mallinfo2``. A finished trace leaves its peak in the process (bench/RESULTS.md,
+    Memory pre-flight): the next pass reuses it without asking the kernel, so it counts as available."""
+    try:
+        fn = ctypes.CDLL(None).mallinfo2
+    except (OSError, AttributeError):
+        return 0
+    fn.restype = _MallInfo2
+    return int(fn().fordblks)
+
+
 def available_memory(
     device: torch.device, files: ProcFiles = PROC, as_limit: Callable[[], int] | None = None,
+    reusable: Callable[[], int] = heap_free,
 ) -> Available:
     """The memory a pass on ``device`` can still take: CUDA's free memory for a CUDA device; for the
     CPU, the least of ``MemAvailable`` (free memory plus the page cache the kernel can drop), the
-    cgroup's limit less its usage and the address-space limit less ``VmSize``."""
+    cgroup's limit less its usage and the address-space limit less ``VmSize``, plus what the process
+    has freed and can reuse (``reusable``, :func:`heap_free`), which none of the three counts."""
     if device.type == "cuda":
         return Available(int(torch.cuda.mem_get_info(device)[0]), "cuda")
     found = [Available(b, name) for b, name in (
@@ -153,7 +173,8 @@ def available_memory(
     ) if b is not None]
     if not found:
         return Available(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "physical memory")
-    return min(found, key=lambda a: a.bytes)
+    least = min(found, key=lambda a: a.bytes)
+    return least._replace(bytes=least.bytes + reusable())
 
 
 def free_memory(device: torch.device) -> int:
@@ -219,6 +240,18 @@ def check_trace_memory(model: str, shape: Shape, activation_bytes: int, device: 
 
 
 __all__ = [
-    "MEMORY_MARGIN", "PROC", "TRACE_MEMORY_SHARE", "Available", "ProcFiles", "address_space_available", "advice",
-    "available_memory", "cgroup_available", "check_need", "check_trace_memory", "free_memory", "largest_batch",
+    "MEMORY_MARGIN",
+    "PROC",
+    "TRACE_MEMORY_SHARE",
+    "Available",
+    "ProcFiles",
+    "address_space_available",
+    "advice",
+    "available_memory",
+    "cgroup_available",
+    "check_need",
+    "check_trace_memory",
+    "free_memory",
+    "heap_free",
+    "largest_batch",
 ]
