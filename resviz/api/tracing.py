@@ -79,10 +79,14 @@ def check_trace(
     _preflight(target, shape, dev)
 
 
-def _preflight(target: nn.Module | ResNetSpec, shape: Shape | None, device: torch.device) -> None:
+def _preflight(
+    target: nn.Module | ResNetSpec, shape: Shape | None, device: torch.device, backward: bool = True,
+) -> None:
+    """Refuse the trace when it would not fit; without a backward pass no gradient is allocated."""
     if shape is not None:
         label = target.name if isinstance(target, ResNetSpec) else label_of(target)
-        check_need(f"a trace of {label}", trace_memory(target, shape), device, shape)
+        need = trace_memory(target, shape)
+        check_need(f"a trace of {label}", need if backward else need._replace(gradients=0), device, shape)
 
 
 def _shape_of(inputs: Tensor | None, spec: Any, input_size: SizeLike | None) -> Shape | None:
@@ -123,12 +127,12 @@ def trace(
         if isinstance(model_or_name, nn.Module):
             found = resolve_model(model_or_name, device, seed)
             amp = resolve_dtype(dtype, found.device)
-            _preflight(found.model, _shape_of(inputs, found.spec, input_size), found.device)
+            _preflight(found.model, _shape_of(inputs, found.spec, input_size), found.device, backward)
         else:  # checked before the network is built
             spec = resolve_spec(model_or_name)
             dev = measuring_device(device)
             amp = resolve_dtype(dtype, dev)
-            _preflight(spec, _shape_of(inputs, spec, input_size), dev)
+            _preflight(spec, _shape_of(inputs, spec, input_size), dev, backward)
             found = resolve_model(spec, dev, seed)
         shape = trace_shape(found.spec, input_size) if inputs is None else None
         return trace_module(

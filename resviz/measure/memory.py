@@ -17,7 +17,7 @@ The parts, each in bytes:
 * inputs: the batches themselves and their labels;
 * tracer: the tracer's own buffers (one statistics row per layer, the CPU reduction's chunk and
   histogram sample of a group of layers, the copy of every buffer it restores on exit). The
-  branch captures keep a few scalars per block, counted in the rows' slack.
+  branch captures keep a few scalars per block: negligible, not counted.
 
 Everything is read from a :class:`~resviz.records.Summary` (shapes and parameter counts from the
 meta pass), so an estimate costs no more than the summary, and nothing grows with the batch.
