@@ -61,7 +61,8 @@ def test_a_resviz_network_too_large_for_memory_is_refused_before_it_is_built(mon
     def never(*_: object, **__: object) -> None:
         raise AssertionError("traced although too large")
 
-    monkeypatch.setattr(preflight, "free_memory", lambda _device: 2**20)
+    monkeypatch.setattr(preflight, "available_memory", lambda _device: preflight.Available(64 * 2**20, "MemAvailable"))
+    monkeypatch.setattr(tracing, "resolve_model", never)
     monkeypatch.setattr(tracing, "trace_module", never)
     with pytest.raises(ResvizError, match="lower the batch"):
         api.trace("resnet20", input_size="64x3x32x32")

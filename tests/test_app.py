@@ -158,8 +158,8 @@ def test_trace_runs_on_the_device_asked_for(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_a_trace_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A link asking for batch 256 at 512x512 of resnet50 (~190 GB of activations) shows an error and
-    never starts the trace; memory is fixed at 8 GiB here so the test does not depend on the machine."""
+    """A link asking for batch 256 at 512x512 of resnet50 (~170 GiB) shows an error and never starts
+    the trace; memory is fixed at 8 GiB here so the test does not depend on the machine."""
     from resviz import api
     from resviz.api import preflight as memory
     from resviz.api import tracing
@@ -167,12 +167,13 @@ def test_a_trace_too_large_for_memory_is_refused(monkeypatch: pytest.MonkeyPatch
     def no_trace(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the trace should have been refused")
 
-    monkeypatch.setattr(memory, "free_memory", lambda device: 8 * 2**30)
+    monkeypatch.setattr(memory, "available_memory", lambda device: memory.Available(8 * 2**30, "MemAvailable"))
     monkeypatch.setattr(tracing, "trace_module", no_trace)
     at = ok(app(model="resnet50", page="Activations", batch="256", tsize="512"))
     assert len(errors(at)) == 1, errors(at)
-    assert "needs about 187.1 GiB of activations" in errors(at)[0]
-    assert "lower the batch or the input size" in errors(at)[0]
+    assert "a trace of resnet50 at 256x3x512x512 needs about" in errors(at)[0]
+    assert "8.0 GiB available on cpu (MemAvailable)" in errors(at)[0]
+    assert "lower the batch to " in errors(at)[0]
     small = api.analyze_spec(api.get_spec("resnet20"), "2x3x16x16").activation_bytes
     api.check_trace_memory("resnet20", (2, 3, 16, 16), small, torch.device("cpu"))  # a small trace passes
 

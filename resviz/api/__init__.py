@@ -13,7 +13,16 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from resviz.api.preflight import TRACE_MEMORY_SHARE, check_trace_memory, free_memory
+from resviz.api.preflight import (
+    MEMORY_MARGIN,
+    TRACE_MEMORY_SHARE,
+    Available,
+    ProcFiles,
+    available_memory,
+    check_need,
+    check_trace_memory,
+    free_memory,
+)
 from resviz.api.sizes import (
     COMPARE_BATCH,
     TRACE_BATCH,
@@ -36,7 +45,8 @@ from resviz.api.targets import (
     resolve_spec,
     spec_of,
 )
-from resviz.api.tracing import resolve_dtype, trace
+from resviz.api.tracing import check_trace, resolve_dtype, trace, trace_memory
+from resviz.measure.memory import MemoryNeed, compare_need, trace_need
 from resviz.measure.monitor import Monitor, monitor
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.model.weights import check_checkpoint, load_checkpoint
@@ -76,10 +86,12 @@ def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliat
 
 
 __all__ = [
-    "COMPARE_BATCH", "CUSTOM", "TORCHVISION_PRESETS", "TRACE_BATCH", "TRACE_MEMORY_SHARE", "CatalogRow", "Monitor",
-    "ResNet", "Resolved", "SizeLike", "Target", "analyze_spec", "batch_shape", "build_model", "catalog",
-    "check_checkpoint", "check_trace_memory", "compare", "default_input_size", "derive", "free_memory",
+    "COMPARE_BATCH", "CUSTOM", "MEMORY_MARGIN", "TORCHVISION_PRESETS", "TRACE_BATCH", "TRACE_MEMORY_SHARE",
+    "Available", "CatalogRow", "MemoryNeed", "Monitor", "ProcFiles", "ResNet", "Resolved", "SizeLike", "Target",
+    "analyze_spec", "available_memory", "batch_shape", "build_model", "catalog", "check_checkpoint", "check_need",
+    "check_trace", "check_trace_memory", "compare", "compare_need", "default_input_size", "derive", "free_memory",
     "get_spec", "label_of", "list_models", "load_checkpoint", "monitor", "parse_dims", "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
-    "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_shape",
+    "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_memory", "trace_need",
+    "trace_shape",
 ]

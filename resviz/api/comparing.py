@@ -9,13 +9,16 @@ from collections.abc import Sequence
 import torch
 
 from resviz import limits
+from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, batch_shape
 from resviz.api.targets import measuring_device, resolve_spec
 from resviz.errors import ResvizError, clip
+from resviz.measure.memory import compare_need
 from resviz.measure.static import analyze_spec
 from resviz.records import Comparison
 from resviz.spec import ResNetSpec
 from resviz.studies.compare import Progress, run
+from resviz.studies.data import data_bytes
 
 
 def _specs(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
@@ -65,7 +68,9 @@ def compare(
     after ``torch.manual_seed(seed)`` and sees the same batches, so the same call gives the same
     numbers. ``progress(done, total, label)`` is called after each traced model and training step.
     Ctrl-C returns what was done, with ``settings.interrupted`` set
-    (:func:`resviz.studies.compare.run`). The result renders with
+    (:func:`resviz.studies.compare.run`). The largest memory the run needs (every model with its
+    gradients and momentum, the largest traced pass, what the data set holds) is checked before anything is
+    built (:mod:`resviz.api.preflight`). The result renders with
     :func:`resviz.render.report.render_html` and :func:`~resviz.render.report.render_markdown`.
     """
     specs = _specs(models)
@@ -73,6 +78,9 @@ def compare(
     dev = measuring_device(device)
     shape = batch_shape(input_size, batch)
     summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]  # refuses channels or sizes a model cannot take
+    names = ", ".join(s.name for s in specs)
+    need = compare_need(summaries, shape[0], steps, data_bytes(data, steps + 1, shape[0], shape[1:]))
+    check_need(f"a comparison of {names}", need, dev, shape)  # before building
     return run(specs, summaries, shape, steps, data, seed, dev, lr, every, progress)
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
-from resviz.api.preflight import check_trace_memory
+from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, trace_shape
-from resviz.api.targets import Target, resolve_model
+from resviz.api.targets import Target, label_of, measuring_device, resolve_model, resolve_spec, spec_of
 from resviz.errors import ResvizError, quote
 from resviz.limits import check_seed
+from resviz.measure.memory import MemoryNeed, module_need, trace_need
 from resviz.measure.static import analyze_spec
 from resviz.measure.tracer import LossFn
 from resviz.measure.tracer import trace as trace_module
-from resviz.records import Trace
+from resviz.records import Shape, Trace
+from resviz.spec import ResNetSpec
 
 _DTYPES = {
     "fp32": torch.float32, "float32": torch.float32, "float": torch.float32,
@@ -44,6 +46,59 @@ def resolve_dtype(dtype: str | torch.dtype | None, device: torch.device) -> torc
     return dt
 
 
+def trace_memory(target: Target, shape: Shape) -> MemoryNeed:
+    """The estimated memory of a trace of ``target`` at ``shape``
+    (:mod:`resviz.measure.memory`). A name or spec is counted on a meta copy of the architecture,
+    weights included (they are not built yet); a module already holds its weights, so they are
+    left out: resviz's own networks are counted from their spec, any other module from a meta copy
+    of it, so the user's module never runs twice and its hooks never fire."""
+    if isinstance(target, nn.Module):
+        spec = spec_of(target)
+        if spec is None:
+            return module_need(target, shape, label_of(target))
+        return trace_need(analyze_spec(spec, shape), weights_exist=True)
+    return trace_need(analyze_spec(resolve_spec(target), shape))
+
+
+def check_trace(
+    target: Target, input_size: SizeLike | None = None, device: str | torch.device = "auto",
+) -> None:
+    """The pre-flight of :func:`trace` on its own: a one-line :class:`ResvizError` when the trace of
+    ``target`` at ``input_size`` would not fit in the memory available on ``device``.
+
+    For callers that allocate before tracing (the dashboard loads a checkpoint into a new model):
+    they ask first, before anything is built.
+    """
+    if isinstance(target, nn.Module):
+        params = list(target.parameters())
+        dev = params[0].device if params else torch.device("cpu")
+        spec = spec_of(target)
+    else:
+        target = spec = resolve_spec(target)
+        dev = measuring_device(device)
+    shape = trace_shape(spec, input_size)
+    _preflight(target, shape, dev)
+
+
+def _preflight(
+    target: nn.Module | ResNetSpec, shape: Shape | None, device: torch.device, backward: bool = True,
+) -> None:
+    """Refuse the trace when it would not fit; without a backward pass no gradient is allocated."""
+    if shape is not None:
+        label = target.name if isinstance(target, ResNetSpec) else label_of(target)
+        need = trace_memory(target, shape)
+        check_need(f"a trace of {label}", need if backward else need._replace(gradients=0), device, shape)
+
+
+def _shape_of(inputs: Tensor | None, spec: Any, input_size: SizeLike | None) -> Shape | None:
+    """The batch shape a trace will run at, or ``None`` when the tracer is about to refuse the inputs."""
+    if inputs is None:
+        return trace_shape(spec, input_size)
+    if isinstance(inputs, Tensor) and inputs.dim() == 4 and inputs.numel() > 0:
+        return tuple(inputs.shape)
+    return None
+
+
 def trace(
     model_or_name: Target,
     inputs: Tensor | None = None,
@@ -62,26 +117,30 @@ def trace(
     ``model_or_name`` is a preset name, a :class:`~resviz.spec.ResNetSpec` (built with weights
     seeded by ``seed``) or any ``nn.Module`` (traced where it lives, left exactly as it was).
     Without ``inputs``, a seeded N(0, 1) batch of ``input_size`` is used (default: the model's
-    image at batch 2); for a network resviz builds (a name, a spec or a :class:`ResNet`) the batch's
-    activations are first checked against the device's free memory, on a meta copy of the
-    architecture;
+    image at batch 2). Before anything is built or allocated, the pass's memory (weights,
+    gradients, activations, inputs, the tracer's buffers) is estimated on the meta device and
+    checked against what is available (:func:`check_trace`, :mod:`resviz.api.preflight`);
     without ``targets`` and ``loss``, cross-entropy against seeded random labels. ``dtype``
     ``bf16``/``fp16`` runs under autocast. ``channels_last`` feeds the batch in NHWC memory format.
     The global RNG state is left untouched.
     """
     check_seed(seed)
     with torch.random.fork_rng(devices=[]):
-        found = resolve_model(model_or_name, device, seed)
-        amp = resolve_dtype(dtype, found.device)
-        shape = None
-        if inputs is None:
-            shape = trace_shape(found.spec, input_size)
-            if found.spec is not None:  # a meta copy of the architecture: the user's module never runs twice
-                check_trace_memory(found.label, shape, analyze_spec(found.spec, shape).activation_bytes, found.device)
+        if isinstance(model_or_name, nn.Module):
+            found = resolve_model(model_or_name, device, seed)
+            amp = resolve_dtype(dtype, found.device)
+            _preflight(found.model, _shape_of(inputs, found.spec, input_size), found.device, backward)
+        else:  # checked before the network is built
+            spec = resolve_spec(model_or_name)
+            dev = measuring_device(device)
+            amp = resolve_dtype(dtype, dev)
+            _preflight(spec, _shape_of(inputs, spec, input_size), dev, backward)
+            found = resolve_model(spec, dev, seed)
+        shape = trace_shape(found.spec, input_size) if inputs is None else None
         return trace_module(
             found.model, inputs, shape, targets, loss, backward, amp, seed,
             channels_last=channels_last, label=found.label,
         )
 
 
-__all__ = ["resolve_dtype", "trace"]
+__all__ = ["check_trace", "resolve_dtype", "trace", "trace_memory"]

@@ -124,8 +124,9 @@ def trace(
 
     Without a checkpoint the tracer builds the model itself, seeded, on the device it resolves,
     and leaves the global RNG alone. A checkpoint's weights are loaded into a model built on that
-    same device first. The tracer raises one-line errors for unsupported dtypes and for failures
-    of the pass, out of memory included.
+    same device first, after the memory pre-flight (:func:`resviz.api.check_trace`). The tracer
+    raises one-line errors for unsupported dtypes, for a pass that would not fit in memory (checked
+    before anything is built) and for failures of the pass.
     """
     from resviz.api import trace as tracer
 
@@ -133,8 +134,9 @@ def trace(
         return tracer(_spec(spec), input_size=shape, device=device, dtype=dtype, seed=seed)
     if _ckpt is None:
         raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
-    from resviz.api import build_model, load_checkpoint, resolve_device
+    from resviz.api import build_model, check_trace, load_checkpoint, resolve_device
 
+    check_trace(_spec(spec), shape, device)  # before the checkpoint's model is built
     model = load_checkpoint(build_model(_spec(spec), device=resolve_device(device)), _ckpt, ckpt_name)
     return tracer(model, input_size=shape, device=device, dtype=dtype, seed=seed)
 

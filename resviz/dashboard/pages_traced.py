@@ -3,7 +3,7 @@
 A trace runs only when one of these pages (or the gradient-flow diagram) is opened, at the
 sidebar's trace settings, and is cached as a plain ``Trace`` record. The default settings, a batch
 of 2 at 64x64, keep it short: under a second for ResNet-50 on two CPU cores (bench/RESULTS.md).
-A trace whose activations would not fit in memory is refused before it runs
+A trace that would not fit in memory is refused before anything is built
 (:func:`resviz.api.trace` checks it).
 """
 
