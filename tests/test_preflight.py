@@ -325,3 +325,16 @@ def test_under_an_address_space_limit_the_cli_refuses_before_allocating() -> Non
     assert res.returncode == 2, res.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: a trace of resnet50 at 64x3x224x224"), lines
     assert "(ulimit -v)" in lines[0]
+
+
+def test_a_reconciliation_too_large_is_refused_before_building(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reconciling runs real forward passes on the CPU: a large input is refused first, in one line."""
+    import resviz.api as api_module
+
+    _fake_memory(monkeypatch, GIB)
+    monkeypatch.setattr(api_module, "build_model", _never)
+    monkeypatch.setattr(api_module, "reconcile_module", _never)
+    res = CliRunner().invoke(app, ["flops", "resnet18", "--reconcile", "--input", "1x3x4096x4096"])
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: a reconciliation of resnet18 at 1x3x4096x4096 needs")

@@ -45,7 +45,7 @@ from resviz.api.targets import (
     resolve_spec,
     spec_of,
 )
-from resviz.api.tracing import check_trace, resolve_dtype, trace, trace_memory
+from resviz.api.tracing import check_pass, check_trace, resolve_dtype, trace, trace_memory
 from resviz.measure.memory import MemoryNeed, compare_need, trace_need
 from resviz.measure.monitor import Monitor, monitor
 from resviz.model.resnet import ResNet, build_model, resolve_device
@@ -74,11 +74,16 @@ def __getattr__(name: str) -> Any:
 
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:
     """resviz's counts beside fvcore's, torchinfo's and ``FlopCounterMode``'s, per layer type:
-    one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is)."""
+    one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is), after
+    the memory pre-flight of that pass."""
+    cpu = torch.device("cpu")
     if isinstance(target, torch.nn.Module):
-        return reconcile_module(target, summarize(target, input_size=input_size))
+        summary = summarize(target, input_size=input_size)
+        check_pass(target, summary.input_shape, cpu, backward=False, what="a reconciliation")
+        return reconcile_module(target, summary)
     spec = resolve_spec(target)
     summary = summarize(spec, input_size=input_size)
+    check_pass(spec, summary.input_shape, cpu, backward=False, what="a reconciliation")
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)
         model = build_model(spec, device="cpu")
@@ -89,7 +94,8 @@ __all__ = [
     "COMPARE_BATCH", "CUSTOM", "MEMORY_MARGIN", "TORCHVISION_PRESETS", "TRACE_BATCH", "TRACE_MEMORY_SHARE",
     "Available", "CatalogRow", "MemoryNeed", "Monitor", "ProcFiles", "ResNet", "Resolved", "SizeLike", "Target",
     "analyze_spec", "available_memory", "batch_shape", "build_model", "catalog", "check_checkpoint", "check_need",
-    "check_trace", "check_trace_memory", "compare", "compare_need", "default_input_size", "derive", "free_memory",
+    "check_pass", "check_trace", "check_trace_memory", "compare", "compare_need", "default_input_size", "derive",
+    "free_memory",
     "get_spec", "label_of", "list_models", "load_checkpoint", "monitor", "parse_dims", "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
     "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_memory", "trace_need",

@@ -77,17 +77,19 @@ def check_trace(
         target = spec = resolve_spec(target)
         dev = measuring_device(device)
     shape = trace_shape(spec, input_size)
-    _preflight(target, shape, dev)
+    check_pass(target, shape, dev)
 
 
-def _preflight(
+def check_pass(
     target: nn.Module | ResNetSpec, shape: Shape | None, device: torch.device, backward: bool = True,
+    what: str = "a trace",
 ) -> None:
-    """Refuse the trace when it would not fit; without a backward pass no gradient is allocated."""
+    """Refuse a real pass of ``target`` at ``shape`` (``what`` names it in the message) when it
+    would not fit; without a backward pass no gradient is allocated."""
     if shape is not None:
         label = target.name if isinstance(target, ResNetSpec) else label_of(target)
         need = trace_memory(target, shape)
-        check_need(f"a trace of {label}", need if backward else need._replace(gradients=0), device, shape)
+        check_need(f"{what} of {label}", need if backward else need._replace(gradients=0), device, shape)
 
 
 def _shape_of(inputs: Tensor | None, spec: Any, input_size: SizeLike | None) -> Shape | None:
@@ -129,12 +131,12 @@ def trace(
         if isinstance(model_or_name, nn.Module):
             found = resolve_model(model_or_name, device, seed)
             amp = resolve_dtype(dtype, found.device)
-            _preflight(found.model, _shape_of(inputs, found.spec, input_size), found.device, backward)
+            check_pass(found.model, _shape_of(inputs, found.spec, input_size), found.device, backward)
         else:  # checked before the network is built
             spec = resolve_spec(model_or_name)
             dev = measuring_device(device)
             amp = resolve_dtype(dtype, dev)
-            _preflight(spec, _shape_of(inputs, spec, input_size), dev, backward)
+            check_pass(spec, _shape_of(inputs, spec, input_size), dev, backward)
             found = resolve_model(spec, dev, seed)
         shape = trace_shape(found.spec, input_size) if inputs is None else None
         return trace_module(
@@ -143,4 +145,4 @@ def trace(
         )
 
 
-__all__ = ["check_trace", "resolve_dtype", "trace", "trace_memory"]
+__all__ = ["check_pass", "check_trace", "resolve_dtype", "trace", "trace_memory"]
