@@ -32,7 +32,7 @@ def test_url_values_of_any_size_fall_back_and_are_quoted_short() -> None:
 @pytest.mark.parametrize(
     ("params", "needle"),
     [
-        ({"model": "custom", "layers": "1000000", "widths": "16"}, "1000000 blocks in total, more than the 1000"),
+        ({"model": "custom", "layers": "1000000", "widths": "16"}, "1000000 blocks in total, more than the 700"),
         ({"model": "resnet20", "widths": "16,32," + "9" * 40}, "more than the 32768"),
         ({"model": "resnet20", "layers": "1," * 20_000}, "the number of stages = 20000"),
     ],
