@@ -42,7 +42,7 @@ from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.model.weights import check_checkpoint, load_checkpoint
 from resviz.records import Reconciliation
 from resviz.studies.catalog import CatalogRow, catalog
-from resviz.studies.reconcile import reconcile_module
+from resviz.studies.reconcile import check_counters, reconcile_module
 from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_twin
 
 if TYPE_CHECKING:
@@ -64,7 +64,9 @@ def __getattr__(name: str) -> Any:
 
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:
     """resviz's counts beside fvcore's, torchinfo's and ``FlopCounterMode``'s, per layer type:
-    one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is)."""
+    one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is).
+    Needs the ``reconcile`` extra (fvcore, torchinfo)."""
+    check_counters()
     if isinstance(target, torch.nn.Module):
         return reconcile_module(target, summarize(target, input_size=input_size))
     spec = resolve_spec(target)
