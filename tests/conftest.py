@@ -1,4 +1,8 @@
-"""Shared fixtures: reference data copied from torchvision 0.29.1 into tests/data."""
+"""Shared fixtures: reference data copied from torchvision 0.29.1 into tests/data.
+
+Every test under ``tests/heavy/`` is marked ``heavy``: ``make test`` leaves those out
+(``-m "not heavy"``) and ``make check-heavy`` runs them (``-m heavy``).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,14 @@ from typing import Any
 import pytest
 
 DATA = Path(__file__).parent / "data"
+HEAVY = Path(__file__).parent / "heavy"
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HEAVY in item.path.parents:
+            item.add_marker(pytest.mark.heavy)
 
 
 @pytest.fixture(scope="session")
