@@ -1,7 +1,7 @@
 """Install size and time: the core (``pip install resviz``) against every extra (``resviz[all]``).
 
-Builds the wheel once (``python -m build --wheel``), then for each round and each of ``core`` and
-``all``, alternately: a fresh virtual environment (``python -m venv``), torch first
+Builds the wheel once (``python -m build --wheel`` in a copy of the work tree's files), then for
+each round and each of ``core`` and ``all``, alternately: a fresh virtual environment (``python -m venv``), torch first
 (``TORCH_SPEC``, default ``torch==2.13.0``, with ``TORCH_PIP_ARGS`` as in the Makefile), then the
 wheel (``core``) or the wheel with ``[all]`` (``all``). Prints the seconds of each pip step and the
 environment's size in MB (``du -sm``, torch and pip included in both).
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
+import shutil
 import statistics
 import subprocess
 import sys
@@ -45,8 +46,14 @@ def main() -> None:
     torch_args = shlex.split(os.environ.get("TORCH_PIP_ARGS", ""))
     results: dict[str, list[tuple[float, float, int]]] = {"core": [], "all": []}
     with tempfile.TemporaryDirectory(prefix="resviz-install-") as tmp:
-        dist = Path(tmp) / "dist"
-        _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(ROOT)])
+        dist, src = Path(tmp) / "dist", Path(tmp) / "src"
+        listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
+                                check=True, capture_output=True).stdout.decode().split("\0")
+        for rel in filter(None, listed):
+            if (ROOT / rel).is_file():
+                (src / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(ROOT / rel, src / rel)
+        _run([sys.executable, "-m", "build", "--wheel", "--outdir", str(dist), str(src)])
         wheel = next(dist.glob("*.whl"))
         for r in range(args.rounds):
             for kind in (("core", "all") if r % 2 == 0 else ("all", "core")):

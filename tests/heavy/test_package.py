@@ -41,11 +41,19 @@ def _run(cmd: list[str], cwd: Path, timeout: int = 900, clean: bool = True) -> s
     return res
 
 
+def _has_build() -> bool:
+    """Whether ``python -m build`` runs here (a stray ``build/`` output folder is not the package)."""
+    try:
+        return importlib.util.find_spec("build.__main__") is not None
+    except ModuleNotFoundError:
+        return False
+
+
 @pytest.fixture(scope="module")
 def dist(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The wheel and the sdist, built from a copy of the work tree's files (tracked, and new ones
     not ignored), the wheel from the sdist, as ``python -m build`` does by default."""
-    if importlib.util.find_spec("build") is None:
+    if not _has_build():
         if os.environ.get("CI"):
             pytest.fail("the build package is missing: make check-heavy installs it")
         pytest.skip("needs the build package (make check-heavy installs it)")
