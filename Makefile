@@ -1,5 +1,8 @@
 # resviz: `make run` starts the dashboard, `make test` runs the test suite.
-# Both create a project-local virtual environment in .venv and are safe to repeat.
+# Both create a project-local virtual environment in .venv with every extra installed, and are safe to
+# repeat. `make check-heavy` runs the heavier real checks in tests/heavy/ (marker `heavy`), which
+# `make test` leaves out: building the package and installing it into a clean environment, and what
+# else needs the `docs` and `notebooks` extras.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -13,14 +16,28 @@ PIP    := $(PY) -m pip
 TORCH_SPEC ?= torch==2.13.0
 TORCH_PIP_ARGS ?=
 PYTEST_ARGS ?=
+# What `make run` and `make test` install: every extra and the development tools.
+EXTRAS ?= all,dev
+# What `make check-heavy` installs on top: the documentation and notebook tools.
+HEAVY_EXTRAS ?= all,dev,docs,notebooks
 
-.PHONY: run test setup system-deps test-deps lint bench mutants clean
+.PHONY: run test check-heavy setup system-deps test-deps lint bench mutants clean
 
 run: setup
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true
 
 test: setup test-deps
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not heavy" $(PYTEST_ARGS)
+
+# The heavy tests build the wheel and sdist and install the wheel into a clean venv (torch first,
+# with TORCH_SPEC and TORCH_PIP_ARGS as above, then resviz's core dependencies only).
+check-heavy: setup $(VENV)/.installed-heavy
+	RESVIZ_NO_SKIPS=1 TORCH_SPEC="$(TORCH_SPEC)" TORCH_PIP_ARGS="$(TORCH_PIP_ARGS)" \
+	  $(PY) -m pytest -q -rs -m heavy tests/heavy $(PYTEST_ARGS)
+
+$(VENV)/.installed-heavy: pyproject.toml $(VENV)/.installed
+	$(PIP) install -e ".[$(HEAVY_EXTRAS)]" build
+	@touch $@
 
 setup: $(VENV)/.installed system-deps
 
@@ -30,7 +47,7 @@ $(VENV)/bin/python:
 # torch first, from the index chosen above, so that installing resviz finds it and pulls no other build.
 $(VENV)/.installed: pyproject.toml | $(VENV)/bin/python
 	@$(PY) -c "import torch" 2>/dev/null || $(PIP) install $(TORCH_PIP_ARGS) "$(TORCH_SPEC)"
-	$(PIP) install -e ".[dev]"
+	$(PIP) install -e ".[$(EXTRAS)]"
 	@touch $@
 
 # Graphviz's `dot` renders diagrams to SVG/PNG/PDF; without it resviz still writes .dot sources.

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import streamlit as st
-
 from resviz.dashboard import warmup
+from resviz.extras import missing
+
+try:
+    import streamlit as st
+except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
+    raise missing(exc, "dashboard", "the dashboard") from None
 
 if __name__ == "__main__":  # a script run; the server's import skips these, whose caches need a session
     from resviz.dashboard import PAGES, compute, fallback, session, state

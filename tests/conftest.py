@@ -1,8 +1,15 @@
-"""Shared fixtures: reference data copied from torchvision 0.29.1 into tests/data."""
+"""Shared fixtures: reference data copied from torchvision 0.29.1 into tests/data.
+
+Every test under ``tests/heavy/`` is marked ``heavy``: ``make test`` leaves those out
+(``-m "not heavy"``) and ``make check-heavy`` runs them (``-m heavy``) with ``RESVIZ_NO_SKIPS=1``,
+under which a skipped test fails the run: there, a missing tool is a broken check, not a reason
+to pass.
+"""
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,6 +18,24 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 DATA = Path(__file__).parent / "data"
+HEAVY = Path(__file__).parent / "heavy"
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` selects by marker
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if HEAVY in item.path.parents:
+            item.add_marker(pytest.mark.heavy)
+
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = reporter.stats.get("skipped", []) if reporter is not None else []
+    if os.environ.get("RESVIZ_NO_SKIPS") == "1" and skipped:
+        print(f"\nerror: {len(skipped)} test(s) skipped where every check must run (RESVIZ_NO_SKIPS=1)")
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
 
 #: Property-based tests draw the same examples on every run and machine (``derandomize``): a CI
 #: failure reproduces locally, and the suite's time does not depend on luck.

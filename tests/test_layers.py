@@ -20,11 +20,12 @@ PACKAGE = ROOT / "resviz"
 LAZY_SURFACES = ("cli", "dashboard")
 
 #: Imports allowed inside functions below the surfaces, with the reason.
+#: Optional packages (the extras) are not listed: they are imported through ``resviz.extras.require``
+#: inside the function that needs them, or at the top of a module behind ``resviz.extras.missing``
+#: (``tests/test_extras.py``).
 ALLOWED = {
-    ("resviz/studies/reconcile.py", "fvcore.nn"): "every surface imports the api; only the reconciliation needs fvcore",
-    ("resviz/studies/reconcile.py", "torchinfo"): "imported with fvcore, for the reconciliation only",
     ("resviz/studies/reconcile.py", "torch.utils.flop_counter"): "loads torch's decompositions: slow to import",
-    ("resviz/studies/data.py", "sklearn.datasets"): "scikit-learn is slow to import; only a fallback needs it",
+    ("resviz/render/report/__init__.py", "resviz.render.report.html"): "Plotly (the reports extra) only for HTML",
 }
 
 

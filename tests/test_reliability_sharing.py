@@ -172,8 +172,11 @@ def test_a_reused_block_has_one_record_per_call_with_that_calls_gradient() -> No
 
 def test_a_second_monitor_on_a_monitored_model_is_refused() -> None:
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.Flatten())
-    with resviz.monitor(model), pytest.raises(ResvizError, match=f"Sequential is {HELD} monitored"), \
-            resviz.monitor(model):
+    with (
+        resviz.monitor(model),
+        pytest.raises(ResvizError, match=f"Sequential is {HELD} monitored"),
+        resviz.monitor(model),
+    ):
         pass
     with resviz.monitor(model):  # released by the first on exit
         assert holder(model) is not None

@@ -52,7 +52,7 @@ from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.model.weights import check_checkpoint, load_checkpoint
 from resviz.records import Reconciliation
 from resviz.studies.catalog import CatalogRow, catalog
-from resviz.studies.reconcile import reconcile_module
+from resviz.studies.reconcile import check_counters, reconcile_module
 from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_twin
 
 if TYPE_CHECKING:
@@ -75,7 +75,8 @@ def __getattr__(name: str) -> Any:
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:
     """resviz's counts beside fvcore's, torchinfo's and ``FlopCounterMode``'s, per layer type:
     one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is), after
-    the memory pre-flight of that pass."""
+    the memory pre-flight of that pass. Needs the ``reconcile`` extra (fvcore, torchinfo)."""
+    check_counters()
     cpu = torch.device("cpu")
     if isinstance(target, torch.nn.Module):
         summary = summarize(target, input_size=input_size)

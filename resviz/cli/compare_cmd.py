@@ -1,7 +1,7 @@
 """``resviz compare``: the gradient-flow comparison report of two or more models.
 
-The output format follows the suffix of ``-o``: ``.html`` (with a ``.json`` sidecar beside it),
-``.md`` (also with the sidecar) or ``.json``. Every file is rendered in memory first and written
+The output format follows the suffix of ``-o``: ``.html`` (with a ``.json`` sidecar beside it; needs
+the ``reports`` extra), ``.md`` (also with the sidecar) or ``.json``. Every file is rendered in memory first and written
 atomically, so a failed or interrupted run never leaves a partial report. Ctrl-C during training
 stops the loop and still writes a report of the steps done (exit code 130).
 """
@@ -24,11 +24,14 @@ from resviz.records import TrainingStatus
 def output_kind(path: Path) -> Any:
     """The report format named by the suffix; every file it implies must be writable.
 
-    Checked before the comparison runs, so a bad path fails at once instead of after training.
+    Checked before the comparison runs, so a bad path, or an HTML report without Plotly (the
+    ``reports`` extra), fails at once instead of after training.
     """
-    from resviz.render.report import ReportFormat, report_format  # Plotly: imported inside the command
+    from resviz.render.report import ReportFormat, check_html, report_format
 
     kind = report_format(path)
+    if kind is ReportFormat.HTML:
+        check_html()
     check_writable(path)
     if kind is not ReportFormat.JSON:
         check_writable(path.with_suffix(".json"))  # the sidecar

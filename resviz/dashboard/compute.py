@@ -22,11 +22,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import streamlit as st
-
 from resviz.errors import ResvizError
+from resviz.extras import missing
 from resviz.records import SMALL_INPUT_NOTE, Comparison, Reconciliation, Summary, Trace, shape_str
 from resviz.spec import ResNetSpec
+
+try:
+    import streamlit as st
+except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
+    raise missing(exc, "dashboard", "the dashboard") from None
 
 
 def device_problem(device: str) -> str | None:

@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import streamlit as st
-
 from resviz.dashboard import compute
 from resviz.dashboard.state import CUSTOM, ViewState
 from resviz.errors import ResvizError
+from resviz.extras import missing
 from resviz.records import Comparison
 from resviz.spec import ResNetSpec
 from resviz.zoo import list_models, skip_twin
+
+try:
+    import streamlit as st
+except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
+    raise missing(exc, "dashboard", "the dashboard") from None
 
 RUN_KEY = "compare_run"
 

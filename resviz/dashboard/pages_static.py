@@ -10,17 +10,21 @@ import dataclasses
 import json
 from typing import TYPE_CHECKING, Any
 
-import streamlit as st
-
 from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
+from resviz.extras import missing
 from resviz.records import Summary, shape_str
 from resviz.render import figures
 from resviz.render.diagrams import VIEWS, check_view, color_by_key, needs_trace
 from resviz.render.format import human
 from resviz.render.tables import fold, summary_json
 from resviz.spec import ResNetSpec
+
+try:
+    import streamlit as st
+except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
+    raise missing(exc, "dashboard", "the dashboard") from None
 
 if TYPE_CHECKING:
     import pandas as pd

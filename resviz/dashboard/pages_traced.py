@@ -12,14 +12,18 @@ from __future__ import annotations
 import math
 from typing import Any, NamedTuple
 
-import streamlit as st
-
 from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext
 from resviz.errors import ResvizError
+from resviz.extras import missing
 from resviz.records import Trace, shape_str
 from resviz.render import figures, theme
 from resviz.spec import ResNetSpec
+
+try:
+    import streamlit as st
+except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
+    raise missing(exc, "dashboard", "the dashboard") from None
 
 LAYER_KINDS: tuple[str, ...] = ("conv", "norm", "act", "pool", "linear", "add", "other")
 #: Session-state key: digests of the traces this session has run (see :func:`trace_at_hand`).

@@ -10,11 +10,15 @@ from __future__ import annotations
 from collections.abc import MutableMapping
 from typing import Any
 
-import streamlit as st
-
 from resviz.dashboard import compute, state
 from resviz.errors import ResvizError
+from resviz.extras import missing
 from resviz.spec import ResNetSpec
+
+try:
+    import streamlit as st
+except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
+    raise missing(exc, "dashboard", "the dashboard") from None
 
 _DIGESTS = "_resviz_digests"
 

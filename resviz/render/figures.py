@@ -14,12 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import plotly.graph_objects as go
-
+from resviz.extras import missing
 from resviz.records import BlockStats, LayerStats, Summary
 from resviz.render import theme
 from resviz.render.format import human
 from resviz.render.plot_style import finite, layout, positive
+
+try:
+    import plotly.graph_objects as go
+except ImportError as exc:  # Plotly comes with the 'reports' extra
+    raise missing(exc, "reports", "Plotly figures") from None
 
 METRIC_LABELS: dict[str, str] = {"params": "parameters", "macs": "MACs"}
 ACTIVATION_STATS: tuple[str, ...] = ("std", "rms", "mean", "min", "max", "zero_fraction")

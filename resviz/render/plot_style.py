@@ -9,9 +9,13 @@ from __future__ import annotations
 
 import math
 
-import plotly.graph_objects as go
-
+from resviz.extras import missing
 from resviz.render import theme
+
+try:
+    import plotly.graph_objects as go
+except ImportError as exc:  # Plotly comes with the 'reports' extra
+    raise missing(exc, "reports", "Plotly figures") from None
 
 MARGIN: dict[str, int] = {"l": 50, "r": 20, "t": 50, "b": 40}
 """Default margins in pixels: room for tick labels on the left, a title on top."""

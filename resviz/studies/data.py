@@ -8,10 +8,12 @@ generator, so differences between models come from the architectures and not fro
   something about optimisation, which is what He et al. 2015 (arXiv:1512.03385, Fig. 1 and Sec. 4.1)
   compare plain and residual nets on.
 * ``digits``: the 1,797 8x8 handwritten digits (UCI ML hand-written digits, as shipped inside
-  scikit-learn), upsampled to the requested size. scikit-learn is optional: asking for ``digits``
-  without it is a one-line error.
+  scikit-learn), upsampled to the requested size.
 * a directory ``PATH/<class>/<image>`` as torchvision's ``ImageFolder`` reads it, decoded with Pillow.
   Corrupt or unreadable images are skipped and listed; too few classes or images is a user error.
+
+scikit-learn and Pillow come with the ``data`` extra (``pip install 'resviz[data]'``): asking for
+``digits`` or a folder without them is a one-line error; synthetic data needs neither.
 """
 
 from __future__ import annotations
@@ -23,14 +25,15 @@ import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch import Tensor
 
 from resviz.errors import ResvizError, clip, clip_path
+from resviz.extras import message, require
 from resviz.records import DataInfo, DataKind
 
 ImageShape = tuple[int, int, int]
@@ -171,7 +174,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
     """Read scikit-learn's packaged copy of the digits without importing all of scikit-learn."""
     spec = importlib.util.find_spec("sklearn")
     if spec is None or not spec.submodule_search_locations:
-        raise ResvizError("--data digits needs scikit-learn (pip install scikit-learn), or use synthetic/PATH")
+        raise ResvizError(message("sklearn", "data", "--data digits"))
     path = Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data" / "digits.csv.gz"
     if path.is_file():
         with gzip.open(path, "rt") as fh:
@@ -180,9 +183,7 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
         images, labels = table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(np.int64)
     else:  # a future layout: fall back to the public loader
         # Imported here: scikit-learn is slow to import (bench/RESULTS.md, imports) and only this fallback needs it.
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
+        bunch = require("sklearn.datasets", "data", "--data digits").load_digits()
         images, labels = bunch.images, bunch.target.astype(np.int64)
     return images.astype(np.float32), labels, tuple(str(i) for i in range(10))
 
@@ -214,20 +215,20 @@ def _list_classes(root: Path) -> list[tuple[str, list[Path]]]:
     return found
 
 
-def _decode(path: Path, shape: ImageShape) -> np.ndarray | None:
-    """One image as float32 (C, H, W) in [0, 1], or None when Pillow cannot decode it. An image
-    large enough for Pillow's decompression-bomb warning is skipped too: decoding it costs
-    gigabytes, and the warning would print before the run's own output."""
+def _decode(path: Path, shape: ImageShape, pil_image: Any) -> np.ndarray | None:
+    """One image as float32 (C, H, W) in [0, 1], or None when Pillow (``pil_image``: ``PIL.Image``)
+    cannot decode it. An image large enough for Pillow's decompression-bomb warning is skipped too:
+    decoding it costs gigabytes, and the warning would print before the run's own output."""
     c, h, w = shape
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            im = Image.open(path)
+            warnings.simplefilter("error", pil_image.DecompressionBombWarning)
+            im = pil_image.open(path)
         with im:
             im.load()
-            small = im.convert("L" if c == 1 else "RGB").resize((w, h), Image.Resampling.BILINEAR)
+            small = im.convert("L" if c == 1 else "RGB").resize((w, h), pil_image.Resampling.BILINEAR)
             arr = np.asarray(small, dtype=np.float32) / 255.0
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning):
+    except (OSError, SyntaxError, ValueError, pil_image.DecompressionBombError, pil_image.DecompressionBombWarning):
         return None
     return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
 
@@ -237,6 +238,7 @@ def _folder(root: Path, count: int, batch: int, shape: ImageShape, gen: torch.Ge
     if shape[0] not in (1, 3):
         raise ResvizError(f"image folders give 1 or 3 channels; --input asks for {shape[0]}")
     classes = _list_classes(root)
+    image_module = require("PIL.Image", "data", "an image folder (--data PATH)")
     files = [(f, label) for label, (_, fs) in enumerate(classes) for f in fs]
     order = torch.randperm(len(files), generator=gen).tolist()
     need = count * batch
@@ -247,7 +249,7 @@ def _folder(root: Path, count: int, batch: int, shape: ImageShape, gen: torch.Ge
         if len(images) >= need:
             break
         path, label = files[i]
-        arr = _decode(path, shape)
+        arr = _decode(path, shape, image_module)
         if arr is None:
             skipped.append(str(path.relative_to(root)))
             continue

@@ -10,7 +10,9 @@ The four counters disagree for documented reasons; each row says which, with the
   products and skips everything else.
 
 fvcore and torchinfo run a real forward pass, so this module builds the model on the CPU at the
-requested input size; it is the only part of the static analysis that computes anything.
+requested input size; it is the only part of the static analysis that computes anything. Both come
+with the ``reconcile`` extra (``pip install 'resviz[reconcile]'``); without them the reconciliation
+is a one-line error.
 """
 
 from __future__ import annotations
@@ -23,15 +25,23 @@ from typing import Any
 import torch
 from torch import nn
 
+from resviz.extras import require
 from resviz.records import ReconcileRow, Reconciliation, Summary
 from resviz.studies.environment import package_version
+
+#: What the one-line error says needs the ``reconcile`` extra.
+FEATURE = "the counter reconciliation"
+
+
+def check_counters() -> None:
+    """Refuse in one line, before any model is built, when the ``reconcile`` extra is missing."""
+    for module in ("fvcore.nn", "torchinfo"):
+        require(module, "reconcile", FEATURE)
 
 
 def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
     # Imported here: every surface imports the api, and only this pass needs fvcore (bench/RESULTS.md, imports).
-    from fvcore.nn import FlopCountAnalysis
-
-    analysis = FlopCountAnalysis(model, x)
+    analysis = require("fvcore.nn", "reconcile", FEATURE).FlopCountAnalysis(model, x)
     analysis.unsupported_ops_warnings(False)
     analysis.uncalled_modules_warnings(False)
     with warnings.catch_warnings():
@@ -40,10 +50,8 @@ def _fvcore_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
 
 
 def _torchinfo_by_module(model: nn.Module, x: torch.Tensor) -> dict[str, int]:
-    import torchinfo  # imported here, like fvcore: only this pass needs it
-
     names = {id(m): n for n, m in model.named_modules()}
-    stats = torchinfo.summary(model, input_data=x, verbose=0, device="cpu")
+    stats = require("torchinfo", "reconcile", FEATURE).summary(model, input_data=x, verbose=0, device="cpu")
     out: dict[str, int] = {}
     for info in stats.summary_list:
         name = names.get(id(info.module))
@@ -103,6 +111,7 @@ def _explain(rm: int, re: int, fv: int, ti: int, fc: int, params: int, out_el: i
 
 def reconcile_module(model: nn.Module, summary: Summary) -> Reconciliation:
     """Reconcile the four counters for ``model`` (a real CPU model) at ``summary.input_shape``."""
+    check_counters()
     was_training = model.training
     model.eval()  # fvcore's batch-norm count depends on the mode; eval is the inference form
     x = torch.zeros(summary.input_shape)

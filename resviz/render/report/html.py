@@ -11,8 +11,7 @@ import html
 from importlib import resources
 from string import Template
 
-import plotly.offline
-
+from resviz.extras import missing
 from resviz.records import Comparison
 from resviz.render.report import plots
 from resviz.render.report.diagrams import model_diagrams
@@ -26,6 +25,11 @@ from resviz.render.report.tables import (
     stage_table,
     training_table,
 )
+
+try:
+    import plotly.offline
+except ImportError as exc:  # Plotly comes with the 'reports' extra
+    raise missing(exc, "reports", "an HTML report") from None
 
 
 def _asset(name: str) -> str:

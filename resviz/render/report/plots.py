@@ -6,11 +6,15 @@ logarithmic; values that a log axis cannot show (zero, NaN, infinity) become gap
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
+from resviz.extras import missing
 from resviz.records import Comparison, ModelResult, TrainingStatus
 from resviz.render import theme
 from resviz.render.plot_style import finite, layout, log10, positive
+
+try:
+    import plotly.graph_objects as go
+except ImportError as exc:  # Plotly comes with the 'reports' extra
+    raise missing(exc, "reports", "an HTML report") from None
 
 REPORT_LAYOUT: dict[str, object] = {
     "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
