@@ -149,5 +149,5 @@ def test_a_real_data_set_cycles_through_every_image_once_per_pass() -> None:
 def test_data_bytes_count_what_the_data_holds() -> None:
     from resviz.studies.data import DIGITS_IMAGES, data_bytes
 
-    assert data_bytes("synthetic", 1000, 4, (3, 8, 8)) == (10 + 2 * 4) * 4 * 3 * 64
+    assert data_bytes("synthetic", 1000, 4, (3, 8, 8)) == 10 * 4 * 3 * 64  # the class templates
     assert data_bytes("digits", 1, 1, (3, 8, 8)) == 3 * DIGITS_IMAGES * 4 * 3 * 64

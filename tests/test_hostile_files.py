@@ -108,6 +108,19 @@ def test_the_markdown_report_escapes_html_in_names(tmp_path: Path) -> None:
     assert "<img src=x" not in render_html(result)
 
 
+def test_the_markdown_report_makes_no_link_or_image_from_a_name(tmp_path: Path) -> None:
+    """A name written as Markdown link and image syntax stays text: no remote image loads, no
+    ``javascript:`` link is made; every opening bracket is escaped."""
+    name = "![p](https://evil.example/t.png) [c](javascript:alert(1)) `x` *y*"
+    path = tmp_path / "evil.yaml"
+    path.write_text(f"name: '{name}'\nblock: basic\nlayers: [1, 1, 1]\nwidths: [4, 8, 8]\nstem: cifar\n"
+                    "stem_width: 4\nnum_classes: 10\n")
+    text = render_markdown(compare([str(path), "resnet20"], batch=2, input_size="3x8x8", device="cpu"))
+    assert "evil.example" in text  # the name is there, as text
+    assert "![p](" not in text and "[c](javascript" not in text and "`x`" not in text and "*y*" not in text
+    assert "!\\[p\\](https://evil.example/t.png) \\[c\\](javascript:alert(1)) \\`x\\` \\*y\\*" in text
+
+
 def test_data_folders_with_long_names_and_decompression_bombs(tmp_path: Path) -> None:
     import warnings
 

@@ -66,7 +66,8 @@ def test_a_comparison_counts_momentum_when_training_and_what_its_data_holds() ->
     trained = memory.compare_need([s20, p20], batch=16, steps=3, data=data)
     grads = 4 * (s20.total_params + p20.total_params)
     assert trained.gradients == grads and trained.optimizer == grads  # SGD momentum: one buffer a parameter
-    assert trained.inputs == data == (10 + 2 * 16) * 3 * 32 * 32 * 4  # templates and one batch, not steps + 1
+    assert trained.data == data == 10 * 3 * 32 * 32 * 4  # the class templates
+    assert trained.inputs == memory.BATCH_COPIES * (16 * 3 * 32 * 32 * 4 + 16 * 8)  # one batch made at a time
     one = memory.trace_need(s20).activations
     assert trained.activations == one * 16 * memory.TRAINING_PASSES
     probe = memory.compare_need([s20, p20], batch=16, steps=0, data=data)
@@ -173,8 +174,10 @@ def test_mem_available_binds_without_a_cgroup_limit(tmp_path: Path) -> None:
 
 def test_the_address_space_limit_counts_what_the_process_has_mapped(tmp_path: Path) -> None:
     files = _machine(tmp_path)
-    limit = 2 * GIB + GIB // 2  # VmSize is 2 GiB: half a GiB is left
-    assert available_memory(torch.device("cpu"), files, lambda: limit, _nothing) == Available(GIB // 2, "ulimit -v")
+    limit = 2 * GIB + GIB // 2  # VmSize is 2 GiB: half a GiB is left, less the worker threads' arenas
+    arenas = preflight.ARENA_BYTES * torch.get_num_threads()
+    got = available_memory(torch.device("cpu"), files, lambda: limit, _nothing)
+    assert got == Available(GIB // 2 - arenas, "ulimit -v")
 
 
 def test_missing_files_fall_back_to_what_can_be_read(tmp_path: Path) -> None:
@@ -245,15 +248,23 @@ def test_compare_too_large_is_refused_in_one_line_before_building(
 
 
 def test_a_data_set_too_large_at_the_input_size_is_refused_before_loading(monkeypatch: pytest.MonkeyPatch) -> None:
-    """The 1,797 digits upsampled to 512x512 hold about 16 GiB, whatever the batch."""
+    """The 1,797 digits upsampled to 512x512 hold about 16 GiB whatever the batch: the advice is a
+    smaller input, and the input it names fits."""
     pytest.importorskip("sklearn")
     from resviz.studies import compare
 
     _fake_memory(monkeypatch, 8 * GIB)
     monkeypatch.setattr(compare, "build_model", _never)
     monkeypatch.setattr(compare, "load_batches", _never)
-    with pytest.raises(ResvizError, match=r"needs about 1[5-7]\.\d GiB \(inputs 15\.8 GiB\)"):
+    with pytest.raises(ResvizError, match=r"needs about 1[5-7]\.\d GiB \(data 15\.8 GiB\)") as err:
         api.compare(["resnet20", "plain20"], batch=2, input_size="3x512x512", data="digits")
+    found = re.search(r"lower the batch to 1 and the input to about 1x3x(\d+)x(\d+)", str(err.value))
+    assert found, str(err.value)
+    side = int(found.group(1))
+    assert 8 <= side < 512
+    summaries = [api.analyze_spec(api.get_spec(n), (1, 3, side, side)) for n in ("resnet20", "plain20")]
+    need = memory.compare_need(summaries, 1, 0, data_bytes("digits", 1, 1, (3, side, side)))
+    assert preflight.fits(need.total, 8 * GIB)
 
 
 def test_a_traced_diagram_view_too_large_is_refused(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -325,6 +336,31 @@ def test_under_an_address_space_limit_the_cli_refuses_before_allocating() -> Non
     assert res.returncode == 2, res.stderr[-2000:]
     assert len(lines) == 1 and lines[0].startswith("error: a trace of resnet50 at 64x3x224x224"), lines
     assert "(ulimit -v)" in lines[0]
+
+
+CAPPED_FIT = """
+import re, resource, sys
+import torch, resviz.api
+from resviz.errors import ResvizError
+size = int(re.search(r"VmSize:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) * 1024
+resource.setrlimit(resource.RLIMIT_AS, (size + 2**30, resource.getrlimit(resource.RLIMIT_AS)[1]))
+try:
+    resviz.api.trace("resnet20", input_size="4096x3x32x32")
+    sys.exit("not refused")
+except ResvizError as exc:
+    advised = int(re.search(r"lower the batch to (\\d+)", str(exc)).group(1))
+trace = resviz.api.trace("resnet20", input_size=f"{advised}x3x32x32")
+print(advised, trace.input_shape[0], len(trace.blocks))
+"""
+
+
+def test_under_an_address_space_limit_the_batch_the_refusal_names_runs() -> None:
+    """Refusing what would fit is a bug too: under ``ulimit -v`` (1 GiB above the process's size),
+    the batch a refusal advises really runs in the same capped process."""
+    res = subprocess.run([sys.executable, "-c", CAPPED_FIT], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    advised, ran, blocks = (int(v) for v in res.stdout.split())
+    assert 32 <= advised == ran < 4096 and blocks == 9
 
 
 def test_a_reconciliation_too_large_is_refused_before_building(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 
 import resviz
+from resviz import api
 from resviz.errors import ResvizError
 from resviz.measure.ownership import holder
 from resviz.model.blocks import PostActBlock
@@ -23,20 +24,23 @@ HELD = "already being"
 
 
 class _Gate(nn.Module):
-    """Stops its forward until released, so a second call can be made while a trace is inside."""
+    """Stops its forward on tensors of one device type until released, so a second call can be
+    made while a trace (``cpu``) or a static pass (``meta``) is inside."""
 
-    def __init__(self) -> None:
+    def __init__(self, device: str = "cpu") -> None:
         super().__init__()
+        self.device = device
         self.entered, self.go = threading.Event(), threading.Event()
 
     def forward(self, x: Tensor) -> Tensor:
-        self.entered.set()
-        assert self.go.wait(30)
+        if x.device.type == self.device:
+            self.entered.set()
+            assert self.go.wait(30)
         return x
 
 
-def _gated() -> tuple[nn.Module, _Gate]:
-    gate = _Gate()
+def _gated(device: str = "cpu") -> tuple[nn.Module, _Gate]:
+    gate = _Gate(device)
     model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), gate, nn.ReLU(), nn.Flatten(), nn.Linear(4 * 64, 3))
     return model, gate
 
@@ -180,3 +184,36 @@ def test_a_second_monitor_on_a_monitored_model_is_refused() -> None:
         pass
     with resviz.monitor(model):  # released by the first on exit
         assert holder(model) is not None
+
+
+def test_a_trace_while_the_counters_are_reconciled_is_refused() -> None:
+    """Reconciling runs real passes (fvcore, torchinfo, FlopCounterMode): a trace meanwhile would
+    record them as its own calls."""
+    pytest.importorskip("fvcore")
+    model, gate = _gated()
+    worker = threading.Thread(target=lambda: api.reconcile(model, input_size="1x3x8x8"))
+    worker.start()
+    assert gate.entered.wait(30)
+    try:
+        with pytest.raises(ResvizError, match=f"Sequential is {HELD} reconciled"):
+            resviz.trace(model, input_size=(2, 3, 8, 8))
+    finally:
+        gate.go.set()
+        worker.join(30)
+    assert [lr.call for lr in resviz.trace(model, input_size=(2, 3, 8, 8)).layers] == [1] * 5
+
+
+def test_a_trace_while_another_thread_summarizes_the_model_is_refused_as_such() -> None:
+    """The static pass swaps the parameters for meta stand-ins: a trace meanwhile must say the model
+    is being summarized, not that it lives on the meta device."""
+    model, gate = _gated("meta")
+    worker = threading.Thread(target=lambda: resviz.summarize(model, input_size="1x3x8x8"))
+    worker.start()
+    assert gate.entered.wait(30)
+    try:
+        with pytest.raises(ResvizError, match=f"Sequential is {HELD} summarized"):
+            resviz.trace(model, input_size=(2, 3, 8, 8))
+    finally:
+        gate.go.set()
+        worker.join(30)
+    assert all(p.device.type == "cpu" for p in model.parameters())

@@ -24,11 +24,17 @@ from resviz.errors import ResvizError
 from resviz.measure.memory import MemoryNeed
 from resviz.records import Shape, shape_str
 
-MEMORY_MARGIN = 4 / 3
+MEMORY_MARGIN = 3 / 2
 """A pass is refused when its estimate times this exceeds the memory available, so an estimate may
-take three quarters of it. Over resviz's presets the estimate lands at 0.75-1.21x the measured peak
-(bench/RESULTS.md, Memory pre-flight): at the low end the peak then just reaches what is available;
-at the high end a pass is refused once its real peak would pass about 60 % of it."""
+take two thirds of it. The margin covers the spread of the estimate against measured peaks, low
+end included, with room left for what the estimate does not see (bench/RESULTS.md, Memory
+pre-flight, where the measured range and a run under ``ulimit -v`` that a smaller margin let fail
+are recorded); at the high end of that range a pass is refused somewhat before it would fill the
+memory, the price of never letting one fail."""
+ARENA_BYTES = 64 * 2**20
+"""Address space glibc reserves for each thread's malloc arena (64 MiB on 64-bit Linux): a pass
+that starts PyTorch's worker threads maps this much per thread, resident or not, so it counts
+against ``ulimit -v``."""
 TRACE_MEMORY_SHARE = 1 / MEMORY_MARGIN
 """The share of the available memory an estimate may take (the name earlier versions exported)."""
 
@@ -130,13 +136,14 @@ def cgroup_available(files: ProcFiles = PROC) -> int | None:
 def address_space_available(
     files: ProcFiles = PROC, limit: Callable[[], int] | None = None,
 ) -> int | None:
-    """The address-space limit (``ulimit -v``, ``RLIMIT_AS``) less the process's ``VmSize``;
-    ``None`` when unlimited. Every allocation maps address space, so this ends a process too."""
+    """The address-space limit (``ulimit -v``, ``RLIMIT_AS``) less the process's ``VmSize`` and the
+    arenas its worker threads may map (:data:`ARENA_BYTES`); ``None`` when unlimited. Every
+    allocation maps address space, so this ends a process too."""
     soft = limit() if limit is not None else resource.getrlimit(resource.RLIMIT_AS)[0]
     if soft == resource.RLIM_INFINITY or soft < 0:
         return None
     used = _field_kib(_read(files.status), "VmSize") or 0
-    return max(soft - used, 0)
+    return max(soft - used - ARENA_BYTES * torch.get_num_threads(), 0)
 
 
 class _MallInfo2(ctypes.Structure):
@@ -198,14 +205,15 @@ def largest_batch(need: MemoryNeed, avail: int) -> int:
 
 def advice(need: MemoryNeed, avail: int, shape: Shape) -> str:
     """A smaller setting that fits: a batch computed from the per-sample part, else a smaller
-    image (activations grow with its area), else a smaller model."""
+    image (activations and a data set's images grow with its area), else a smaller model."""
     n = min(largest_batch(need, avail), need.batch - 1)
     if n >= 1:
         return f"lower the batch to {n} (input {shape_str((n, *shape[1:]))})"
-    room = avail / MEMORY_MARGIN - need.fixed
+    room = avail / MEMORY_MARGIN - need.model
     if room <= 0:
-        return f"the model alone needs {gib(need.fixed)}: use a smaller model or free memory"
-    side = [max(int(d * math.sqrt(room / max(need.per_sample, 1)) * 0.9) // 8 * 8, 8) for d in shape[2:]]
+        return f"the model alone needs {gib(need.model)}: use a smaller model or free memory"
+    scale = math.sqrt(room / max(need.per_sample + need.data, 1))
+    side = [max(int(d * scale * 0.9) // 8 * 8, 8) for d in shape[2:]]
     return f"lower the batch to 1 and the input to about {shape_str((1, shape[1], *side))}"
 
 
@@ -213,12 +221,13 @@ def check_need(what: str, need: MemoryNeed, device: torch.device, shape: Shape) 
     """One-line :class:`ResvizError` when ``need`` (with the margin) exceeds what ``device`` has
     available; the message names the estimate, its largest part, the limit and a setting that fits.
     On a CUDA device the inputs (a comparison's batches) stay in host memory and are checked there."""
-    host = device.type == "cuda" and need.inputs > 0
-    dev_need = need._replace(inputs=0) if host else need
+    host = device.type == "cuda" and need.inputs + need.data > 0
+    dev_need = need._replace(inputs=0, data=0) if host else need
     _refuse_unless_fits(what, dev_need, available_memory(device), device, shape)
     if host:
         cpu = torch.device("cpu")
-        _refuse_unless_fits(what, MemoryNeed(0, 0, 0, 0, need.inputs, 0, need.batch), available_memory(cpu), cpu, shape)
+        host_need = MemoryNeed(0, 0, 0, 0, need.inputs, 0, need.batch, need.data)
+        _refuse_unless_fits(what, host_need, available_memory(cpu), cpu, shape)
 
 
 def _refuse_unless_fits(what: str, need: MemoryNeed, avail: Available, device: torch.device, shape: Shape) -> None:

@@ -17,6 +17,7 @@ from torch import nn
 
 from resviz.errors import ResvizError, clip, quote
 from resviz.limits import check_seed
+from resviz.measure.ownership import check_free
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.spec import ResNetSpec, load_spec_file, parse_field
 from resviz.zoo import CUSTOM, custom, derive, get_spec
@@ -100,6 +101,7 @@ def resolve_model(target: Target, device: str | torch.device = "auto", seed: int
     The seed is checked first (:func:`resviz.limits.check_seed`), for modules too."""
     check_seed(seed)
     if isinstance(target, nn.Module):
+        check_free(target, label_of(target))  # another measurement may have swapped its parameters out
         params = list(target.parameters())
         here = params[0].device if params else torch.device("cpu")
         if here.type == "meta":

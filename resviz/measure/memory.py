@@ -15,6 +15,8 @@ The parts, each in bytes:
   (bench/memory.py measures both against the peak; bench/RESULTS.md, Memory pre-flight). Models
   trained in turn, as a comparison does, peak higher still: :data:`TRAINING_PASSES`;
 * inputs: the batches themselves and their labels;
+* data: what a comparison's data set holds whatever the batch (the class templates of synthetic
+  data, every image of a real data set at the input size): it grows with the image, not the batch;
 * tracer: the tracer's own buffers (one statistics row per layer, the CPU reduction's chunk and
   histogram sample of a group of layers, the copy of every buffer it restores on exit). The
   branch captures keep a few scalars per block: negligible, not counted.
@@ -47,6 +49,9 @@ TRAINING_PASSES = 2
 """Activation footprints a comparison's training counts, of its largest model: models trained in
 turn peaked at 1.3-1.6x the first one's pass alone (bench/RESULTS.md, Memory pre-flight), the
 allocator not handing one model's freed memory to the next model's differently sized tensors."""
+BATCH_COPIES = 2
+"""Batches a comparison holds while it makes one (the batch and the noise or gathered images it is
+made from); one batch is made at a time (:class:`resviz.studies.data.Batches`)."""
 GROUP_LAYERS = 16
 """Layers reduced together at most (the leaves of one block); their histogram samples coexist."""
 
@@ -61,10 +66,17 @@ class MemoryNeed(NamedTuple):
     inputs: int
     tracer: int
     batch: int
+    data: int = 0
 
     @property
     def total(self) -> int:
-        return self.weights + self.gradients + self.optimizer + self.activations + self.inputs + self.tracer
+        return self.model + self.activations + self.inputs + self.data
+
+    @property
+    def model(self) -> int:
+        """Bytes of the model itself and its training state: neither the batch nor the input size
+        changes them."""
+        return self.weights + self.gradients + self.optimizer + self.tracer
 
     @property
     def per_sample(self) -> int:
@@ -74,11 +86,12 @@ class MemoryNeed(NamedTuple):
     @property
     def fixed(self) -> int:
         """Bytes that do not depend on the batch."""
-        return self.weights + self.gradients + self.optimizer + self.tracer
+        return self.model + self.data
 
     def largest(self) -> tuple[str, int]:
         """The name and size of the largest part, for a one-line message."""
-        parts = {k: getattr(self, k) for k in ("weights", "gradients", "optimizer", "activations", "inputs", "tracer")}
+        names = ("weights", "gradients", "optimizer", "activations", "inputs", "tracer", "data")
+        parts = {k: getattr(self, k) for k in names}
         name = max(parts, key=lambda k: parts[k])
         return name, parts[name]
 
@@ -135,8 +148,8 @@ def trace_need(summary: Summary, buffers: int | None = None, weights_exist: bool
 def compare_need(summaries: Sequence[Summary], batch: int, steps: int, data: int) -> MemoryNeed:
     """What a comparison needs: every model built at once (and, when training, with its gradients
     and momentum buffers, as the models advance in lockstep), the largest single traced pass on
-    top, and the ``data`` bytes its data set holds (one batch is made at a time; a real data set
-    holds its images). ``summaries`` are at one image."""
+    top, the batch being made (:data:`BATCH_COPIES` of it) and the ``data`` bytes its data set
+    holds whatever the batch. ``summaries`` are at one image."""
     if not summaries:
         return MemoryNeed(0, 0, 0, 0, 0, 0, batch)
     one = [trace_need(s) for s in summaries]
@@ -148,9 +161,10 @@ def compare_need(summaries: Sequence[Summary], batch: int, steps: int, data: int
         gradients=sum(grads) if training else max(grads),
         optimizer=sum(grads) if training else 0,
         activations=max(n.activations for n in one) * batch * passes,
-        inputs=data,
+        inputs=input_bytes((batch, *summaries[0].input_shape[1:]), BATCH_COPIES),
         tracer=max(n.tracer for n in one),
         batch=batch,
+        data=data,
     )
 
 

@@ -1,12 +1,12 @@
 """One measurement of a model at a time.
 
-A trace, a monitor and the static pass all hook the model they measure (the static pass also swaps
-its parameters for meta stand-ins while it runs). Two of them on one model at once, from two
-threads (two dashboard sessions, a training thread and a trace) or nested in one thread, would see
-each other's passes: a trace would record both forwards and restore ``.grad`` under the other.
-So each claims every module of the model first, and a second claim on any of them is refused at
-once with a one-line error. Refused, not queued: a dashboard thread waiting for another session's
-trace would hold up the server.
+A trace, a monitor, the static pass and the counter reconciliation all hook or run the model they
+measure (the static pass also swaps its parameters for meta stand-ins while it runs). Two of them
+on one model at once, from two threads (two dashboard sessions, a training thread and a trace) or
+nested in one thread, would see each other's passes: a trace would record both forwards and
+restore ``.grad`` under the other. So each claims every module of the model first, and a second
+claim on any of them is refused at once with a one-line error. Refused, not queued: a dashboard
+thread waiting for another session's trace would hold up the server.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ class Use(StrEnum):
     TRACE = "traced"
     MONITOR = "monitored"
     SUMMARY = "summarized"
+    RECONCILE = "reconciled"
 
 
 _lock = threading.Lock()
@@ -40,18 +41,31 @@ def claim(model: nn.Module, use: Use, label: str) -> list[nn.Module]:
     modules to hand to :func:`release`."""
     modules = list(model.modules())
     with _lock:
-        for m in modules:
-            busy = _held.get(m)
-            if busy is not None:
-                part = "" if m is model else " (a part of it)"
-                raise ResvizError(
-                    f"{label}{part} is already being {busy.value}, in another thread or an enclosing "
-                    f"call: one measurement at a time per model; wait for it, or measure a copy "
-                    f"(copy.deepcopy)"
-                )
+        _refuse_if_held(modules, label)
         for m in modules:
             _held[m] = use
     return modules
+
+
+def check_free(model: nn.Module, label: str) -> None:
+    """The refusal of :func:`claim` without claiming: for a caller that reads the model (its
+    parameters' device, say) before its measurement claims it, and must not read a model whose
+    parameters another measurement has swapped out."""
+    modules = list(model.modules())
+    with _lock:
+        _refuse_if_held(modules, label)
+
+
+def _refuse_if_held(modules: list[nn.Module], label: str) -> None:
+    for m in modules:
+        busy = _held.get(m)
+        if busy is not None:
+            part = "" if m is modules[0] else " (a part of it)"
+            raise ResvizError(
+                f"{label}{part} is already being {busy.value}, in another thread or an enclosing "
+                f"call: one measurement at a time per model; wait for it, or measure a copy "
+                f"(copy.deepcopy)"
+            )
 
 
 def release(modules: list[nn.Module]) -> None:
@@ -77,4 +91,4 @@ def holder(model: nn.Module) -> Use | None:
         return _held.get(model)
 
 
-__all__ = ["Use", "claim", "exclusive", "holder", "release"]
+__all__ = ["Use", "check_free", "claim", "exclusive", "holder", "release"]

@@ -111,15 +111,15 @@ DIGITS_IMAGES = 1797
 
 
 def data_bytes(data: str | os.PathLike[str], count: int, batch: int, image_shape: ImageShape) -> int:
-    """Host bytes :func:`load_batches` holds at its peak, for the memory check before a run: the
-    class templates and one batch for ``synthetic``; every image, upsampled to ``image_shape``,
+    """Host bytes :func:`load_batches` holds besides the batch being made, for the memory check
+    before a run: the class templates for ``synthetic``; every image, upsampled to ``image_shape``,
     :data:`_DATA_COPIES` times over for ``digits`` and a folder (as many images as ``count``
     batches need, at most the folder's). Refuses a folder that does not exist, in one line."""
     c, h, w = image_shape
     image = 4 * c * h * w
     key = str(data).strip()
     if key.lower() == "synthetic":
-        return (SYNTHETIC_CLASSES + 2 * batch) * image
+        return SYNTHETIC_CLASSES * image
     if key.lower() == "digits":
         return _DATA_COPIES * DIGITS_IMAGES * image
     files = sum(len(fs) for _, fs in _list_classes(Path(key).expanduser()))

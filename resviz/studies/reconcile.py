@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from resviz.extras import require
+from resviz.measure.ownership import Use, exclusive
 from resviz.records import ReconcileRow, Reconciliation, Summary
 from resviz.studies.environment import package_version
 
@@ -112,15 +113,16 @@ def _explain(rm: int, re: int, fv: int, ti: int, fc: int, params: int, out_el: i
 def reconcile_module(model: nn.Module, summary: Summary) -> Reconciliation:
     """Reconcile the four counters for ``model`` (a real CPU model) at ``summary.input_shape``."""
     check_counters()
-    was_training = model.training
-    model.eval()  # fvcore's batch-norm count depends on the mode; eval is the inference form
     x = torch.zeros(summary.input_shape)
-    try:
-        fv = _fvcore_by_module(model, x)
-        ti = _torchinfo_by_module(model, x)
-        fc_types = _flop_counter_by_type(model, x)
-    finally:
-        model.train(was_training)
+    with exclusive(model, Use.RECONCILE, summary.model):  # a trace meanwhile would record these passes
+        was_training = model.training
+        model.eval()  # fvcore's batch-norm count depends on the mode; eval is the inference form
+        try:
+            fv = _fvcore_by_module(model, x)
+            ti = _torchinfo_by_module(model, x)
+            fc_types = _flop_counter_by_type(model, x)
+        finally:
+            model.train(was_training)
     rows: list[ReconcileRow] = []
     types: dict[str, list[Any]] = defaultdict(list)
     for lr in summary.layers:

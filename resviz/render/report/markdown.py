@@ -2,7 +2,9 @@
 
 Every text that comes from the record (model names from a user's spec, notes, the command line)
 is escaped (:func:`_text`): Markdown renders raw HTML, so a name such as ``<img onerror=...>``
-would otherwise run in the reader's viewer, as the HTML report already prevents.
+would otherwise run in the reader's viewer, as the HTML report already prevents; and a name such
+as ``![x](https://...)`` would load a remote image or make a ``javascript:`` link, so the
+characters that open links, images, code and emphasis are backslash-escaped too.
 """
 
 from __future__ import annotations
@@ -21,10 +23,14 @@ from resviz.render.report.tables import (
     training_table,
 )
 
+_MARKUP = str.maketrans({c: "\\" + c for c in "\\[]`*"})
+
 
 def _text(text: str) -> str:
-    """``text`` as literal Markdown text on one line: HTML's ``&``, ``<`` and ``>`` escaped."""
-    return " ".join(html.escape(str(text), quote=False).splitlines())
+    """``text`` as literal Markdown text on one line: HTML's ``&``, ``<`` and ``>`` escaped, and
+    the backslash, brackets, backticks and asterisks that would start links, images, code or
+    emphasis."""
+    return " ".join(html.escape(str(text), quote=False).translate(_MARKUP).splitlines())
 
 
 def _cell(text: str) -> str:
