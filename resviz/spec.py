@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -322,6 +323,16 @@ class _NoAliasLoader(yaml.SafeLoader):
             raise ResvizError(f"line {mark.line + 1}: YAML aliases (*name) are not accepted in a spec; "
                               "write the value out")
         return super().compose_node(parent, index)
+
+
+_INT = "tag:yaml.org,2002:int"
+# YAML 1.1 reads 1:20 as 80 (base 60), 010 as 8 and 0x10 as 16: in a spec only plain decimals are
+# integers; anything else stays text and is refused by name where a number belongs.
+_NoAliasLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in found if tag != _INT]
+    for first, found in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_NoAliasLoader.add_implicit_resolver(_INT, re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$"), list("-+0123456789"))
 
 
 def read_spec_text(path: Path) -> str:

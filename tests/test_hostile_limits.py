@@ -14,7 +14,7 @@ import torch
 from typer.testing import CliRunner
 
 from resviz import limits
-from resviz.api import batch_shape, parse_input_size, trace
+from resviz.api import batch_shape, parse_dims, parse_input_size, trace
 from resviz.api.comparing import _check_numbers, compare
 from resviz.cli import app
 from resviz.dashboard.state import LIMITS
@@ -203,3 +203,43 @@ def test_clip_and_quote() -> None:
     assert quote("x" * 10_000).startswith("'xxx") and len(quote("x" * 10_000)) < 120
     assert quote(10**400) == "a 401-digit number"
     assert quote([1] * 10_000) == "a list of 10000 items"
+
+
+# ------------------------------------------------------------------ what int() or YAML would take
+@pytest.mark.parametrize("size", ["1_0x3x32x32", "+1x3x32x32", "1x3x٣٢x32", [True, 3, 32, 32]])
+def test_sizes_are_plain_decimals_and_integers_not_bools(size: object) -> None:
+    refused(lambda: parse_dims(size), "malformed input size")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", ["1:20", "010", "0x10", "1_000", "0o7"])
+def test_a_yaml_spec_takes_only_plain_decimal_integers(tmp_path: Path, value: str) -> None:
+    """YAML 1.1 would read 1:20 as 80 (base 60), 010 as 8 and 0x10 as 16."""
+    path = tmp_path / "s.yaml"
+    base = "name: t\nblock: basic\nlayers: [1, 1, 1]\nwidths: [16, 32, 64]\nstem: cifar\n"
+    path.write_text(base + f"num_classes: {value}\n")
+    refused(lambda: load_spec_file(path), f"num_classes = '{value}': must be a positive integer")
+    path.write_text(base + "num_classes: 80\n")
+    assert load_spec_file(path).num_classes == 80
+
+
+def test_empty_data_is_refused_not_read_as_the_current_folder() -> None:
+    from resviz.studies.data import data_bytes, load_batches
+
+    refused(lambda: data_bytes("  ", 1, 2, (3, 8, 8)), "no data given")
+    refused(lambda: load_batches("", 1, 2, (3, 8, 8)), "no data given")
+
+
+def test_a_model_returning_a_scalar_is_refused_naming_loss() -> None:
+    from torch import nn
+
+    class Summed(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.conv(x).sum()
+
+    refused(lambda: trace(Summed(), input_size=(2, 3, 8, 8)),
+            "returns a scalar, not (batch, classes) logits: pass loss=")
+    assert len(trace(Summed(), input_size=(2, 3, 8, 8), loss=lambda out, _t: out).layers) == 1

@@ -38,15 +38,16 @@ def parse_dims(text: SizeLike) -> Shape:
         parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
         if len(parts) > _MAX_DIMS:
             raise ResvizError(_MALFORMED.format(text=quote(text)))
-        try:
-            dims = tuple(int(p) for p in parts)
-        except ValueError:
-            raise ResvizError(_MALFORMED.format(text=quote(text))) from None
+        if not all(p.isascii() and p.isdigit() for p in parts):  # int() would take "1_0", "+5" and "١"
+            raise ResvizError(_MALFORMED.format(text=quote(text)))
+        dims = tuple(int(p) for p in parts)
     else:
         try:
             dims = tuple(operator.index(d) for d in text)
         except TypeError:
             raise ResvizError(_MALFORMED.format(text=quote(text))) from None
+        if any(isinstance(d, bool) for d in text):  # operator.index(True) is 1
+            raise ResvizError(_MALFORMED.format(text=quote(text)))
         if len(dims) > _MAX_DIMS:
             raise ResvizError(_MALFORMED.format(text=quote(text)))
     if any(d < 1 for d in dims):

@@ -10,7 +10,7 @@ The parts, each in bytes:
 * activations: :data:`ACTIVATION_SHARE` of the sum of every leaf module's output at the batch
   (``Summary.activation_bytes``). Autograd keeps only part of these for the backward pass (the
   saved tensors), but on the CPU the measured peak of a pass sits near the sum of all outputs,
-  not near the saved tensors (which fall 20-50 % short of it): the outputs freed in the forward
+  not near the saved tensors (which fall well short of it): the outputs freed in the forward
   pass and the gradients in flight in the backward pass keep memory in the allocator meanwhile
   (bench/memory.py measures both against the peak; bench/RESULTS.md, Memory pre-flight). Models
   trained in turn, as a comparison does, peak higher still: :data:`TRAINING_PASSES`;
@@ -42,12 +42,12 @@ from resviz.records import Shape, Summary
 FLOAT_BYTES = 4
 LABEL_BYTES = 8  # int64 class indices
 ACTIVATION_SHARE = 0.9
-"""The share of the leaf outputs' bytes that the activation part counts: the centre of the measured
-range (the peak less the other parts came to 0.75-1.27x the outputs over resviz's presets,
-bench/RESULTS.md, Memory pre-flight)."""
+"""The share of the leaf outputs' bytes that the activation part counts: the centre of the range the
+peak less the other parts was measured in, over resviz's presets (bench/RESULTS.md, Memory
+pre-flight)."""
 TRAINING_PASSES = 2
 """Activation footprints a comparison's training counts, of its largest model: models trained in
-turn peaked at 1.3-1.6x the first one's pass alone (bench/RESULTS.md, Memory pre-flight), the
+turn peak well above the first one's pass alone (bench/RESULTS.md, Memory pre-flight), the
 allocator not handing one model's freed memory to the next model's differently sized tensors."""
 BATCH_COPIES = 2
 """Batches a comparison holds while it makes one (the batch and the noise or gathered images it is

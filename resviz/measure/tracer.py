@@ -383,10 +383,13 @@ def _make_inputs(
 
 
 def _make_targets(targets: Any, out: Tensor, custom_loss: bool, gen: torch.Generator) -> Any:
+    if custom_loss and targets is None:
+        return None
+    if out.dim() < 2 and not custom_loss:
+        got = f"a tensor of shape {shape_str(tuple(out.shape))}" if out.dim() else "a scalar"
+        raise ResvizError(f"the model returns {got}, not (batch, classes) logits: pass loss= to trace it")
     n, classes = out.shape[0], out.shape[-1]
     if targets is None:
-        if custom_loss:
-            return None
         return torch.randint(0, classes, (n,), generator=gen, device=gen.device).to(out.device)
     if custom_loss:
         return targets.to(out.device) if isinstance(targets, Tensor) else targets

@@ -79,7 +79,7 @@ def load_batches(
     if min(c, h, w) < 1:
         raise ResvizError(f"image shape {c}x{h}x{w} has a dimension below 1")
     gen = torch.Generator().manual_seed(seed)
-    key = str(data).strip()
+    key = _data_key(data)
     if key.lower() == "synthetic":
         classes = SYNTHETIC_CLASSES if max_classes is None else max(2, min(SYNTHETIC_CLASSES, max_classes))
         return _synthetic(count, batch, image_shape, classes, gen)
@@ -110,6 +110,14 @@ _DATA_COPIES = 3
 DIGITS_IMAGES = 1797
 
 
+def _data_key(data: str | os.PathLike[str]) -> str:
+    """``data`` as given, stripped; empty is refused (it would read the current folder)."""
+    key = str(data).strip()
+    if not key:
+        raise ResvizError("no data given: use synthetic, digits or a folder of class folders")
+    return key
+
+
 def data_bytes(data: str | os.PathLike[str], count: int, batch: int, image_shape: ImageShape) -> int:
     """Host bytes :func:`load_batches` holds besides the batch being made, for the memory check
     before a run: the class templates for ``synthetic``; every image, upsampled to ``image_shape``,
@@ -117,7 +125,7 @@ def data_bytes(data: str | os.PathLike[str], count: int, batch: int, image_shape
     batches need, at most the folder's). Refuses a folder that does not exist, in one line."""
     c, h, w = image_shape
     image = 4 * c * h * w
-    key = str(data).strip()
+    key = _data_key(data)
     if key.lower() == "synthetic":
         return SYNTHETIC_CLASSES * image
     if key.lower() == "digits":
