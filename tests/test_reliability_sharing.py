@@ -8,6 +8,7 @@ one record per call, each equal to a direct computation of that call.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import pytest
 import torch
@@ -186,20 +187,26 @@ def test_a_second_monitor_on_a_monitored_model_is_refused() -> None:
         assert holder(model) is not None
 
 
+def _trace_refused_while(work: Callable[[], object], model: nn.Module, gate: _Gate, held: str) -> None:
+    """Run ``work`` in a thread until it is inside ``gate``; a trace of ``model`` then is refused,
+    naming what holds it."""
+    worker = threading.Thread(target=work)
+    worker.start()
+    assert gate.entered.wait(30)
+    try:
+        with pytest.raises(ResvizError, match=f"Sequential is {HELD} {held}"):
+            resviz.trace(model, input_size=(2, 3, 8, 8))
+    finally:
+        gate.go.set()
+        worker.join(30)
+
+
 def test_a_trace_while_the_counters_are_reconciled_is_refused() -> None:
     """Reconciling runs real passes (fvcore, torchinfo, FlopCounterMode): a trace meanwhile would
     record them as its own calls."""
     pytest.importorskip("fvcore")
     model, gate = _gated()
-    worker = threading.Thread(target=lambda: api.reconcile(model, input_size="1x3x8x8"))
-    worker.start()
-    assert gate.entered.wait(30)
-    try:
-        with pytest.raises(ResvizError, match=f"Sequential is {HELD} reconciled"):
-            resviz.trace(model, input_size=(2, 3, 8, 8))
-    finally:
-        gate.go.set()
-        worker.join(30)
+    _trace_refused_while(lambda: api.reconcile(model, input_size="1x3x8x8"), model, gate, "reconciled")
     assert [lr.call for lr in resviz.trace(model, input_size=(2, 3, 8, 8)).layers] == [1] * 5
 
 
@@ -207,13 +214,5 @@ def test_a_trace_while_another_thread_summarizes_the_model_is_refused_as_such() 
     """The static pass swaps the parameters for meta stand-ins: a trace meanwhile must say the model
     is being summarized, not that it lives on the meta device."""
     model, gate = _gated("meta")
-    worker = threading.Thread(target=lambda: resviz.summarize(model, input_size="1x3x8x8"))
-    worker.start()
-    assert gate.entered.wait(30)
-    try:
-        with pytest.raises(ResvizError, match=f"Sequential is {HELD} summarized"):
-            resviz.trace(model, input_size=(2, 3, 8, 8))
-    finally:
-        gate.go.set()
-        worker.join(30)
+    _trace_refused_while(lambda: resviz.summarize(model, input_size="1x3x8x8"), model, gate, "summarized")
     assert all(p.device.type == "cpu" for p in model.parameters())
