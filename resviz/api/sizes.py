@@ -25,6 +25,7 @@ TRACE_BATCH = 2
 COMPARE_BATCH = 8
 """Default batch of a comparison."""
 
+_DECIMAL = re.compile(r"-?[0-9]+")
 _MALFORMED = "malformed input size {text}: use NxCxHxW, e.g. 1x3x224x224"
 
 #: More dimensions than this is no image batch, and is refused before its numbers are read.
@@ -38,7 +39,7 @@ def parse_dims(text: SizeLike) -> Shape:
         parts = [p for p in re.split(r"[x,\s]+", text.strip().lower()) if p]
         if len(parts) > _MAX_DIMS:
             raise ResvizError(_MALFORMED.format(text=quote(text)))
-        if not all(p.isascii() and p.isdigit() for p in parts):  # int() would take "1_0", "+5" and "١"
+        if not all(_DECIMAL.fullmatch(p) for p in parts):  # int() would take "1_0", "+5" and "١"
             raise ResvizError(_MALFORMED.format(text=quote(text)))
         dims = tuple(int(p) for p in parts)
     else:
