@@ -27,7 +27,7 @@ run: setup
 	$(PY) -m streamlit run app.py --server.address 127.0.0.1 --server.headless true
 
 test: setup test-deps
-	$(PY) -m pytest -q -m "not heavy" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m "not heavy" --ignore=tests/heavy $(PYTEST_ARGS)
 
 # The heavy tests build the wheel and sdist and install the wheel into a clean venv (torch first,
 # with TORCH_SPEC and TORCH_PIP_ARGS as above, then resviz's core dependencies only).
