@@ -27,6 +27,17 @@ from resviz.errors import ResvizError
 #: Import name -> the name pip installs it by, where the two differ.
 DISTRIBUTIONS = {"PIL": "pillow", "sklearn": "scikit-learn", "yaml": "pyyaml"}
 
+#: The top-level packages each extra installs (pyproject.toml's lists, by import name): a missing
+#: module outside its extra's packages is a broken installation, not a missing extra.
+EXTRA_PACKAGES: dict[str, frozenset[str]] = {
+    "dashboard": frozenset({"streamlit", "plotly", "pandas"}),
+    "reports": frozenset({"plotly"}),
+    "reconcile": frozenset({"fvcore", "torchinfo"}),
+    "data": frozenset({"sklearn", "PIL"}),
+    "tensorboard": frozenset({"tensorboard"}),
+    "lightning": frozenset({"lightning"}),
+}
+
 
 def _top(name: str) -> str:
     return name.split(".")[0]
@@ -42,7 +53,7 @@ def missing(exc: ImportError, extra: str, feature: str) -> Exception:
     """The error to raise for a failed import: a :class:`ResvizError` naming ``extra`` when a
     package is not installed, or ``exc`` itself when the import failed for another reason (a
     broken installation is not the user's mistake, and keeps its traceback)."""
-    if isinstance(exc, ModuleNotFoundError) and exc.name:
+    if isinstance(exc, ModuleNotFoundError) and exc.name and _top(exc.name) in EXTRA_PACKAGES.get(extra, ()):
         return ResvizError(message(exc.name, extra, feature))
     return exc
 
@@ -63,4 +74,4 @@ def require(module: str, extra: str, feature: str) -> ModuleType:
         raise ResvizError(message(module, extra, feature)) from None
 
 
-__all__ = ["DISTRIBUTIONS", "message", "missing", "require"]
+__all__ = ["DISTRIBUTIONS", "EXTRA_PACKAGES", "message", "missing", "require"]

@@ -19,7 +19,7 @@ import pytest
 from core_only import OPTIONAL
 
 from resviz.errors import ResvizError
-from resviz.extras import DISTRIBUTIONS, message, missing, require
+from resviz.extras import DISTRIBUTIONS, EXTRA_PACKAGES, message, missing, require
 
 ROOT = Path(__file__).resolve().parent.parent
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
@@ -173,6 +173,13 @@ def test_a_package_broken_inside_is_not_reported_as_missing(tmp_path: Path, monk
     assert missing(broken, "reports", "a feature") is broken
     gone = ModuleNotFoundError("No module named 'plotly'", name="plotly")
     assert str(missing(gone, "reports", "a feature")) == "a feature needs plotly: pip install 'resviz[reports]'"
+    inside = ModuleNotFoundError("No module named 'narwhals'", name="narwhals")  # plotly's own dependency
+    assert missing(inside, "reports", "a feature") is inside
+
+
+def test_each_extras_packages_are_the_ones_pyproject_installs() -> None:
+    for extra in FEATURE_EXTRAS:
+        assert {_distribution(m) for m in EXTRA_PACKAGES[extra]} == {_name(r) for r in EXTRAS[extra]}, extra
 
 
 def test_the_version_is_written_once() -> None:

@@ -417,3 +417,26 @@ def test_resviz_diagram_returns_a_fitted_digraph(summary: Summary) -> None:
     d = resviz.diagram(summary, view="overview")
     assert isinstance(d, graphviz.Digraph) and isinstance(d, FittedDigraph)
 
+
+
+def test_extreme_values_and_control_characters_still_show_well_formed() -> None:
+    """Gradients near the largest float (a log axis padded past it) and a name with control
+    characters, which XML forbids: the view is still well-formed XHTML."""
+    data = _load("trace-resnet20.json")
+    for b in data["blocks"]:
+        b["grad_total"] = 1.7e308
+    data["model"] = "a\x00b\x0bc"
+    page = _html(Trace.from_dict(data))
+    ET.fromstring(page)
+    assert "a\ufffdb\ufffdc" in page
+
+
+def test_a_diagram_without_graphviz_dot_says_so_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    from resviz.render.diagrams.fitted import NO_DOT
+
+    def no_dot(*_a: Any, **_k: Any) -> Any:
+        raise graphviz.ExecutableNotFound(("dot",))
+
+    monkeypatch.setattr(graphviz.Digraph, "_repr_mimebundle_", no_dot)
+    bundle = FittedDigraph()._repr_mimebundle_()
+    assert bundle == {"text/plain": NO_DOT} and "\n" not in NO_DOT

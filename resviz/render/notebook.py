@@ -29,7 +29,6 @@ duck typing), and a record shows as HTML however it was made. Diagrams show them
 
 from __future__ import annotations
 
-import html
 from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
@@ -46,7 +45,7 @@ from resviz.records import (
 )
 from resviz.records.display import View, register_view
 from resviz.render.format import MISSING, human, num, percent, sig
-from resviz.render.svg import Series, line_chart
+from resviz.render.svg import Series, escape, line_chart
 from resviz.render.theme import MAIN_COLOR, SKIP_COLOR, TOTAL_COLOR, model_color
 
 EDGE_ROWS = 8
@@ -62,8 +61,9 @@ _RIGHT = "text-align:right;padding:1px 8px"
 
 
 def esc(text: object) -> str:
-    """Text from a record (a user's model or layer name) made safe to put into HTML."""
-    return html.escape(str(text), quote=True)
+    """Text from a record (a user's model or layer name) made safe to put into HTML (and XHTML:
+    control characters are replaced, as :func:`resviz.render.svg.escape` does)."""
+    return escape(text)
 
 
 def bounded(rows: Sequence[Cells], edge: int = EDGE_ROWS) -> list[Cells | None]:

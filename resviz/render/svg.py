@@ -39,8 +39,12 @@ class Series:
     color: str
 
 
-def _esc(text: object) -> str:
-    return html.escape(str(text), quote=True)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def escape(text: object) -> str:
+    """Text made safe for XML: escaped, and control characters (not allowed in XML 1.0) replaced."""
+    return html.escape(_CONTROL.sub("\ufffd", str(text)), quote=True)
 
 
 def thin(count: int, limit: int = MAX_POINTS) -> list[int]:
@@ -103,14 +107,16 @@ def _polylines(points: list[tuple[float, float] | None], frame: _Frame, color: s
         coords = " ".join(f"{frame.x(x):.1f},{frame.y(y):.1f}" for x, y in run)
         if len(run) == 1:
             x, y = run[0]
-            out.append(f'<circle cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="2" fill="{_esc(color)}"/>')
+            out.append(f'<circle cx="{frame.x(x):.1f}" cy="{frame.y(y):.1f}" r="2" fill="{escape(color)}"/>')
         else:
-            out.append(f'<polyline points="{coords}" fill="none" stroke="{_esc(color)}" stroke-width="1.5"/>')
+            out.append(f'<polyline points="{coords}" fill="none" stroke="{escape(color)}" stroke-width="1.5"/>')
     return out
 
 
 def _tick(value: float, log_y: bool) -> str:
-    return sig(10**value if log_y else value)
+    if log_y:  # a padded axis end may pass the largest float's exponent
+        return sig(10.0 ** min(value, 308.0))
+    return sig(value)
 
 
 def _axes(frame: _Frame, x_label: str, y_label: str, log_y: bool) -> list[str]:
@@ -121,13 +127,13 @@ def _axes(frame: _Frame, x_label: str, y_label: str, log_y: bool) -> list[str]:
     label_y = f"{y_label} (log)" if log_y else y_label
     return [
         f'<rect x="{x0}" y="{y1}" width="{x1 - x0}" height="{y0 - y1}" fill="none" stroke="#999999"/>',
-        f'<text x="{x0 - 3}" y="{y1 + 8}" text-anchor="end">{_esc(_tick(yb, log_y))}</text>',
-        f'<text x="{x0 - 3}" y="{y0}" text-anchor="end">{_esc(_tick(ya, log_y))}</text>',
-        f'<text x="{x0}" y="{y0 + 12}" text-anchor="start">{_esc(sig(xa))}</text>',
-        f'<text x="{x1}" y="{y0 + 12}" text-anchor="end">{_esc(sig(xb))}</text>',
-        f'<text x="{(x0 + x1) / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle">{_esc(x_label)}</text>',
+        f'<text x="{x0 - 3}" y="{y1 + 8}" text-anchor="end">{escape(_tick(yb, log_y))}</text>',
+        f'<text x="{x0 - 3}" y="{y0}" text-anchor="end">{escape(_tick(ya, log_y))}</text>',
+        f'<text x="{x0}" y="{y0 + 12}" text-anchor="start">{escape(sig(xa))}</text>',
+        f'<text x="{x1}" y="{y0 + 12}" text-anchor="end">{escape(sig(xb))}</text>',
+        f'<text x="{(x0 + x1) / 2:.0f}" y="{HEIGHT - 4}" text-anchor="middle">{escape(x_label)}</text>',
         f'<text x="12" y="{(y0 + y1) / 2:.0f}" text-anchor="middle" '
-        f'transform="rotate(-90 12 {(y0 + y1) / 2:.0f})">{_esc(label_y)}</text>',
+        f'transform="rotate(-90 12 {(y0 + y1) / 2:.0f})">{escape(label_y)}</text>',
     ]
 
 
@@ -137,7 +143,7 @@ def _legend(series: Sequence[Series]) -> list[str]:
         return []
     out, x = [], WIDTH - RIGHT
     for s in reversed(series):
-        out.append(f'<text x="{x}" y="{LEGEND_Y}" text-anchor="end" fill="{_esc(s.color)}">{_esc(s.name)}</text>')
+        out.append(f'<text x="{x}" y="{LEGEND_Y}" text-anchor="end" fill="{escape(s.color)}">{escape(s.name)}</text>')
         x -= 8 + 6 * len(s.name)
     return out
 
@@ -161,8 +167,8 @@ def line_chart(
     return (
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="10">'
-        f"<title>{_esc(title)}</title>"
-        f'<text x="{LEFT}" y="{TITLE_Y}" font-weight="bold">{_esc(title)}</text>'
+        f"<title>{escape(title)}</title>"
+        f'<text x="{LEFT}" y="{TITLE_Y}" font-weight="bold">{escape(title)}</text>'
         + "".join(body)
         + "</svg>"
     )
@@ -198,4 +204,4 @@ def fit_svg(svg: str, max_width_pt: float = NOTEBOOK_WIDTH_PT) -> str:
     return svg[: match.start()] + new_tag + svg[match.end():]
 
 
-__all__ = ["MAX_POINTS", "NOTEBOOK_WIDTH_PT", "Series", "fit_svg", "line_chart", "thin"]
+__all__ = ["MAX_POINTS", "NOTEBOOK_WIDTH_PT", "Series", "escape", "fit_svg", "line_chart", "thin"]

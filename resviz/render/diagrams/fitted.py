@@ -21,6 +21,8 @@ import graphviz
 from resviz.render.svg import fit_svg
 
 SVG_MIME = "image/svg+xml"
+NO_DOT = ("drawing a diagram needs Graphviz's dot program (apt-get install graphviz, brew install graphviz); "
+          "the DOT source is in .source")
 
 
 class FittedDigraph(graphviz.Digraph):
@@ -29,12 +31,16 @@ class FittedDigraph(graphviz.Digraph):
     def _repr_mimebundle_(
         self, include: Iterable[str] | None = None, exclude: Iterable[str] | None = None, **kwargs: Any,
     ) -> dict[str, bytes | str]:
-        """graphviz's mime bundle, with its SVG (when asked for) resized by :func:`fit_svg`."""
-        bundle: dict[str, bytes | str] = super()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
+        """graphviz's mime bundle, with its SVG (when asked for) resized by :func:`fit_svg`; without
+        Graphviz's ``dot`` program, one line saying so instead of a traceback."""
+        try:
+            bundle: dict[str, bytes | str] = super()._repr_mimebundle_(include=include, exclude=exclude, **kwargs)
+        except graphviz.ExecutableNotFound:
+            return {"text/plain": NO_DOT}
         svg = bundle.get(SVG_MIME)
         if isinstance(svg, str):
             bundle[SVG_MIME] = fit_svg(svg)
         return bundle
 
 
-__all__ = ["FittedDigraph"]
+__all__ = ["NO_DOT", "FittedDigraph"]
