@@ -42,6 +42,7 @@ REFUSED: tuple[tuple[list[str], str], ...] = (
      "error: --data digits needs scikit-learn: pip install 'resviz[data]'"),
     (["compare", "resnet20", "plain20", "--data", "{work}/images", "-q", "-o", "{work}/f.md"],
      "error: an image folder (--data PATH) needs pillow: pip install 'resviz[data]'"),
+    (["dashboard"], "error: the dashboard needs streamlit: pip install 'resviz[dashboard]'"),
 )
 
 #: Modules whose import needs an extra, and the one-line message it raises.
@@ -52,7 +53,7 @@ REFUSED_IMPORTS = (
 
 #: Files the package must ship (``[tool.setuptools.package-data]``).
 PACKAGE_DATA = ("py.typed", "data/catalog.json", "render/report/assets/report.html",
-                "render/report/assets/report.css")
+                "render/report/assets/report.css", "dashboard/app.py")
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 

@@ -85,6 +85,7 @@ app = typer.Typer(
 from resviz.cli import (  # noqa: E402
     compare_cmd,  # noqa: F401
     core_cmds,  # noqa: F401
+    dashboard_cmd,  # noqa: F401
     diagram_cmd,  # noqa: F401
     trace_cmd,  # noqa: F401
 )
