@@ -48,7 +48,7 @@ _EXPORTS = {
     "load_checkpoint": "resviz.api",
     "summarize": "resviz.api",
     "trace": "resviz.api",
-    "monitor": "resviz.api",
+    "monitor": "resviz.integrations.monitor",
     "compare": "resviz.api",
     "reconcile": "resviz.api",
     "diagram": "resviz.public",

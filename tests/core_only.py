@@ -48,6 +48,7 @@ REFUSED: tuple[tuple[list[str], str], ...] = (
 REFUSED_IMPORTS = (
     ("resviz.dashboard.compute", "the dashboard needs streamlit: pip install 'resviz[dashboard]'"),
     ("resviz.render.figures", "Plotly figures needs plotly: pip install 'resviz[reports]'"),
+    ("resviz.integrations.tensorboard", "TensorBoard logging needs tensorboard: pip install 'resviz[tensorboard]'"),
 )
 
 #: Files the package must ship (``[tool.setuptools.package-data]``).
