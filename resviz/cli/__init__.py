@@ -86,6 +86,7 @@ from resviz.cli import (  # noqa: E402
     compare_cmd,  # noqa: F401
     core_cmds,  # noqa: F401
     diagram_cmd,  # noqa: F401
+    series_cmd,  # noqa: F401
     trace_cmd,  # noqa: F401
 )
 
