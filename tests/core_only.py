@@ -42,6 +42,8 @@ REFUSED: tuple[tuple[list[str], str], ...] = (
      "error: --data digits needs scikit-learn: pip install 'resviz[data]'"),
     (["compare", "resnet20", "plain20", "--data", "{work}/images", "-q", "-o", "{work}/f.md"],
      "error: an image folder (--data PATH) needs pillow: pip install 'resviz[data]'"),
+    (["report-series", "{work}/run.json", "-o", "{work}/run.html"],
+     "error: an HTML report needs plotly: pip install 'resviz[reports]'"),
 )
 
 #: Modules whose import needs an extra, and the one-line message it raises.
@@ -53,7 +55,7 @@ REFUSED_IMPORTS = (
 
 #: Files the package must ship (``[tool.setuptools.package-data]``).
 PACKAGE_DATA = ("py.typed", "data/catalog.json", "render/report/assets/report.html",
-                "render/report/assets/report.css")
+                "render/report/assets/report.css", "render/report/assets/series.html")
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 
