@@ -36,8 +36,9 @@ device), so the number of blocks is the bound that decides its time.
 * :data:`MAX_SPEC_BYTES`: a spec file's size. A spec is a dozen fields (the longest preset's is
   a few hundred bytes); a larger file is not a spec and is not read whole.
 * :data:`MAX_SERIES_BYTES`: a monitor series file's size (``resviz report-series``). A snapshot of
-  ResNet-110 (54 blocks, 330 parameters) takes about 50 kB of JSON, so this holds some 10,000
-  snapshots; parsing a file takes several times its size in memory.
+  ResNet-110 (54 blocks, 329 parameters) takes 52 kB of JSON (65 kB as ``resviz.save_series``
+  indents it), so this holds some 8,000 snapshots; parsing a file takes several times its size in
+  memory, and a larger file is not read at all.
 """
 
 from __future__ import annotations

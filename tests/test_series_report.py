@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 import resviz
+from resviz import limits
 from resviz.cli import app
 from resviz.errors import ResvizError
 from resviz.records import MonitorSeries
@@ -175,6 +176,17 @@ def test_a_missing_file_a_folder_and_the_input_as_output_are_refused(series_data
     res = run(str(path), "-o", str(path))
     assert res.exit_code == 2 and res.stderr == f"error: cannot write {path}: it is the series file being read\n"
     assert json.loads(path.read_text()) == series_data
+
+
+def test_a_series_file_over_the_bound_is_not_read(series_data: dict[str, Any], tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = _write(tmp_path, series_data)
+    monkeypatch.setattr(limits, "MAX_SERIES_BYTES", 1000)
+    res = run(str(path), "-o", str(tmp_path / "r.html"))
+    size = path.stat().st_size
+    assert res.exit_code == 2
+    assert res.stderr == f"error: series file {path} has {size} bytes, more than the 1000 resviz reads\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["series.json"]
 
 
 def test_the_output_is_checked_before_the_series_is_read(tmp_path: Path) -> None:
