@@ -8,6 +8,8 @@ Public API (imported lazily, so ``import resviz`` costs no more than the pieces 
     resviz.summarize("resnet50", input_size="1x3x224x224")   # shapes, params, MACs (meta device)
     resviz.trace("resnet20", input_size="8x3x32x32")          # activations and branch gradients
     resviz.monitor(model, every=10)            # statistics during your own training loop
+    resviz.save_series(mon.series, "run.json") # the run, read back by resviz.load_series
+    resviz.write_series_report(series, "run.html")           # the run's report: HTML, Markdown or JSON
     resviz.diagram("resnet50", view="overview")               # a graphviz.Digraph
     resviz.compare(["resnet56", "plain56"], steps=20)         # gradient-flow comparison (a record)
     resviz.write_report(comparison, "report.html")           # self-contained HTML, Markdown or JSON
@@ -48,13 +50,16 @@ _EXPORTS = {
     "load_checkpoint": "resviz.api",
     "summarize": "resviz.api",
     "trace": "resviz.api",
-    "monitor": "resviz.api",
+    "monitor": "resviz.integrations.monitor",
     "compare": "resviz.api",
     "reconcile": "resviz.api",
     "diagram": "resviz.public",
     "render_html": "resviz.render.report",
     "render_markdown": "resviz.render.report",
     "write_report": "resviz.output",
+    "load_series": "resviz.api",
+    "save_series": "resviz.output",
+    "write_series_report": "resviz.output",
 }
 
 __all__ = sorted(_EXPORTS)

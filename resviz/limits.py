@@ -35,6 +35,10 @@ device), so the number of blocks is the bound that decides its time.
 * :data:`MAX_NAME_CHARS`: a spec's ``name``, a label in tables, titles and reports.
 * :data:`MAX_SPEC_BYTES`: a spec file's size. A spec is a dozen fields (the longest preset's is
   a few hundred bytes); a larger file is not a spec and is not read whole.
+* :data:`MAX_SERIES_BYTES`: a monitor series file's size (``resviz report-series``). A snapshot of
+  ResNet-110 (54 blocks, 329 parameters) takes 52 kB of JSON (65 kB as ``resviz.save_series``
+  indents it), so this holds some 8,000 snapshots; parsing a file takes several times its size in
+  memory, and a larger file is not read at all.
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ MAX_SEED = 2**63 - 1
 MAX_STEPS = 100_000
 MAX_DEPTH = 64
 MAX_SPEC_BYTES = 64 * 1024
+MAX_SERIES_BYTES = 512 * 1024 * 1024
 MAX_NAME_CHARS = 200
 
 #: Why each bound is where it is, in the few words a refusal quotes.

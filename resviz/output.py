@@ -1,15 +1,18 @@
-"""The Python surface's files: a comparison written as a report, whole or not at all.
+"""The Python surface's files: a comparison or a monitored run written as a report, a run saved
+as JSON; each whole or not at all.
 
 Importing this module loads the report renderer (Plotly) but not PyTorch.
 """
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
-from resviz.files import write_atomic
-from resviz.records import Comparison
-from resviz.render.report import render_report, report_format
+from resviz.files import check_writable, write_atomic
+from resviz.records import Comparison, MonitorSeries
+from resviz.render.report import ReportFormat, render_report, report_format
+from resviz.render.report.series import check_series, check_series_html, render_series
 
 
 def write_report(comparison: Comparison, path: str | Path) -> Path:
@@ -18,4 +21,22 @@ def write_report(comparison: Comparison, path: str | Path) -> Path:
     return write_atomic(path, render_report(comparison, report_format(path)))
 
 
-__all__ = ["write_report"]
+def save_series(series: MonitorSeries, path: str | Path) -> Path:
+    """Write a monitored run (``mon.series``) as JSON, whole or not at all: the file
+    ``resviz.load_series`` and ``resviz report-series`` read."""
+    return write_atomic(path, json.dumps(series.to_dict(), indent=1, allow_nan=False))
+
+
+def write_series_report(series: MonitorSeries, path: str | Path) -> Path:
+    """Write the report of a monitored run as HTML (``.html``, the ``reports`` extra), Markdown
+    (``.md``) or JSON (``.json``), told by the suffix; a series the report cannot draw (fewer than
+    two snapshots, a NaN) is refused in one line before the path is touched."""
+    fmt = report_format(path)
+    if fmt is ReportFormat.HTML:
+        check_series_html()
+    check_writable(path)
+    check_series(series)
+    return write_atomic(path, render_series(series, fmt))
+
+
+__all__ = ["save_series", "write_report", "write_series_report"]

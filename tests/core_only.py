@@ -43,17 +43,20 @@ REFUSED: tuple[tuple[list[str], str], ...] = (
     (["compare", "resnet20", "plain20", "--data", "{work}/images", "-q", "-o", "{work}/f.md"],
      "error: an image folder (--data PATH) needs pillow: pip install 'resviz[data]'"),
     (["dashboard"], "error: the dashboard needs streamlit: pip install 'resviz[dashboard]'"),
+    (["report-series", "{work}/run.json", "-o", "{work}/run.html"],
+     "error: an HTML report needs plotly: pip install 'resviz[reports]'"),
 )
 
 #: Modules whose import needs an extra, and the one-line message it raises.
 REFUSED_IMPORTS = (
     ("resviz.dashboard.compute", "the dashboard needs streamlit: pip install 'resviz[dashboard]'"),
     ("resviz.render.figures", "Plotly figures needs plotly: pip install 'resviz[reports]'"),
+    ("resviz.integrations.tensorboard", "TensorBoard logging needs tensorboard: pip install 'resviz[tensorboard]'"),
 )
 
 #: Files the package must ship (``[tool.setuptools.package-data]``).
 PACKAGE_DATA = ("py.typed", "data/catalog.json", "render/report/assets/report.html",
-                "render/report/assets/report.css", "dashboard/app.py")
+                "render/report/assets/report.css", "render/report/assets/series.html", "dashboard/app.py")
 
 Runner = Callable[[list[str]], tuple[int, str, str]]
 

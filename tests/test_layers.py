@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "resviz"
 
 #: Surfaces import heavy modules inside commands and pages so ``resviz --help`` and the
-#: dashboard's server start without loading PyTorch.
-LAZY_SURFACES = ("cli", "dashboard")
+#: dashboard's server start without loading PyTorch, and a monitored training loop without loading
+#: a logging tool it does not write to.
+LAZY_SURFACES = ("cli", "dashboard", "integrations")
 
 #: Imports allowed inside functions below the surfaces, with the reason.
 #: Optional packages (the extras) are not listed: they are imported through ``resviz.extras.require``
@@ -26,6 +27,7 @@ LAZY_SURFACES = ("cli", "dashboard")
 ALLOWED = {
     ("resviz/studies/reconcile.py", "torch.utils.flop_counter"): "loads torch's decompositions: slow to import",
     ("resviz/render/report/__init__.py", "resviz.render.report.html"): "Plotly (the reports extra) only for HTML",
+    ("resviz/render/report/series.py", "resviz.render.report.series_html"): "Plotly (the reports extra) only for HTML",
 }
 
 

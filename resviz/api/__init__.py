@@ -23,6 +23,7 @@ from resviz.api.preflight import (
     check_trace_memory,
     free_memory,
 )
+from resviz.api.series import load_series
 from resviz.api.sizes import (
     COMPARE_BATCH,
     TRACE_BATCH,
@@ -97,7 +98,8 @@ __all__ = [
     "analyze_spec", "available_memory", "batch_shape", "build_model", "catalog", "check_checkpoint", "check_need",
     "check_pass", "check_trace", "check_trace_memory", "compare", "compare_need", "default_input_size", "derive",
     "free_memory",
-    "get_spec", "label_of", "list_models", "load_checkpoint", "monitor", "parse_dims", "parse_input_size",
+    "get_spec", "label_of", "list_models", "load_checkpoint", "load_series", "monitor", "parse_dims",
+    "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
     "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_memory", "trace_need",
     "trace_shape",

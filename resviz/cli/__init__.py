@@ -87,6 +87,7 @@ from resviz.cli import (  # noqa: E402
     core_cmds,  # noqa: F401
     dashboard_cmd,  # noqa: F401
     diagram_cmd,  # noqa: F401
+    series_cmd,  # noqa: F401
     trace_cmd,  # noqa: F401
 )
 

@@ -37,6 +37,11 @@ def _cell(text: str) -> str:
     return _text(text).replace("|", "\\|")
 
 
+def text_md(text: str) -> str:
+    """``text`` as literal Markdown text on one line (:func:`_text`), for other Markdown renderers."""
+    return _text(text)
+
+
 def table_md(table: Table) -> str:
     header, rows = table
     lines = ["| " + " | ".join(_cell(h) for h in header) + " |",

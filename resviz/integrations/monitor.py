@@ -1,0 +1,59 @@
+"""``resviz.monitor``: the api's monitor, yielding an object that also writes to logging tools.
+
+The statistics come from :class:`resviz.api.Monitor` unchanged; this subclass only adds methods
+that hand its :class:`~resviz.records.MonitorSeries` to a writer, so the measuring layers never
+import a logging tool. Importing this module costs no more than ``resviz.api``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from torch import nn
+
+from resviz import api
+
+
+class Monitor(api.Monitor):
+    """What ``with resviz.monitor(model) as mon`` yields: ``steps``, ``series``, ``log_loss``,
+    ``to_dict`` (:class:`resviz.api.Monitor`) and ``to_tensorboard``."""
+
+    def to_tensorboard(self, writer: Any | str | os.PathLike[str]) -> None:
+        """Write the series so far to TensorBoard (:func:`resviz.integrations.tensorboard.write_series`):
+        ``writer`` is a ``torch.utils.tensorboard.SummaryWriter`` or a log folder. Needs the
+        ``tensorboard`` extra; without it, a one-line :class:`~resviz.errors.ResvizError` says so."""
+        # Imported here: TensorBoard is an optional extra that training loops without it never load.
+        from resviz.integrations.tensorboard import write_series
+
+        write_series(self.series, writer)
+
+
+@contextmanager
+def monitor(model: nn.Module, every: int = 10) -> Iterator[Monitor]:
+    """Record block and parameter statistics every ``every`` training steps of your own loop.
+
+    Example::
+
+        with resviz.monitor(model, every=10) as mon:
+            for x, y in loader:
+                loss = F.cross_entropy(model(x), y)
+                opt.zero_grad(); loss.backward(); opt.step()
+                mon.log_loss(loss)
+        mon.series                     # MonitorSeries: mon.steps, series.matrix("grad_skip") ...
+        mon.to_tensorboard(writer)     # per-block and per-parameter scalars, the loss
+
+    Takes the arguments of :func:`resviz.api.monitor` (a test keeps the two signatures equal). All
+    hooks are removed and in-place flags restored on exit, also when the loop raises.
+    """
+    mon = Monitor(model, every)
+    mon.attach()
+    try:
+        yield mon
+    finally:
+        mon.detach()
+
+
+__all__ = ["Monitor", "monitor"]
