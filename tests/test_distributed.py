@@ -1,5 +1,5 @@
 """Statistics combined across torch.distributed ranks: exact combination rules, and a real
-two-rank run (torchrun, gloo, CPU) against one process on the concatenated batch."""
+two-rank run (torchrun, gloo, CPU) of DDP and FSDP2 against one process on the concatenated batch."""
 
 from __future__ import annotations
 
@@ -69,6 +69,17 @@ def test_ddp_monitor_equals_one_process_on_the_concatenated_batch(two_ranks: lis
                 assert both[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
         assert seen["meta"] == [2, "gloo", "global", [8, 8, 8]]
     assert two_ranks[0]["global"] == two_ranks[1]["global"]  # the same numbers on every rank, bit for bit
+
+
+def test_fsdp2_sharded_parameters_equal_one_process_too(two_ranks: list[dict]) -> None:
+    """FSDP2 (``fully_shard``): parameters and gradients are DTensor shards; their norms combine as
+    slices of one tensor, block statistics as under DDP."""
+    for seen in two_ranks:
+        alone, sharded = seen["alone"], seen["fsdp2"]
+        assert set(sharded) == set(alone)
+        for key, want in alone.items():
+            if want is not None:
+                assert sharded[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
 
 
 def test_local_numbers_are_each_ranks_own(two_ranks: list[dict]) -> None:

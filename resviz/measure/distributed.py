@@ -76,6 +76,19 @@ def resolve_reduce(reduce: str | Reduce | None) -> tuple[Reduce, Group | None]:
     return mode, group
 
 
+def local_part(t: Tensor) -> tuple[Tensor, Combine]:
+    """The part of ``t`` this rank holds, and how its norm combines: a ``DTensor`` sharded across
+    the ranks (FSDP2's parameters and gradients) gives its local shard, whose norms combine as
+    slices of one tensor; anything else is whole on every rank (DDP replicates it). Read by duck
+    typing, so the monitor does not import ``torch.distributed.tensor``."""
+    to_local = getattr(t, "to_local", None)
+    placements = getattr(t, "placements", None)
+    if to_local is None or placements is None:
+        return t, Combine.SAME
+    sharded = any(p.is_shard() for p in placements)
+    return to_local(), Combine.NORM if sharded else Combine.SAME
+
+
 def gather_rows(values: Tensor) -> Tensor:
     """Every rank's ``values`` (a 1-D float64 tensor) as the rows of one tensor, in rank order.
 
@@ -146,4 +159,7 @@ class GlobalTransfer(HostTransfer):
         return combine(gather_rows(local), self.kinds).cpu().tolist()
 
 
-__all__ = ["Combine", "GlobalTransfer", "Group", "Reduce", "combine", "current_group", "gather_rows", "resolve_reduce"]
+__all__ = [
+    "Combine", "GlobalTransfer", "Group", "Reduce", "combine", "current_group", "gather_rows", "local_part",
+    "resolve_reduce",
+]

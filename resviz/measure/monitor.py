@@ -28,7 +28,7 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.measure import fastpaths
-from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, resolve_reduce
+from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, local_part, resolve_reduce
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
@@ -47,6 +47,8 @@ class _Pending:
     weights: list[Tensor] = field(default_factory=list)
     grad_names: list[str] = field(default_factory=list)
     grads: list[Tensor] = field(default_factory=list)
+    kinds: dict[str, Combine] = field(default_factory=dict)
+    """How each parameter's norms combine across ranks (sharded parameters as slices)."""
     done: bool = False
     before: dict[str, Tensor] | None = None
     """Fallback path only: gradient norms of the parameters that had a ``.grad`` when the backward
@@ -178,7 +180,9 @@ class Monitor:
         during a backward pass)."""
         named = list(self.model.named_parameters())
         pending.names = [n for n, _ in named]
-        pending.weights = norms([p.detach() for _, p in named])
+        parts = [local_part(p.detach()) for _, p in named]
+        pending.kinds = {n: kind for (n, _), (_, kind) in zip(named, parts, strict=True)}
+        pending.weights = norms([t for t, _ in parts])
         return named
 
     def _end_backward(self, pending: _Pending) -> None:
@@ -188,7 +192,7 @@ class Monitor:
         named = self._weights(pending)
         with_grad = [(n, p.grad) for n, p in named if p.grad is not None]
         pending.grad_names = [n for n, _ in with_grad]
-        pending.grads = norms([g for _, g in with_grad])
+        pending.grads = norms([local_part(g)[0] for _, g in with_grad])
         pending.done = True
         self._drop_step_hooks()
 
@@ -203,7 +207,7 @@ class Monitor:
             return
         named = self._weights(pending)
         stale = [(n, p.grad) for n, p in named if p.grad is not None]
-        pending.before = dict(zip((n for n, _ in stale), norms([g for _, g in stale]), strict=True))
+        pending.before = dict(zip((n for n, _ in stale), norms([local_part(g)[0] for _, g in stale]), strict=True))
         pending.done = True
         for name, p in named:
             if p.requires_grad:
@@ -262,7 +266,7 @@ def unwrap_parallel(model: nn.Module) -> nn.Module:
 def _accumulated(pending: _Pending, name: str) -> Callable[[Tensor], None]:
     def hook(p: Tensor) -> None:
         if name not in pending.accumulated and p.grad is not None:  # the first backward pass only
-            pending.accumulated[name] = norms([p.grad.detach()])[0]
+            pending.accumulated[name] = norms([local_part(p.grad.detach())[0]])[0]
 
     return hook
 
@@ -284,8 +288,8 @@ def _plan_step(p: _Pending, put: Callable[[Tensor, Combine], int], scaled: bool)
     return {
         "blocks": blocks,
         "batch": put(torch.tensor(batch), Combine.SUM),
-        "weights": [put(t, Combine.SAME) for t in p.weights],
-        "grads": dict(zip(p.grad_names, (put(t, Combine.SAME) for t in p.grads), strict=True)),
+        "weights": [put(t, p.kinds.get(n, Combine.SAME)) for n, t in zip(p.names, p.weights, strict=True)],
+        "grads": {n: put(t, p.kinds.get(n, Combine.SAME)) for n, t in zip(p.grad_names, p.grads, strict=True)},
     }
 
 
