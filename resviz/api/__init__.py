@@ -47,6 +47,7 @@ from resviz.api.targets import (
     spec_of,
 )
 from resviz.api.tracing import check_pass, check_trace, resolve_dtype, trace, trace_memory
+from resviz.measure.distributed import Reduce
 from resviz.measure.memory import MemoryNeed, compare_need, trace_need
 from resviz.measure.monitor import Monitor, monitor
 from resviz.model.resnet import ResNet, build_model, resolve_device
@@ -94,7 +95,8 @@ def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliat
 
 __all__ = [
     "COMPARE_BATCH", "CUSTOM", "MEMORY_MARGIN", "TORCHVISION_PRESETS", "TRACE_BATCH", "TRACE_MEMORY_SHARE",
-    "Available", "CatalogRow", "MemoryNeed", "Monitor", "ProcFiles", "ResNet", "Resolved", "SizeLike", "Target",
+    "Available", "CatalogRow", "MemoryNeed", "Monitor", "ProcFiles", "Reduce", "ResNet", "Resolved", "SizeLike",
+    "Target",
     "analyze_spec", "available_memory", "batch_shape", "build_model", "catalog", "check_checkpoint", "check_need",
     "check_pass", "check_trace", "check_trace_memory", "compare", "compare_need", "default_input_size", "derive",
     "free_memory",

@@ -15,6 +15,7 @@ from typing import Any
 from torch import nn
 
 from resviz import api
+from resviz.api import Reduce
 
 
 class Monitor(api.Monitor):
@@ -32,7 +33,7 @@ class Monitor(api.Monitor):
 
 
 @contextmanager
-def monitor(model: nn.Module, every: int = 10) -> Iterator[Monitor]:
+def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Iterator[Monitor]:
     """Record block and parameter statistics every ``every`` training steps of your own loop.
 
     Example::
@@ -45,10 +46,11 @@ def monitor(model: nn.Module, every: int = 10) -> Iterator[Monitor]:
         mon.series                     # MonitorSeries: mon.steps, series.matrix("grad_skip") ...
         mon.to_tensorboard(writer)     # per-block and per-parameter scalars, the loss
 
-    Takes the arguments of :func:`resviz.api.monitor` (a test keeps the two signatures equal). All
-    hooks are removed and in-place flags restored on exit, also when the loop raises.
+    Takes the arguments of :func:`resviz.api.monitor` (a test keeps the two signatures equal):
+    under ``torch.distributed`` the numbers are global unless ``reduce="local"``. All hooks are
+    removed and in-place flags restored on exit, also when the loop raises.
     """
-    mon = Monitor(model, every)
+    mon = Monitor(model, every, reduce)
     mon.attach()
     try:
         yield mon

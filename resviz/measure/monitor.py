@@ -19,14 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.measure import fastpaths
+from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, local_part, resolve_reduce
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
@@ -40,10 +42,13 @@ class _Pending:
 
     step: int
     probes: dict[str, BlockProbe]
+    batch: int = 0
     names: list[str] = field(default_factory=list)
     weights: list[Tensor] = field(default_factory=list)
     grad_names: list[str] = field(default_factory=list)
     grads: list[Tensor] = field(default_factory=list)
+    kinds: dict[str, Combine] = field(default_factory=dict)
+    """How each parameter's norms combine across ranks (sharded parameters as slices)."""
     done: bool = False
     before: dict[str, Tensor] | None = None
     """Fallback path only: gradient norms of the parameters that had a ``.grad`` when the backward
@@ -63,11 +68,13 @@ class _Pending:
 class Monitor:
     """The object ``resviz.monitor`` yields: ``steps``, ``series``, ``log_loss``, ``to_dict``."""
 
-    def __init__(self, model: nn.Module, every: int = 10) -> None:
+    def __init__(self, model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> None:
         if not isinstance(model, nn.Module):
             raise ResvizError(f"monitor needs an nn.Module, got {type(model).__name__}")
         if int(every) < 1:
             raise ResvizError(f"every must be at least 1, got {every}")
+        self.reduce, self.group = resolve_reduce(reduce)
+        model = unwrap_parallel(model)
         self.model = model
         self.every = int(every)
         spec = getattr(model, "spec", None)
@@ -83,6 +90,7 @@ class Monitor:
         self._loss_host: list[tuple[int, float]] = []
         self._inplace: list[nn.Module] = []
         self._held: list[nn.Module] = []
+        self._batches: list[int] = []
 
     # -- public -----------------------------------------------------------------------------------
     @property
@@ -97,6 +105,9 @@ class Monitor:
             model=self.label, every=self.every, snapshots=tuple(self._snapshots),
             loss_steps=tuple(s for s, _ in self._loss_host),
             loss_values=tuple(v for _, v in self._loss_host),
+            world_size=self.group.world if self.group else 1,
+            backend=self.group.backend if self.group else "",
+            reduce=self.reduce.value, batches=tuple(self._batches),
         )
 
     def log_loss(self, value: Tensor | float) -> None:
@@ -126,7 +137,7 @@ class Monitor:
         self._materialize()
 
     # -- hooks ---------------------------------------------------------------------------------------
-    def _on_forward(self, _m: nn.Module, _args: tuple[Any, ...]) -> None:
+    def _on_forward(self, _m: nn.Module, args: tuple[Any, ...]) -> None:
         if not self.model.training:
             if self._grad_handles:  # fallback path, backward begun: this forward is not the step's
                 self._drop_step_hooks()
@@ -140,7 +151,9 @@ class Monitor:
         if step % self.every:
             return
         self._capture.attach(self._step_handles)
-        pending = _Pending(step=step, probes=self._capture.probes)
+        x = args[0] if args else None
+        batch = int(x.shape[0]) if isinstance(x, Tensor) and x.dim() else 1
+        pending = _Pending(step=step, probes=self._capture.probes, batch=batch)
         self._pending.append(pending)
         queue = fastpaths.engine_callback()
 
@@ -149,7 +162,9 @@ class Monitor:
             if t is None or not t.requires_grad:
                 return
             if queue is not None:
-                t.register_hook(lambda _g: queue(lambda: self._end_backward(pending)))
+                # queued from inside a callback, it runs after every callback the backward pass queued,
+                # DDP's averaging of the gradients among them
+                t.register_hook(lambda _g: queue(lambda: queue(lambda: self._end_backward(pending))))
             else:
                 t.register_hook(lambda _g: self._begin_backward(pending))
 
@@ -165,7 +180,9 @@ class Monitor:
         during a backward pass)."""
         named = list(self.model.named_parameters())
         pending.names = [n for n, _ in named]
-        pending.weights = norms([p.detach() for _, p in named])
+        parts = [local_part(p.detach()) for _, p in named]
+        pending.kinds = {n: kind for (n, _), (_, kind) in zip(named, parts, strict=True)}
+        pending.weights = norms([t for t, _ in parts])
         return named
 
     def _end_backward(self, pending: _Pending) -> None:
@@ -175,7 +192,7 @@ class Monitor:
         named = self._weights(pending)
         with_grad = [(n, p.grad) for n, p in named if p.grad is not None]
         pending.grad_names = [n for n, _ in with_grad]
-        pending.grads = norms([g for _, g in with_grad])
+        pending.grads = norms([local_part(g)[0] for _, g in with_grad])
         pending.done = True
         self._drop_step_hooks()
 
@@ -190,7 +207,7 @@ class Monitor:
             return
         named = self._weights(pending)
         stale = [(n, p.grad) for n, p in named if p.grad is not None]
-        pending.before = dict(zip((n for n, _ in stale), norms([g for _, g in stale]), strict=True))
+        pending.before = dict(zip((n for n, _ in stale), norms([local_part(g)[0] for _, g in stale]), strict=True))
         pending.done = True
         for name, p in named:
             if p.requires_grad:
@@ -201,16 +218,23 @@ class Monitor:
         """Copy every pending number to the host in one transfer and build the snapshots."""
         if not self._pending and not self._losses:
             return
-        out = HostTransfer()
         for p in self._pending:
             p.finish_grads()
-        plan = [(p, _plan_step(p, out.put)) for p in self._pending]
-        loss_idx = [(s, out.put(v) if isinstance(v, Tensor) else v) for s, v in self._losses]
-        host = out.fetch()  # the one device-to-host transfer
+        out, put = self._transfer()
+        plan = [(p, _plan_step(p, put, self.reduce is Reduce.GLOBAL)) for p in self._pending]
+        world = self.group.world if self.reduce is Reduce.GLOBAL and self.group else 1
+        loss_idx = [(s, put(_as_tensor(v) / world, Combine.SUM)) for s, v in self._losses]  # the mean over ranks
+        try:
+            host = out.fetch()  # the one device-to-host transfer (after the one exchange between ranks)
+        except ResvizError:
+            self._pending.clear()  # said once: not tried again at every read
+            self._losses.clear()
+            raise
         for p, refs in plan:
             self._snapshots.append(_build_step(p, refs, host))
+        self._batches.extend(int(host[refs["batch"]]) for _, refs in plan)
         for s, v in loss_idx:
-            self._loss_host.append((s, host[v] if isinstance(v, int) else float(v)))
+            self._loss_host.append((s, host[v]))
         self._pending.clear()
         self._losses.clear()
         losses = dict(self._loss_host)
@@ -219,39 +243,72 @@ class Monitor:
         ]
 
 
+    def _transfer(self) -> tuple[HostTransfer, Callable[[Tensor, Combine], int]]:
+        """The host transfer of this monitor: combined across ranks when global."""
+        if self.reduce is Reduce.GLOBAL:
+            combined = GlobalTransfer()
+            return combined, combined.put
+        local = HostTransfer()
+        return local, lambda t, _kind: local.put(t)
+
+
+def _as_tensor(v: Tensor | float) -> Tensor:
+    return v if isinstance(v, Tensor) else torch.tensor(float(v))
+
+
+def unwrap_parallel(model: nn.Module) -> nn.Module:
+    """The user's module inside a ``DistributedDataParallel`` or ``DataParallel`` wrapper (names
+    and blocks are read from it; the wrapper calls it on every forward)."""
+    wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model
+
+
 def _accumulated(pending: _Pending, name: str) -> Callable[[Tensor], None]:
     def hook(p: Tensor) -> None:
         if name not in pending.accumulated and p.grad is not None:  # the first backward pass only
-            pending.accumulated[name] = norms([p.grad.detach()])[0]
+            pending.accumulated[name] = norms([local_part(p.grad.detach())[0]])[0]
 
     return hook
 
 
-def _plan_step(p: _Pending, put: Any) -> dict[str, Any]:
+def _plan_step(p: _Pending, put: Callable[[Tensor, Combine], int], scaled: bool) -> dict[str, Any]:
+    """Slots for one step's numbers. ``scaled`` (global numbers): a block's gradient norms are
+    multiplied by the local batch, to be divided by the global one (the mean-loss convention of
+    :mod:`resviz.measure.distributed`), and the addends' sizes are summed over the ranks."""
+    batch = float(p.batch) if scaled else 1.0
     blocks = {}
     for name, probe in p.probes.items():
-        vals = {"main_rms": probe.main, "skip_rms": probe.skip, **probe.grads}
-        blocks[name] = {k: put(v) for k, v in vals.items() if v is not None}
+        addends = (("main_rms", probe.main), ("skip_rms", probe.skip))
+        slots = {k: put(v, Combine.NORM) for k, v in addends if v is not None}
+        slots |= {k: put(v * batch, Combine.NORM) for k, v in probe.grads.items()}
+        if slots:
+            slots["main_numel"] = put(torch.tensor(float(probe.main_numel)), Combine.SUM)
+            slots["skip_numel"] = put(torch.tensor(float(probe.skip_numel)), Combine.SUM)
+        blocks[name] = slots
     return {
         "blocks": blocks,
-        "weights": [put(t) for t in p.weights],
-        "grads": dict(zip(p.grad_names, (put(t) for t in p.grads), strict=True)),
+        "batch": put(torch.tensor(batch), Combine.SUM),
+        "weights": [put(t, p.kinds.get(n, Combine.SAME)) for n, t in zip(p.names, p.weights, strict=True)],
+        "grads": {n: put(t, p.kinds.get(n, Combine.SAME)) for n, t in zip(p.grad_names, p.grads, strict=True)},
     }
 
 
 def _build_step(p: _Pending, refs: dict[str, Any], host: list[float]) -> StepStats:
     blocks: list[BlockStats] = []
+    batch = host[refs["batch"]]
     for name, probe in p.probes.items():
         values = {k: host[i] for k, i in refs["blocks"][name].items()}
         if values:
-            blocks.append(block_record(probe, values, len(blocks), p.done))
+            sizes = replace(probe, main_numel=int(values.pop("main_numel")), skip_numel=int(values.pop("skip_numel")))
+            grads = {k: values[k] / batch for k in probe.grads if k in values}
+            blocks.append(block_record(sizes, {**values, **grads}, len(blocks), p.done))
     grads = {n: host[i] for n, i in refs["grads"].items()}
     params = tuple(ParamStats.of(n, host[i], grads.get(n)) for n, i in zip(p.names, refs["weights"], strict=True))
     return StepStats(step=p.step, loss=None, blocks=tuple(blocks), params=params)
 
 
 @contextmanager
-def monitor(model: nn.Module, every: int = 10) -> Iterator[Monitor]:
+def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Iterator[Monitor]:
     """Record block and parameter statistics every ``every`` training steps of your own loop.
 
     Example::
@@ -264,8 +321,15 @@ def monitor(model: nn.Module, every: int = 10) -> Iterator[Monitor]:
         series = mon.series   # MonitorSeries: mon.steps, series.matrix("grad_skip") ...
 
     All hooks are removed and in-place flags restored on exit, also when the loop raises.
+
+    Under ``torch.distributed`` (a ``DistributedDataParallel`` model, or the module inside it) the
+    numbers are global by default (``reduce="global"``): every rank gets what one process would
+    measure on the union of the ranks' batches, for a loss that is the mean over the global batch,
+    when BatchNorm is synchronised or in eval mode (:mod:`resviz.measure.distributed`); parameter
+    gradients are read after DDP has averaged them. ``reduce="local"`` keeps each rank's own
+    numbers. Every rank must then read the series (or leave the block) at the same point.
     """
-    mon = Monitor(model, every)
+    mon = Monitor(model, every, reduce)
     mon.attach()
     try:
         yield mon

@@ -222,6 +222,9 @@ class MonitorSeries(NotebookRepr):
 
     ``loss_steps``/``loss_values`` hold every loss passed to ``mon.log_loss`` (one per step, not
     only at snapshots), for loss curves. :meth:`matrix` gives block x step grids for heatmaps.
+    Under ``torch.distributed``, ``world_size`` and ``backend`` name the process group and
+    ``reduce`` says whether the numbers are global (combined over every rank's batch) or this
+    rank's own (``local``); ``batches`` holds the global batch of each snapshot.
     """
 
     model: str
@@ -229,6 +232,10 @@ class MonitorSeries(NotebookRepr):
     snapshots: tuple[StepStats, ...]
     loss_steps: tuple[int, ...] = ()
     loss_values: tuple[float, ...] = ()
+    world_size: int = 1
+    backend: str = ""
+    reduce: str = "local"
+    batches: tuple[int, ...] = ()
 
     @property
     def steps(self) -> tuple[int, ...]:
@@ -271,6 +278,10 @@ class MonitorSeries(NotebookRepr):
             snapshots=snaps,
             loss_steps=tuple(int(v) for v in data.get("loss_steps", ())),
             loss_values=tuple(float(v) for v in decode_float(data.get("loss_values", []))),
+            world_size=int(data.get("world_size", 1)),
+            backend=str(data.get("backend", "")),
+            reduce=str(data.get("reduce", "local")),
+            batches=tuple(int(v) for v in data.get("batches", ())),
         )
 
 

@@ -1,0 +1,118 @@
+"""Run under ``torchrun --nproc_per_node 2`` (gloo, CPU) by tests/test_distributed.py.
+
+Case 1: ``resviz.monitor`` on a DistributedDataParallel resnet20 and on the same network sharded
+with FSDP2's ``fully_shard`` (BatchNorm in eval mode, so the samples are independent) gives on
+every rank what one process measures on the concatenated batch. Case 2: ranks monitoring
+different steps fail in one line. Case 3: a rank that reads its series while the other never does
+fails in one line when the process group times out, not hangs. Each rank writes what it saw to
+``OUT/rank<r>.json``.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+
+import resviz
+from resviz.errors import ResvizError
+
+PER_RANK = 4
+
+
+def _batches(world: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    g = torch.Generator().manual_seed(1)
+    n = world * PER_RANK
+    return [(torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 10, (n,), generator=g)) for _ in range(3)]
+
+
+def _model() -> nn.Module:
+    torch.manual_seed(0)
+    model = resviz.build_model("resnet20")
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    return model
+
+
+def _sharded(model: nn.Module) -> nn.Module:
+    """FSDP2: each stage and the whole model sharded across the ranks (parameters become DTensors)."""
+    from torch.distributed.fsdp import fully_shard
+
+    for stage in (model.layer1, model.layer2, model.layer3):  # type: ignore[union-attr]
+        fully_shard(stage)
+    fully_shard(model)
+    return model
+
+
+def _train(model: nn.Module, batches: list, rank: int | None, **kw: object) -> resviz.MonitorSeries:
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with resviz.monitor(model, every=1, **kw) as mon:
+        for x, y in batches:
+            if rank is not None:
+                x, y = x[rank * PER_RANK:(rank + 1) * PER_RANK], y[rank * PER_RANK:(rank + 1) * PER_RANK]
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.log_loss(loss)
+        return mon.series
+
+
+def _flat(series: resviz.MonitorSeries) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for snap in series.snapshots:
+        for b in snap.blocks:
+            for key in ("grad_main", "grad_skip", "grad_total", "main_rms", "skip_rms"):
+                out[f"{snap.step}/{b.name}/{key}"] = getattr(b, key)
+        for p in snap.params:
+            out[f"{snap.step}/{p.name}/grad"] = p.grad_norm
+            out[f"{snap.step}/{p.name}/weight"] = p.weight_norm
+    for step, loss in zip(series.loss_steps, series.loss_values, strict=True):
+        out[f"{step}/loss"] = loss
+    return out
+
+
+def main(out: Path) -> None:
+    dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=8))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    batches = _batches(world)
+    seen: dict[str, object] = {}
+    base = _model()
+    series = _train(DistributedDataParallel(copy.deepcopy(base)), batches, rank)
+    alone = _train(copy.deepcopy(base), batches, None, reduce="local")
+    seen["global"], seen["alone"] = _flat(series), _flat(alone)
+    seen["meta"] = [series.world_size, series.backend, series.reduce, list(series.batches)]
+    seen["local"] = _flat(_train(DistributedDataParallel(copy.deepcopy(base)), batches, rank, reduce="local"))
+    seen["fsdp2"] = _flat(_train(_sharded(copy.deepcopy(base)), batches, rank))
+    try:  # case 2: rank 1 monitors every step, rank 0 every other step
+        model = DistributedDataParallel(copy.deepcopy(base))
+        with resviz.monitor(model, every=1 + (rank == 0)) as mon:
+            for x, y in batches:
+                F.cross_entropy(model(x[:PER_RANK]), y[:PER_RANK]).backward()
+            mon.series  # noqa: B018 (reading it combines the ranks' numbers)
+        seen["mismatch"] = "no error"
+    except ResvizError as exc:
+        seen["mismatch"] = str(exc)
+    if rank == 0:  # case 3: only rank 0 monitors a step and reads its series
+        model = copy.deepcopy(base)
+        try:
+            with resviz.monitor(model, every=1) as mon:
+                F.cross_entropy(model(batches[0][0]), batches[0][1]).backward()
+                mon.series  # noqa: B018
+            seen["alone_reads"] = "no error"
+        except ResvizError as exc:
+            seen["alone_reads"] = str(exc)
+    (out / f"rank{rank}.json").write_text(json.dumps(seen))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
