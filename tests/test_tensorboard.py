@@ -25,7 +25,7 @@ pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from resviz.integrations.tensorboard import BLOCK_FIELDS, block_tag, scalars
+from resviz.integrations.scalars import BLOCK_FIELDS, block_tag, scalars
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS, EVERY = 5, 2

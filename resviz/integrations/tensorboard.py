@@ -19,14 +19,13 @@ Importing this module needs the ``tensorboard`` package (the ``tensorboard`` ext
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from resviz.errors import ResvizError, clip
 from resviz.extras import missing
-from resviz.records import BlockStats, MonitorSeries
+from resviz.integrations.scalars import scalars
+from resviz.records import MonitorSeries
 
 try:
     import tensorboard  # noqa: F401  (torch.utils.tensorboard needs it)
@@ -34,54 +33,6 @@ except ImportError as exc:  # TensorBoard comes with the 'tensorboard' extra
     raise missing(exc, "tensorboard", "TensorBoard logging") from None
 
 from torch.utils.tensorboard import SummaryWriter
-
-PREFIX = "resviz"
-"""The first part of every tag, so resviz's charts sit in one section of TensorBoard."""
-
-BLOCK_FIELDS = ("grad_main", "grad_skip", "grad_total", "skip_share", "main_rms", "skip_rms")
-"""What is written per block and snapshot: :class:`~resviz.records.BlockStats` fields and properties."""
-
-PARAM_FIELDS = ("grad_norm", "weight_norm")
-"""What is written per parameter and snapshot: :class:`~resviz.records.ParamStats` fields."""
-
-_ILLEGAL = re.compile(r"[^-/\w.]")
-
-
-class Scalar(NamedTuple):
-    """One point of a TensorBoard scalar chart."""
-
-    tag: str
-    step: int
-    value: float
-
-
-def clean(name: str) -> str:
-    """``name`` as a part of a TensorBoard tag: characters TensorBoard refuses become ``_``."""
-    return _ILLEGAL.sub("_", name) or "_"
-
-
-def block_tag(block: BlockStats, field: str) -> str:
-    """``resviz/<block>/<field>``; a block's later calls in one forward get ``.call<n>``."""
-    name = clean(block.name) + (f".call{block.call}" if block.call > 1 else "")
-    return f"{PREFIX}/{name}/{field}"
-
-
-def scalars(series: MonitorSeries) -> Iterator[Scalar]:
-    """Every scalar :func:`write_series` writes, in order: per snapshot its blocks then its
-    parameters, then the loss curve. Unmeasured values (None) are left out."""
-    for snap in series.snapshots:
-        for block in snap.blocks:
-            for field in BLOCK_FIELDS:
-                value = getattr(block, field)
-                if value is not None:
-                    yield Scalar(block_tag(block, field), snap.step, float(value))
-        for param in snap.params:
-            for field in PARAM_FIELDS:
-                value = getattr(param, field)
-                if value is not None:
-                    yield Scalar(f"{PREFIX}/param/{clean(param.name)}/{field}", snap.step, float(value))
-    for step, loss in zip(series.loss_steps, series.loss_values, strict=True):
-        yield Scalar(f"{PREFIX}/loss", step, float(loss))
 
 
 def write_layer_histograms(series: MonitorSeries, writer: Any) -> None:
@@ -110,14 +61,4 @@ def write_series(series: MonitorSeries, writer: Any | str | os.PathLike[str]) ->
     writer.flush()
 
 
-__all__ = [
-    "BLOCK_FIELDS",
-    "PARAM_FIELDS",
-    "PREFIX",
-    "Scalar",
-    "block_tag",
-    "clean",
-    "scalars",
-    "write_layer_histograms",
-    "write_series",
-]
+__all__ = ["write_layer_histograms", "write_series"]

@@ -94,6 +94,12 @@ class Monitor:
 
     # -- public -----------------------------------------------------------------------------------
     @property
+    def recorded(self) -> int:
+        """Snapshots taken so far, read or not: cheap (no transfer, and no exchange between ranks),
+        for a caller that acts when a new one arrives."""
+        return len(self._snapshots) + len(self._pending)
+
+    @property
     def steps(self) -> tuple[int, ...]:
         self._materialize()
         return tuple(s.step for s in self._snapshots)

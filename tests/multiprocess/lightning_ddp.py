@@ -1,0 +1,79 @@
+"""A Lightning ``Trainer(accelerator="cpu", devices=2, strategy="ddp")`` run with ResvizCallback
+(run as a script by tests/test_lightning.py: Lightning starts the second rank itself).
+
+resnet20 with BatchNorm in eval mode on 16 fixed samples, 4 per rank and step, no shuffling: step k
+of the two ranks together sees samples 8k..8k+7. Rank 0 writes the CSV logger's metrics; every
+rank writes the callback's series to ``OUT/series<rank>.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+import torch.nn.functional as F
+from lightning.pytorch.loggers import CSVLogger
+from torch import nn
+from torch.utils.data import DataLoader, Subset, TensorDataset
+
+import resviz
+from resviz.integrations.lightning import ResvizCallback
+
+SAMPLES, PER_RANK, STEPS = 16, 4, 2
+
+
+def data() -> TensorDataset:
+    g = torch.Generator().manual_seed(3)
+    return TensorDataset(torch.randn(SAMPLES, 3, 16, 16, generator=g), torch.randint(0, 10, (SAMPLES,), generator=g))
+
+
+def network() -> nn.Module:
+    torch.manual_seed(0)
+    net = resviz.build_model("resnet20")
+    for m in net.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.eval()
+    return net
+
+
+class Classifier(pl.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = network()
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], _idx: int) -> torch.Tensor:
+        x, y = batch
+        return F.cross_entropy(self.net(x), y)
+
+    def train_dataloader(self) -> DataLoader:
+        """Rank r takes samples r, r + 2, ... in order: step k of both ranks together is 8k..8k+7."""
+        ranks = self.trainer.world_size
+        return DataLoader(Subset(data(), range(self.global_rank, SAMPLES, ranks)), batch_size=PER_RANK, shuffle=False)
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return torch.optim.SGD(self.parameters(), lr=0.05)
+
+    def train(self, mode: bool = True) -> Classifier:  # Lightning calls train(): keep BatchNorm in eval
+        super().train(mode)
+        for m in self.net.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.eval()
+        return self
+
+
+def main(out: Path) -> None:
+    callback = ResvizCallback(every_n_steps=1, module="net")
+    trainer = pl.Trainer(
+        accelerator="cpu", devices=2, strategy="ddp", max_steps=STEPS, logger=CSVLogger(str(out), name="run"),
+        callbacks=[callback], enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        use_distributed_sampler=False,
+    )
+    trainer.fit(Classifier())
+    (out / f"series{trainer.global_rank}.json").write_text(json.dumps(callback.series.to_dict()))
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]))
