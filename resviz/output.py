@@ -21,9 +21,14 @@ def write_report(comparison: Comparison, path: str | Path) -> Path:
     return write_atomic(path, render_report(comparison, report_format(path)))
 
 
-def save_series(series: MonitorSeries, path: str | Path) -> Path:
+def save_series(series: MonitorSeries, path: str | Path, all_ranks: bool = False) -> Path | None:
     """Write a monitored run (``mon.series``) as JSON, whole or not at all: the file
-    ``resviz.load_series`` and ``resviz report-series`` read."""
+    ``resviz.load_series`` and ``resviz report-series`` read. Under ``torch.distributed`` only rank
+    0 writes (and the others return ``None``) unless ``all_ranks``: give each rank its own path then."""
+    from resviz.api import writes_files  # here: this module's import does not load PyTorch
+
+    if not writes_files(all_ranks):
+        return None
     return write_atomic(path, json.dumps(series.to_dict(), indent=1, allow_nan=False))
 
 

@@ -45,15 +45,21 @@ def test_without_a_process_group_numbers_are_local_and_global_is_refused() -> No
 
 @pytest.fixture(scope="module")
 def two_ranks(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
-    """tests/dist/ddp_monitor.py under torchrun with two gloo ranks (about 10 s)."""
-    out = tmp_path_factory.mktemp("ranks")
+    return _launch(tmp_path_factory.mktemp("ranks"))
+
+
+def _launch(out: Path) -> list[dict]:
+    """tests/multiprocess/ddp_monitor.py under torchrun with two gloo ranks (about 10 s)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "tests" / "multiprocess" / "ddp_monitor.py"), str(out)]
     res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
-    return [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    seen = [json.loads((out / f"rank{r}.json").read_text()) for r in (0, 1)]
+    for r in (0, 1):
+        seen[r]["files"] = sorted(p.name for p in out.glob("*.json") if not p.name.startswith("rank"))
+    return seen
 
 
 def test_ddp_monitor_equals_one_process_on_the_concatenated_batch(two_ranks: list[dict]) -> None:
@@ -99,3 +105,9 @@ def test_ranks_that_monitor_different_steps_fail_in_one_line(two_ranks: list[dic
 def test_a_rank_reading_alone_fails_instead_of_hanging(two_ranks: list[dict]) -> None:
     message = two_ranks[0]["alone_reads"]
     assert message.startswith("combining statistics across ranks failed") and "\n" not in message
+
+
+def test_only_rank_0_writes_a_runs_file_unless_every_rank_is_asked(two_ranks: list[dict]) -> None:
+    assert [seen["saved"] for seen in two_ranks] == [True, False]
+    assert [seen["saved_all"] for seen in two_ranks] == [True, True]
+    assert two_ranks[0]["files"] == ["own0.json", "own1.json", "shared.json"]

@@ -47,7 +47,7 @@ from resviz.api.targets import (
     spec_of,
 )
 from resviz.api.tracing import check_pass, check_trace, resolve_dtype, trace, trace_memory
-from resviz.measure.distributed import Reduce
+from resviz.measure.distributed import Reduce, current_group
 from resviz.measure.memory import MemoryNeed, compare_need, trace_need
 from resviz.measure.monitor import Monitor, monitor
 from resviz.model.resnet import ResNet, build_model, resolve_device
@@ -72,6 +72,13 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value
+
+
+def writes_files(all_ranks: bool = False) -> bool:
+    """Whether this process writes a run's files: under ``torch.distributed`` only rank 0 does
+    (every rank holds the same global numbers; one file, not one per rank), unless ``all_ranks``."""
+    group = current_group()
+    return all_ranks or group is None or group.rank == 0
 
 
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:
@@ -104,5 +111,5 @@ __all__ = [
     "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
     "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_memory", "trace_need",
-    "trace_shape",
+    "trace_shape", "writes_files",
 ]

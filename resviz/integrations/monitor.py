@@ -22,14 +22,18 @@ class Monitor(api.Monitor):
     """What ``with resviz.monitor(model) as mon`` yields: ``steps``, ``series``, ``log_loss``,
     ``to_dict`` (:class:`resviz.api.Monitor`) and ``to_tensorboard``."""
 
-    def to_tensorboard(self, writer: Any | str | os.PathLike[str]) -> None:
+    def to_tensorboard(self, writer: Any | str | os.PathLike[str], all_ranks: bool = False) -> None:
         """Write the series so far to TensorBoard (:func:`resviz.integrations.tensorboard.write_series`):
         ``writer`` is a ``torch.utils.tensorboard.SummaryWriter`` or a log folder. Needs the
-        ``tensorboard`` extra; without it, a one-line :class:`~resviz.errors.ResvizError` says so."""
+        ``tensorboard`` extra; without it, a one-line :class:`~resviz.errors.ResvizError` says so.
+        Under ``torch.distributed`` every rank calls it and only rank 0 writes, unless ``all_ranks``."""
+        series = self.series  # on every rank: under torch.distributed reading it combines the ranks' numbers
+        if not api.writes_files(all_ranks):  # then rank 0 writes, unless every rank is asked to
+            return
         # Imported here: TensorBoard is an optional extra that training loops without it never load.
         from resviz.integrations.tensorboard import write_series
 
-        write_series(self.series, writer)
+        write_series(series, writer)
 
 
 @contextmanager

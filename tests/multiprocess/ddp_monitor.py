@@ -91,6 +91,8 @@ def main(out: Path) -> None:
     alone = _train(copy.deepcopy(base), batches, None, reduce="local")
     seen["global"], seen["alone"] = _flat(series), _flat(alone)
     seen["meta"] = [series.world_size, series.backend, series.reduce, list(series.batches)]
+    seen["saved"] = resviz.save_series(series, out / "shared.json") is not None  # rank 0 only
+    seen["saved_all"] = resviz.save_series(series, out / f"own{rank}.json", all_ranks=True) is not None
     seen["local"] = _flat(_train(DistributedDataParallel(copy.deepcopy(base)), batches, rank, reduce="local"))
     seen["fsdp2"] = _flat(_train(_sharded(copy.deepcopy(base)), batches, rank))
     try:  # case 2: rank 1 monitors every step, rank 0 every other step
