@@ -11,6 +11,18 @@ lacks it, the public fallback takes weight norms when the backward pass reaches 
 output and each gradient's norm in a post-accumulate-grad hook, for the same numbers. Other steps
 pay for one counting pre-hook only (overhead in bench/RESULTS.md).
 
+Compiled models (``torch.compile``): hooks go on the original module (``_orig_mod``) and each
+recorded step runs eagerly under the compiler stance ``force_eager``
+(:mod:`resviz.measure.compiled`), so its numbers equal eager ones; other steps run the compiled
+graph, which holds no resviz hook. The stance must be set before the compiled function is entered.
+Given the compiled wrapper, the counting pre-hook sits on it, outside the graph, and sets the
+stance for the step it starts. Given the plain module, which the user may compile after attaching
+(or compile as part of a larger function), the pre-hook is kept out of any graph
+(``torch.compiler.disable``: one graph break before the model's graph, where it runs as Python)
+and, since it then runs inside a compiled call, sets the stance one step ahead: from the start of
+the step before a recorded one to the end of the recorded forward. Other compiled functions
+called in that window (a compiled optimizer step, say) run eagerly too, once per ``every`` steps.
+
 Numbers stay on the device as 0-d tensors until :attr:`Monitor.series` is read or the block
 exits; then everything is copied to the host in one transfer.
 """
@@ -27,6 +39,7 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.measure import fastpaths
+from resviz.measure.compiled import EagerSwitch, is_compiled, original, outside_graphs
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
@@ -68,15 +81,22 @@ class Monitor:
             raise ResvizError(f"monitor needs an nn.Module, got {type(model).__name__}")
         if int(every) < 1:
             raise ResvizError(f"every must be at least 1, got {every}")
-        self.model = model
+        self.wrapper = model
+        """What the user passed and calls: the model, or its ``torch.compile`` wrapper."""
+        self.model = original(model)
+        """The user's own module: hooks, parameter names and the label are read from it."""
         self.every = int(every)
-        spec = getattr(model, "spec", None)
-        self.label = getattr(spec, "name", type(model).__name__)
+        spec = getattr(self.model, "spec", None)
+        self.label = getattr(spec, "name", type(self.model).__name__)
+        self._ahead = not is_compiled(model)
+        """The pre-hook runs inside compiled code whenever the user compiles the module itself,
+        so the stance is set one step ahead."""
+        self._eager = EagerSwitch()
         self._count = 0
         self._root: list[RemovableHandle] = []
         self._step_handles: list[RemovableHandle] = []
         self._grad_handles: list[RemovableHandle] = []  # fallback path: post-accumulate-grad hooks
-        self._capture = BranchCapture(model)
+        self._capture = BranchCapture(self.model)
         self._pending: list[_Pending] = []
         self._snapshots: list[StepStats] = []
         self._losses: list[tuple[int, Tensor | float]] = []
@@ -109,11 +129,13 @@ class Monitor:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def attach(self) -> None:
-        self._held = claim(self.model, Use.MONITOR, self.label)  # refused while a trace holds the model
-        self._inplace = disable_inplace(self.model)
-        self._root.append(self.model.register_forward_pre_hook(self._on_forward))
+        self._held = claim(self.wrapper, Use.MONITOR, self.label)  # the wrapper's modules include the original's
+        hook = outside_graphs(self._on_forward) if self._ahead else self._on_forward
+        self._root.append(self.wrapper.register_forward_pre_hook(hook))
+        self._eager.set(self._ahead)  # step 0 is recorded
 
     def detach(self) -> None:
+        self._eager.set(False)
         for h in (*self._root, *self._step_handles, *self._grad_handles):
             h.remove()
         self._root.clear()
@@ -126,7 +148,9 @@ class Monitor:
         self._materialize()
 
     # -- hooks ---------------------------------------------------------------------------------------
-    def _on_forward(self, _m: nn.Module, _args: tuple[Any, ...]) -> None:
+    def _on_forward(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
+        if module is not self.wrapper:
+            return  # a deep copy of the model: its hook dictionary holds this same (compile-proof) hook
         if not self.model.training:
             if self._grad_handles:  # fallback path, backward begun: this forward is not the step's
                 self._drop_step_hooks()
@@ -138,8 +162,13 @@ class Monitor:
         step = self._count
         self._count += 1
         if step % self.every:
+            self._eager.set(self._ahead and self._recorded(step + 1))
             return
+        self._eager.set(True)
+        self._inplace = disable_inplace(self.model)  # for this forward only: a graph compiled
+        # for the other steps sees the flags as the user set them, and is never recompiled for them
         self._capture.attach(self._step_handles)
+        self._step_handles.append(self.model.register_forward_hook(self._end_forward(step), always_call=True))
         pending = _Pending(step=step, probes=self._capture.probes)
         self._pending.append(pending)
         queue = fastpaths.engine_callback()
@@ -154,6 +183,20 @@ class Monitor:
                 t.register_hook(lambda _g: self._begin_backward(pending))
 
         self._step_handles.append(self.model.register_forward_hook(on_output))
+
+    def _recorded(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def _end_forward(self, step: int) -> Callable[..., None]:
+        """Forward hook of a recorded step (also when its forward raises): in-place flags back on,
+        and compiled code may run again, unless the next step is recorded too and the stance is
+        set ahead."""
+        def hook(_m: nn.Module, _a: tuple[Any, ...], _out: Any) -> None:
+            enable_inplace(self._inplace)
+            self._inplace = []
+            self._eager.set(self._ahead and self._recorded(step + 1))
+
+        return hook
 
     def _drop_step_hooks(self) -> None:
         for h in self._step_handles:
@@ -263,7 +306,10 @@ def monitor(model: nn.Module, every: int = 10) -> Iterator[Monitor]:
                 mon.log_loss(loss)
         series = mon.series   # MonitorSeries: mon.steps, series.matrix("grad_skip") ...
 
-    All hooks are removed and in-place flags restored on exit, also when the loop raises.
+    ``model`` may be compiled (``torch.compile(model)``) or be compiled inside the block: the
+    recorded steps run eagerly and equal eager numbers, the others keep the compiled graph.
+    All hooks are removed, in-place flags and the compiler stance restored on exit, also when the
+    loop raises.
     """
     mon = Monitor(model, every)
     mon.attach()
