@@ -22,22 +22,23 @@ from resviz.measure.compiled import EagerSwitch, eager, is_compiled, original
 from resviz.records import MonitorSeries, Trace
 
 torch_dynamo = pytest.importorskip("torch._dynamo")
-from torch._dynamo.backends.debugging import aot_eager  # noqa: E402
+from torch._dynamo.backends.registry import lookup_backend  # noqa: E402
 
 REL = 1e-4
 STEPS, EVERY = 6, 3
 
 
 class Counting:
-    """A ``torch.compile`` backend: ``aot_eager``, counting compilations and compiled runs."""
+    """A ``torch.compile`` backend: ``inner`` (``aot_eager``), counting compilations and compiled runs."""
 
-    def __init__(self) -> None:
+    def __init__(self, inner: str = "aot_eager") -> None:
+        self.inner = lookup_backend(inner)
         self.compiles = 0
         self.runs = 0
 
     def __call__(self, gm: torch.fx.GraphModule, inputs: list[Tensor]) -> Callable[..., Any]:
         self.compiles += 1
-        compiled = aot_eager(gm, inputs)
+        compiled = self.inner(gm, inputs)
 
         def run(*args: Any) -> Any:
             self.runs += 1
@@ -137,6 +138,18 @@ def test_model_compiled_inside_the_monitor_equals_eager_and_keeps_the_graph() ->
     x, _y = _batches()[0]
     made[0](x)
     assert (backend.compiles, backend.runs) == (1, STEPS - 1)
+
+
+def test_model_compiled_in_place_equals_eager() -> None:
+    eager_model = _model()
+    model = copy.deepcopy(eager_model)
+    backend = Counting()
+    model.compile(backend=backend)  # nn.Module.compile: the module's own call is compiled
+    want = _train(eager_model, eager_model, eager_model)
+    got = _train(model, model, model)
+    _assert_same_series(got, want)
+    assert (backend.compiles, backend.runs) == (1, STEPS - 2)
+    _assert_intact(model)
 
 
 def test_no_recompilation_after_warm_up_over_many_steps() -> None:
