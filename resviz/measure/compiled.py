@@ -68,10 +68,29 @@ def eager() -> Iterator[None]:
         yield
 
 
+def _stance_refused() -> bool:
+    """Whether PyTorch refuses a stance change here, as it does inside a compiled call."""
+    try:
+        with torch.compiler.set_stance("force_eager"):
+            pass
+    except RuntimeError:
+        return True
+    return False
+
+
+def compiled_code_probe() -> Callable[[], bool]:
+    """A function telling whether it is called inside the call of a compiled function (dynamo
+    may run parts of a compiled call as plain Python, hooks included), where the stance cannot
+    change. Dynamo skips its own frame without leaving the compiled call
+    (``torch.compiler.disable(recursive=False)``), so it sees what its caller sees; asked the
+    public way, with a stance change undone at once. Loads ``torch.compile``."""
+    return torch.compiler.disable(_stance_refused, recursive=False)
+
+
 def outside_graphs(fn: _F) -> _F:
     """``fn`` as a hook that a compiled graph does not take in: dynamo breaks the graph there and
     calls it as plain Python, every call (``torch.compiler.disable``). For hooks on a module the
-    user may compile after they were attached."""
+    user may compile after they were attached. Inside ``fn`` the stance may be changed again."""
     return torch.compiler.disable(fn)
 
 
@@ -95,4 +114,4 @@ class EagerSwitch:
             held.__exit__(None, None, None)
 
 
-__all__ = ["EagerSwitch", "dynamo_loaded", "eager", "is_compiled", "original", "outside_graphs"]
+__all__ = ["EagerSwitch", "compiled_code_probe", "dynamo_loaded", "eager", "is_compiled", "original", "outside_graphs"]

@@ -14,14 +14,18 @@ pay for one counting pre-hook only (overhead in bench/RESULTS.md).
 Compiled models (``torch.compile``): hooks go on the original module (``_orig_mod``) and each
 recorded step runs eagerly under the compiler stance ``force_eager``
 (:mod:`resviz.measure.compiled`), so its numbers equal eager ones; other steps run the compiled
-graph, which holds no resviz hook. The stance must be set before the compiled function is entered.
-Given the compiled wrapper, the counting pre-hook sits on it, outside the graph, and sets the
-stance for the step it starts. Given the plain module, which the user may compile after attaching
-(or compile as part of a larger function), the pre-hook is kept out of any graph
-(``torch.compiler.disable``: one graph break before the model's graph, where it runs as Python)
-and, since it then runs inside a compiled call, sets the stance one step ahead: from the start of
-the step before a recorded one to the end of the recorded forward. Other compiled functions
-called in that window (a compiled optimizer step, say) run eagerly too, once per ``every`` steps.
+graph, which holds no resviz hook. The stance is read when a compiled function is entered, so it
+must be set before that, and PyTorch refuses to change it inside a compiled call. Given the
+compiled wrapper, a pre-hook on it, outside the graph, counts the step and sets the stance for the
+step it starts (the original module's pre-hook, traced into the graph, then reduces to nothing).
+When the module runs inside compiled code without that (compiled after attaching, by
+``model.compile()``, or inside a compiled training step), the original module's pre-hook reduces
+to one call the graph leaves out (``torch.compiler.disable``: a graph break before the model's
+graph, run as Python every step), which counts the step and sets the stance one step ahead: from
+the start of the step before a recorded one to the end of the recorded forward. Other compiled
+functions called in that window (a compiled optimizer step, say) run eagerly too, once per
+``every`` steps. The stance is on from attaching to the end of step 0. A recorded step that still
+arrives inside compiled code is counted but not recorded: hooks would not run there.
 
 Numbers stay on the device as 0-d tensors until :attr:`Monitor.series` is read or the block
 exits; then everything is copied to the host in one transfer.
@@ -34,12 +38,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.measure import fastpaths
-from resviz.measure.compiled import EagerSwitch, is_compiled, original, outside_graphs
+from resviz.measure.compiled import EagerSwitch, compiled_code_probe, is_compiled, original, outside_graphs
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
@@ -89,9 +94,14 @@ class Monitor:
         spec = getattr(self.model, "spec", None)
         self.label = getattr(spec, "name", type(self.model).__name__)
         self._ahead = not is_compiled(model)
-        """The pre-hook runs inside compiled code whenever the user compiles the module itself,
-        so the stance is set one step ahead."""
+        """Whether the stance is set one step ahead: the module itself may be compiled, and its
+        pre-hook then runs inside compiled code. Turned on when the pre-hook is seen there."""
         self._eager = EagerSwitch()
+        self._from_graph: Callable[[nn.Module], None] | None = None
+        self._in_compiled: Callable[[], bool] = lambda: False
+        self._counted = False
+        """Set by the compiled wrapper's pre-hook for the call it starts, so the original
+        module's pre-hook, which runs next, does not count that call again."""
         self._count = 0
         self._root: list[RemovableHandle] = []
         self._step_handles: list[RemovableHandle] = []
@@ -130,9 +140,12 @@ class Monitor:
     # -- lifecycle ----------------------------------------------------------------------------------
     def attach(self) -> None:
         self._held = claim(self.wrapper, Use.MONITOR, self.label)  # the wrapper's modules include the original's
-        hook = outside_graphs(self._on_forward) if self._ahead else self._on_forward
-        self._root.append(self.wrapper.register_forward_pre_hook(hook))
-        self._eager.set(self._ahead)  # step 0 is recorded
+        self._from_graph = outside_graphs(self._in_graph)
+        self._in_compiled = compiled_code_probe()
+        self._root.append(self.model.register_forward_pre_hook(self._on_call))
+        if self.wrapper is not self.model:
+            self._root.append(self.wrapper.register_forward_pre_hook(self._on_wrapper_call))
+        self._eager.set(True)  # step 0 is recorded, wherever the model runs
 
     def detach(self) -> None:
         self._eager.set(False)
@@ -148,9 +161,37 @@ class Monitor:
         self._materialize()
 
     # -- hooks ---------------------------------------------------------------------------------------
-    def _on_forward(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
-        if module is not self.wrapper:
-            return  # a deep copy of the model: its hook dictionary holds this same (compile-proof) hook
+    def _on_wrapper_call(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
+        """Pre-hook of the compiled wrapper: it runs before the compiled code is entered, so it
+        counts the step and sets the stance for this very step."""
+        if torch.compiler.is_compiling() or module is not self.wrapper or self._in_compiled():
+            return  # the wrapper called from compiled code (the original's pre-hook counts); a deep copy
+        self._counted = True
+        self._on_forward(in_graph=False)
+
+    def _on_call(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
+        """The counting pre-hook of the original module. Traced by dynamo when the module runs
+        inside compiled code: there it is one call the graph leaves out, made as Python every
+        step, or nothing at all when the compiled wrapper's pre-hook has counted the call (only
+        plain attributes are read before that call: dynamo tracks the modules itself)."""
+        if self._counted:
+            self._counted = False
+            return
+        if torch.compiler.is_compiling() or self._in_compiled():  # traced, or run as Python by dynamo
+            if self._from_graph is not None:
+                self._from_graph(module)
+            return
+        if module is self.model:  # not a deep copy of it, whose hook dictionary holds this same hook
+            self._on_forward(in_graph=False)
+
+    def _in_graph(self, module: nn.Module) -> None:
+        """The pre-hook's work when the model runs inside compiled code, which only a stance set
+        before that code was entered can make eager: from now on it is set a step ahead."""
+        if module is self.model:
+            self._ahead = True
+            self._on_forward(in_graph=True)
+
+    def _on_forward(self, in_graph: bool) -> None:
         if not self.model.training:
             if self._grad_handles:  # fallback path, backward begun: this forward is not the step's
                 self._drop_step_hooks()
@@ -161,7 +202,7 @@ class Monitor:
         self._grad_handles.clear()
         step = self._count
         self._count += 1
-        if step % self.every:
+        if step % self.every or in_graph:  # in compiled code, hooks would not run: not recorded
             self._eager.set(self._ahead and self._recorded(step + 1))
             return
         self._eager.set(True)
