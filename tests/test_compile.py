@@ -249,3 +249,14 @@ def test_eager_helpers_restore_the_stance() -> None:
     switch.set(False)
     switch.set(False)
     assert not switch.on and torch_dynamo.eval_frame._stance.stance == "default"
+
+
+def test_trace_of_a_model_compiled_in_place_equals_eager() -> None:
+    model = _model()
+    want = resviz.trace(copy.deepcopy(model), input_size=(2, 3, 8, 8))
+    backend = Counting()
+    model.compile(backend=backend)
+    got = resviz.trace(model, input_size=(2, 3, 8, 8))
+    _same_trace(got, want)
+    assert backend.compiles == 0  # the traced pass ran eagerly
+    _assert_intact(model)
