@@ -17,6 +17,7 @@ from torch import nn
 
 from resviz.errors import ResvizError, clip, quote
 from resviz.limits import check_seed
+from resviz.measure.compiled import original
 from resviz.measure.ownership import check_free
 from resviz.model.resnet import ResNet, build_model, resolve_device
 from resviz.spec import ResNetSpec, load_spec_file, parse_field
@@ -77,13 +78,17 @@ class Resolved:
 
 
 def spec_of(model: nn.Module) -> ResNetSpec | None:
-    """The spec a resviz model was built from; ``None`` for anyone else's module."""
-    return model.spec if isinstance(model, ResNet) else None
+    """The spec a resviz model was built from (read through a ``torch.compile`` wrapper);
+    ``None`` for anyone else's module."""
+    inner = original(model)
+    return inner.spec if isinstance(inner, ResNet) else None
 
 
 def label_of(model: nn.Module) -> str:
+    """The model's name in records: its spec's name, else its class name (the original module's,
+    for a compiled one)."""
     spec = spec_of(model)
-    return spec.name if spec is not None else type(model).__name__
+    return spec.name if spec is not None else type(original(model)).__name__
 
 
 def measuring_device(device: str | torch.device) -> torch.device:
@@ -98,9 +103,11 @@ def measuring_device(device: str | torch.device) -> torch.device:
 def resolve_model(target: Target, device: str | torch.device = "auto", seed: int = 0) -> Resolved:
     """Build a name or spec with weights seeded by ``seed`` on ``device``, or take the user's
     module where it already lives (a different ``device`` is refused: resviz never moves it).
-    The seed is checked first (:func:`resviz.limits.check_seed`), for modules too."""
+    The seed is checked first (:func:`resviz.limits.check_seed`), for modules too. A compiled
+    module (``torch.compile``) resolves to its original module: resviz measures it eagerly."""
     check_seed(seed)
     if isinstance(target, nn.Module):
+        target = original(target)
         check_free(target, label_of(target))  # another measurement may have swapped its parameters out
         params = list(target.parameters())
         here = params[0].device if params else torch.device("cpu")

@@ -11,6 +11,22 @@ lacks it, the public fallback takes weight norms when the backward pass reaches 
 output and each gradient's norm in a post-accumulate-grad hook, for the same numbers. Other steps
 pay for one counting pre-hook only (overhead in bench/RESULTS.md).
 
+Compiled models (``torch.compile``): hooks go on the original module (``_orig_mod``) and each
+recorded step runs eagerly under the compiler stance ``force_eager``
+(:mod:`resviz.measure.compiled`), so its numbers equal eager ones; other steps run the compiled
+graph, which holds no resviz hook. The stance is read when a compiled function is entered, so it
+must be set before that, and PyTorch refuses to change it inside a compiled call. Given the
+compiled wrapper, a pre-hook on it, outside the graph, counts the step and sets the stance for the
+step it starts (the original module's pre-hook, traced into the graph, then reduces to nothing).
+When the module runs inside compiled code without that (compiled after attaching, by
+``model.compile()``, or inside a compiled training step), the original module's pre-hook reduces
+to one call the graph leaves out (``torch.compiler.disable``: a graph break before the model's
+graph, run as Python every step), which counts the step and sets the stance one step ahead: from
+the start of the step before a recorded one to the end of the recorded forward. Other compiled
+functions called in that window (a compiled optimizer step, say) run eagerly too, once per
+``every`` steps. The stance is on from attaching to the end of step 0. A recorded step that still
+arrives inside compiled code is counted but not recorded: hooks would not run there.
+
 Numbers stay on the device as 0-d tensors until :attr:`Monitor.series` is read or the block
 exits; then everything is copied to the host in one transfer.
 """
@@ -28,6 +44,7 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
 from resviz.measure import fastpaths
+from resviz.measure.compiled import EagerSwitch, compiled_code_probe, is_compiled, original, outside_graphs
 from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, local_part, resolve_reduce
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import norms
@@ -75,15 +92,27 @@ class Monitor:
             raise ResvizError(f"every must be at least 1, got {every}")
         self.reduce, self.group = resolve_reduce(reduce)
         model = unwrap_parallel(model)
-        self.model = model
+        self.wrapper = model
+        """What the user passed and calls: the model, or its ``torch.compile`` wrapper."""
+        self.model = original(model)
+        """The user's own module: hooks, parameter names and the label are read from it."""
         self.every = int(every)
-        spec = getattr(model, "spec", None)
-        self.label = getattr(spec, "name", type(model).__name__)
+        spec = getattr(self.model, "spec", None)
+        self.label = getattr(spec, "name", type(self.model).__name__)
+        self._ahead = not is_compiled(model)
+        """Whether the stance is set one step ahead: the module itself may be compiled, and its
+        pre-hook then runs inside compiled code. Turned on when the pre-hook is seen there."""
+        self._eager = EagerSwitch()
+        self._from_graph: Callable[[nn.Module], None] | None = None
+        self._in_compiled: Callable[[], bool] = lambda: False
+        self._counted = False
+        """Set by the compiled wrapper's pre-hook for the call it starts, so the original
+        module's pre-hook, which runs next, does not count that call again."""
         self._count = 0
         self._root: list[RemovableHandle] = []
         self._step_handles: list[RemovableHandle] = []
         self._grad_handles: list[RemovableHandle] = []  # fallback path: post-accumulate-grad hooks
-        self._capture = BranchCapture(model)
+        self._capture = BranchCapture(self.model)
         self._pending: list[_Pending] = []
         self._snapshots: list[StepStats] = []
         self._losses: list[tuple[int, Tensor | float]] = []
@@ -126,11 +155,16 @@ class Monitor:
 
     # -- lifecycle ----------------------------------------------------------------------------------
     def attach(self) -> None:
-        self._held = claim(self.model, Use.MONITOR, self.label)  # refused while a trace holds the model
-        self._inplace = disable_inplace(self.model)
-        self._root.append(self.model.register_forward_pre_hook(self._on_forward))
+        self._held = claim(self.wrapper, Use.MONITOR, self.label)  # the wrapper's modules include the original's
+        self._from_graph = outside_graphs(self._in_graph)
+        self._in_compiled = compiled_code_probe()
+        self._root.append(self.model.register_forward_pre_hook(self._on_call))
+        if self.wrapper is not self.model:
+            self._root.append(self.wrapper.register_forward_pre_hook(self._on_wrapper_call))
+        self._eager.set(True)  # step 0 is recorded, wherever the model runs
 
     def detach(self) -> None:
+        self._eager.set(False)
         for h in (*self._root, *self._step_handles, *self._grad_handles):
             h.remove()
         self._root.clear()
@@ -143,7 +177,37 @@ class Monitor:
         self._materialize()
 
     # -- hooks ---------------------------------------------------------------------------------------
-    def _on_forward(self, _m: nn.Module, args: tuple[Any, ...]) -> None:
+    def _on_wrapper_call(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
+        """Pre-hook of the compiled wrapper: it runs before the compiled code is entered, so it
+        counts the step and sets the stance for this very step."""
+        if torch.compiler.is_compiling() or module is not self.wrapper or self._in_compiled():
+            return  # the wrapper called from compiled code (the original's pre-hook counts); a deep copy
+        self._counted = True
+        self._on_forward(in_graph=False)
+
+    def _on_call(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
+        """The counting pre-hook of the original module. Traced by dynamo when the module runs
+        inside compiled code: there it is one call the graph leaves out, made as Python every
+        step, or nothing at all when the compiled wrapper's pre-hook has counted the call (only
+        plain attributes are read before that call: dynamo tracks the modules itself)."""
+        if self._counted:
+            self._counted = False
+            return
+        if torch.compiler.is_compiling() or self._in_compiled():  # traced, or run as Python by dynamo
+            if self._from_graph is not None:
+                self._from_graph(module)
+            return
+        if module is self.model:  # not a deep copy of it, whose hook dictionary holds this same hook
+            self._on_forward(in_graph=False)
+
+    def _in_graph(self, module: nn.Module) -> None:
+        """The pre-hook's work when the model runs inside compiled code, which only a stance set
+        before that code was entered can make eager: from now on it is set a step ahead."""
+        if module is self.model:
+            self._ahead = True
+            self._on_forward(in_graph=True)
+
+    def _on_forward(self, in_graph: bool) -> None:
         if not self.model.training:
             if self._grad_handles:  # fallback path, backward begun: this forward is not the step's
                 self._drop_step_hooks()
@@ -154,16 +218,21 @@ class Monitor:
         self._grad_handles.clear()
         step = self._count
         self._count += 1
-        if step % self.every:
+        if step % self.every or in_graph:  # in compiled code, hooks would not run: not recorded
+            self._eager.set(self._ahead and self._recorded(step + 1))
             return
+        self._eager.set(True)
+        self._inplace = disable_inplace(self.model)  # for this forward only: a graph compiled
+        # for the other steps sees the flags as the user set them, and is never recompiled for them
         self._capture.attach(self._step_handles)
-        x = args[0] if args else None
-        batch = int(x.shape[0]) if isinstance(x, Tensor) and x.dim() else 1
-        pending = _Pending(step=step, probes=self._capture.probes, batch=batch)
+        self._step_handles.append(self.model.register_forward_hook(self._end_forward(step), always_call=True))
+        pending = _Pending(step=step, probes=self._capture.probes)
         self._pending.append(pending)
         queue = fastpaths.engine_callback()
 
-        def on_output(_m: nn.Module, _a: tuple[Any, ...], out: Any) -> None:
+        def on_output(_m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
+            x = args[0] if args else None
+            pending.batch = int(x.shape[0]) if isinstance(x, Tensor) and x.dim() else 1
             t = out if isinstance(out, Tensor) else None
             if t is None or not t.requires_grad:
                 return
@@ -175,6 +244,20 @@ class Monitor:
                 t.register_hook(lambda _g: self._begin_backward(pending))
 
         self._step_handles.append(self.model.register_forward_hook(on_output))
+
+    def _recorded(self, step: int) -> bool:
+        return step % self.every == 0
+
+    def _end_forward(self, step: int) -> Callable[..., None]:
+        """Forward hook of a recorded step (also when its forward raises): in-place flags back on,
+        and compiled code may run again, unless the next step is recorded too and the stance is
+        set ahead."""
+        def hook(_m: nn.Module, _a: tuple[Any, ...], _out: Any) -> None:
+            enable_inplace(self._inplace)
+            self._inplace = []
+            self._eager.set(self._ahead and self._recorded(step + 1))
+
+        return hook
 
     def _drop_step_hooks(self) -> None:
         for h in self._step_handles:
@@ -326,7 +409,10 @@ def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = Non
                 mon.log_loss(loss)
         series = mon.series   # MonitorSeries: mon.steps, series.matrix("grad_skip") ...
 
-    All hooks are removed and in-place flags restored on exit, also when the loop raises.
+    ``model`` may be compiled (``torch.compile(model)``) or be compiled inside the block: the
+    recorded steps run eagerly and equal eager numbers, the others keep the compiled graph.
+    All hooks are removed, in-place flags and the compiler stance restored on exit, also when the
+    loop raises.
 
     Under ``torch.distributed`` (a ``DistributedDataParallel`` model, or the module inside it) the
     numbers are global by default (``reduce="global"``): every rank gets what one process would

@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
+from resviz.measure.compiled import eager, original
 from resviz.measure.counting import count_macs
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.static import branch_of, owning_block, stage_of
@@ -442,11 +443,15 @@ def trace(
     against seeded random labels. ``amp`` (bfloat16 or float16) runs the pass under autocast.
     ``channels_last`` feeds the batch in NHWC memory format (the model's own tensors are not
     converted, as the model is left as it was). The global RNG state is left untouched.
+    A compiled model (``torch.compile``) is traced through its original module, eagerly (the
+    compiler stance ``force_eager``, :mod:`resviz.measure.compiled`): hooks do not run inside a
+    compiled graph, and the eager pass computes the same numbers.
     """
+    model = original(model)
     params = list(model.parameters())
     dev = params[0].device if params else torch.device("cpu")
     name = label or type(model).__name__
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), eager():
         gen = torch.Generator(device=dev).manual_seed(seed)
         x = _make_inputs(model, inputs, input_shape, dev, gen)
         return _trace(model, name, x, targets, loss, backward, dev, amp, seed, gen, channels_last)
@@ -626,8 +631,9 @@ def branch_gradients(
 
     For checking the decomposition main + skip = total; costs a copy of every block input.
     """
+    model = original(model)
     session = TraceSession(model, layer_stats=False, keep_vectors=True)
-    with session:
+    with session, eager():
         out = model(x)
         value = (loss or (lambda o, _t: o.float().square().mean()))(out, None)
         value.backward()
