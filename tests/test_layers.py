@@ -18,7 +18,7 @@ PACKAGE = ROOT / "resviz"
 #: Surfaces import heavy modules inside commands and pages so ``resviz --help`` and the
 #: dashboard's server start without loading PyTorch, and a monitored training loop without loading
 #: a logging tool it does not write to.
-LAZY_SURFACES = ("cli", "dashboard", "integrations")
+LAZY_SURFACES = ("cli", "dashboard", "integrations", "output.py", "public.py")
 
 #: Imports allowed inside functions below the surfaces, with the reason.
 #: Optional packages (the extras) are not listed: they are imported through ``resviz.extras.require``
