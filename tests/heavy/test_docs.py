@@ -92,7 +92,7 @@ def test_cli_reference_has_every_command_and_option(site: Path) -> None:
 def test_api_page_documents_the_public_functions(site: Path) -> None:
     raw = (site / "api" / "index.html").read_text(encoding="utf-8")
     for anchor in (
-        "resviz.api.summaries.summarize", "resviz.api.tracing.trace", "resviz.measure.monitor.monitor",
+        "resviz.api.summaries.summarize", "resviz.api.tracing.trace", "resviz.integrations.monitor.monitor",
         "resviz.api.comparing.compare", "resviz.public.diagram", "resviz.output.write_report",
         "resviz.model.resnet.build_model",
     ):
