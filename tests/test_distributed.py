@@ -88,6 +88,17 @@ def test_fsdp2_sharded_parameters_equal_one_process_too(two_ranks: list[dict]) -
                 assert sharded[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
 
 
+def test_unequal_local_batches_give_the_numbers_of_ddps_own_objective(two_ranks: list[dict]) -> None:
+    """Rank 0 with 4 samples a step, rank 1 with 2: DDP optimises the mean of the two ranks' mean
+    losses; blocks, parameters and the loss all equal one process computing that objective."""
+    for seen in two_ranks:
+        alone, both = seen["uneven_alone"], seen["uneven"]
+        assert set(both) == set(alone)
+        for key, want in alone.items():
+            if want is not None:
+                assert both[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
+
+
 def test_local_numbers_are_each_ranks_own(two_ranks: list[dict]) -> None:
     """reduce="local" keeps rank-local numbers: the block gradients differ from the global ones."""
     for seen in two_ranks:

@@ -9,10 +9,12 @@ float64 vector, one ``all_gather`` brings every rank's vector to every rank (aft
 one line instead of mixing numbers), and every rank combines the rows in the same order, so all
 ranks hold the same result bit for bit.
 
-The gradient convention: for a loss that is the mean over the global batch of N samples, the
-gradient at a sample of rank r is ``n_r / N`` times the gradient of that rank's own mean loss;
-values of that kind are scaled by the local batch before packing (:meth:`GlobalTransfer.put_grad`)
-and divided by the global batch after combining.
+The gradient convention is DDP's own: DDP averages the ranks' gradients, so the loss it optimises
+is the mean of the ranks' losses, and the gradient at a sample of rank r is ``1 / W`` times the
+gradient of that rank's own loss (W ranks). The monitor divides a block gradient's combined norm by
+W, so block gradients, parameter gradients and the loss of one snapshot describe the same
+objective. With equal local batches and mean losses that objective is the mean over the global
+batch: the numbers equal one process on the union of the batches.
 """
 
 from __future__ import annotations

@@ -94,7 +94,7 @@ class Monitor:
         model = unwrap_parallel(model)
         self.wrapper = model
         """What the user passed and calls: the model, or its ``torch.compile`` wrapper."""
-        self.model = original(model)
+        self.model = unwrap_parallel(original(model))  # torch.compile(DDP(model)) too
         """The user's own module: hooks, parameter names and the label are read from it."""
         self.every = int(every)
         spec = getattr(self.model, "spec", None)
@@ -361,22 +361,22 @@ def _accumulated(pending: _Pending, name: str) -> Callable[[Tensor], None]:
 
 
 def _plan_step(p: _Pending, put: Callable[[Tensor, Combine], int], scaled: bool) -> dict[str, Any]:
-    """Slots for one step's numbers. ``scaled`` (global numbers): a block's gradient norms are
-    multiplied by the local batch, to be divided by the global one (the mean-loss convention of
-    :mod:`resviz.measure.distributed`), and the addends' sizes are summed over the ranks."""
-    batch = float(p.batch) if scaled else 1.0
+    """Slots for one step's numbers. Global numbers (``scaled``): a block's gradient norms combine
+    over the ranks and are divided by their number, as DDP averages the ranks' gradients (the
+    convention of :mod:`resviz.measure.distributed`); the addends' sizes and the batches add up."""
     blocks = {}
     for name, probe in p.probes.items():
         addends = (("main_rms", probe.main), ("skip_rms", probe.skip))
         slots = {k: put(v, Combine.NORM) for k, v in addends if v is not None}
-        slots |= {k: put(v * batch, Combine.NORM) for k, v in probe.grads.items()}
+        slots |= {k: put(v, Combine.NORM) for k, v in probe.grads.items()}
         if slots:
             slots["main_numel"] = put(torch.tensor(float(probe.main_numel)), Combine.SUM)
             slots["skip_numel"] = put(torch.tensor(float(probe.skip_numel)), Combine.SUM)
         blocks[name] = slots
     return {
         "blocks": blocks,
-        "batch": put(torch.tensor(batch), Combine.SUM),
+        "batch": put(torch.tensor(float(p.batch)), Combine.SUM),
+        "ranks": put(torch.tensor(1.0 if scaled else 0.0), Combine.SUM),
         "weights": [put(t, p.kinds.get(n, Combine.SAME)) for n, t in zip(p.names, p.weights, strict=True)],
         "grads": {n: put(t, p.kinds.get(n, Combine.SAME)) for n, t in zip(p.grad_names, p.grads, strict=True)},
     }
@@ -384,12 +384,12 @@ def _plan_step(p: _Pending, put: Callable[[Tensor, Combine], int], scaled: bool)
 
 def _build_step(p: _Pending, refs: dict[str, Any], host: list[float]) -> StepStats:
     blocks: list[BlockStats] = []
-    batch = host[refs["batch"]]
+    ranks = max(host[refs["ranks"]], 1.0)
     for name, probe in p.probes.items():
         values = {k: host[i] for k, i in refs["blocks"][name].items()}
         if values:
             sizes = replace(probe, main_numel=int(values.pop("main_numel")), skip_numel=int(values.pop("skip_numel")))
-            grads = {k: values[k] / batch for k in probe.grads if k in values}
+            grads = {k: values[k] / ranks for k in probe.grads if k in values}
             blocks.append(block_record(sizes, {**values, **grads}, len(blocks), p.done))
     grads = {n: host[i] for n, i in refs["grads"].items()}
     params = tuple(ParamStats.of(n, host[i], grads.get(n)) for n, i in zip(p.names, refs["weights"], strict=True))

@@ -81,6 +81,28 @@ def _flat(series: resviz.MonitorSeries) -> dict[str, float]:
     return out
 
 
+UNEVEN = (4, 2)  # samples per rank and step in the case of unequal local batches
+
+
+def _uneven(model: nn.Module, batches: list, rank: int | None) -> resviz.MonitorSeries:
+    """Rank 0 takes 4 samples a step, rank 1 takes 2; ``rank=None``: one process on all 6, with
+    DDP's objective, the mean of the two ranks' mean losses."""
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    with resviz.monitor(model, every=1, reduce=None if rank is not None else "local") as mon:
+        for x, y in batches:
+            parts = [(x[:4], y[:4]), (x[4:6], y[4:6])]
+            if rank is None:
+                out = model(torch.cat([p[0] for p in parts]))
+                loss = (F.cross_entropy(out[:4], parts[0][1]) + F.cross_entropy(out[4:], parts[1][1])) / 2
+            else:
+                loss = F.cross_entropy(model(parts[rank][0]), parts[rank][1])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.log_loss(loss)  # globally, the mean of the ranks' losses: the objective itself
+        return mon.series
+
+
 def main(out: Path) -> None:
     dist.init_process_group("gloo", timeout=datetime.timedelta(seconds=8))
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -95,6 +117,8 @@ def main(out: Path) -> None:
     seen["saved_all"] = resviz.save_series(series, out / f"own{rank}.json", all_ranks=True) is not None
     seen["local"] = _flat(_train(DistributedDataParallel(copy.deepcopy(base)), batches, rank, reduce="local"))
     seen["fsdp2"] = _flat(_train(_sharded(copy.deepcopy(base)), batches, rank))
+    seen["uneven"] = _flat(_uneven(DistributedDataParallel(copy.deepcopy(base)), batches, rank))
+    seen["uneven_alone"] = _flat(_uneven(copy.deepcopy(base), batches, None))
     try:  # case 2: rank 1 monitors every step, rank 0 every other step
         model = DistributedDataParallel(copy.deepcopy(base))
         with resviz.monitor(model, every=1 + (rank == 0)) as mon:
