@@ -416,7 +416,8 @@ def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = Non
 
     Under ``torch.distributed`` (a ``DistributedDataParallel`` model, or the module inside it) the
     numbers are global by default (``reduce="global"``): every rank gets what one process would
-    measure on the union of the ranks' batches, for a loss that is the mean over the global batch,
+    measure on the union of the ranks' batches (with equal local batches; else those of the mean of
+    the ranks' losses, which DDP optimises),
     when BatchNorm is synchronised or in eval mode (:mod:`resviz.measure.distributed`); parameter
     gradients are read after DDP has averaged them. ``reduce="local"`` keeps each rank's own
     numbers. Every rank must then read the series (or leave the block) at the same point.
