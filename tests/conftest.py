@@ -69,3 +69,26 @@ def _one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def monitored_resnet20() -> Any:
+    """Five SGD steps of ResNet-20 on random data under ``resviz.monitor``, a snapshot every second
+    step: the monitor (with ``series``, ``to_dict`` and ``to_tensorboard``) after the loop."""
+    import torch
+    import torch.nn.functional as F
+
+    import resviz
+
+    torch.manual_seed(0)
+    model = resviz.build_model("resnet20", device="cpu")
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
+    with resviz.monitor(model, every=2) as mon:
+        for _ in range(5):
+            loss = F.cross_entropy(model(x), y)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            mon.log_loss(loss)
+    return mon

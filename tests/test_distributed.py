@@ -62,17 +62,22 @@ def _launch(out: Path) -> list[dict]:
     return seen
 
 
+def _assert_equal(got: dict, alone: dict) -> None:
+    """Every number of one process (``alone``) equals the ranks' global one, to 1e-5."""
+    assert set(got) == set(alone)
+    for key, want in alone.items():
+        if want is None:
+            assert got[key] is None, key
+        else:
+            assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
+
+
 def test_ddp_monitor_equals_one_process_on_the_concatenated_batch(two_ranks: list[dict]) -> None:
     """Per block (gradient through the main path, the skip, in total; the addends' RMS), per
     parameter (gradient and weight norms) and the loss: every rank equal to one process, 1e-5."""
     for seen in two_ranks:
-        alone, both = seen["alone"], seen["global"]
-        assert set(both) == set(alone) and len(alone) > 200
-        for key, want in alone.items():
-            if want is None:
-                assert both[key] is None, key
-            else:
-                assert both[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
+        assert len(seen["alone"]) > 200
+        _assert_equal(seen["global"], seen["alone"])
         assert seen["meta"] == [2, "gloo", "global", [8, 8, 8]]
     assert two_ranks[0]["global"] == two_ranks[1]["global"]  # the same numbers on every rank, bit for bit
 
@@ -81,22 +86,14 @@ def test_fsdp2_sharded_parameters_equal_one_process_too(two_ranks: list[dict]) -
     """FSDP2 (``fully_shard``): parameters and gradients are DTensor shards; their norms combine as
     slices of one tensor, block statistics as under DDP."""
     for seen in two_ranks:
-        alone, sharded = seen["alone"], seen["fsdp2"]
-        assert set(sharded) == set(alone)
-        for key, want in alone.items():
-            if want is not None:
-                assert sharded[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
+        _assert_equal(seen["fsdp2"], seen["alone"])
 
 
 def test_unequal_local_batches_give_the_numbers_of_ddps_own_objective(two_ranks: list[dict]) -> None:
     """Rank 0 with 4 samples a step, rank 1 with 2: DDP optimises the mean of the two ranks' mean
     losses; blocks, parameters and the loss all equal one process computing that objective."""
     for seen in two_ranks:
-        alone, both = seen["uneven_alone"], seen["uneven"]
-        assert set(both) == set(alone)
-        for key, want in alone.items():
-            if want is not None:
-                assert both[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
+        _assert_equal(seen["uneven"], seen["uneven_alone"])
 
 
 def test_local_numbers_are_each_ranks_own(two_ranks: list[dict]) -> None:

@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-import torch.nn.functional as F
 from typer.testing import CliRunner
 
 import resviz
@@ -31,20 +29,10 @@ HOSTILE = '<script>alert("x")</script> & net'
 
 
 @pytest.fixture(scope="module")
-def series_data() -> dict[str, Any]:
+def series_data(monitored_resnet20: Any) -> dict[str, Any]:
     """What ``resviz.save_series`` writes for five SGD steps of ResNet-20, a snapshot every second step."""
-    torch.manual_seed(0)
-    model = resviz.build_model("resnet20", device="cpu")
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    with resviz.monitor(model, every=EVERY) as mon:
-        for _ in range(STEPS):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.log_loss(loss)
-    data: dict[str, Any] = mon.to_dict()
+    data: dict[str, Any] = monitored_resnet20.to_dict()
+    assert data["every"] == EVERY and data["loss_steps"] == list(range(STEPS))
     return data
 
 

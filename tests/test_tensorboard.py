@@ -10,10 +10,10 @@ import inspect
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import resviz
 from resviz.api import monitor as api_monitor
@@ -32,20 +32,11 @@ STEPS, EVERY = 5, 2
 
 
 @pytest.fixture(scope="module")
-def run() -> tuple[resviz.api.Monitor, MonitorSeries]:
+def run(monitored_resnet20: Any) -> tuple[resviz.api.Monitor, MonitorSeries]:
     """Five SGD steps of ResNet-20 on random data, a snapshot every second step."""
-    torch.manual_seed(0)
-    model = resviz.build_model("resnet20", device="cpu")
-    opt = torch.optim.SGD(model.parameters(), lr=0.05)
-    x, y = torch.randn(4, 3, 32, 32), torch.randint(0, 10, (4,))
-    with resviz.monitor(model, every=EVERY) as mon:
-        for _ in range(STEPS):
-            loss = F.cross_entropy(model(x), y)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            mon.log_loss(loss)
-    return mon, mon.series
+    series = monitored_resnet20.series
+    assert series.every == EVERY and series.loss_steps == tuple(range(STEPS))
+    return monitored_resnet20, series
 
 
 def _read(folder: Path) -> EventAccumulator:
