@@ -67,10 +67,18 @@ def shape_str(shape: Shape) -> str:
     return "x".join(str(d) for d in shape)
 
 
-def call_label(name: str, call: int) -> str:
-    """``conv`` for a module's first call, ``conv (call 2)`` for its second: how rows of a module
-    that runs several times in one forward are told apart."""
-    return name if call <= 1 else f"{name} (call {call})"
+class Called:
+    """Mixin of the records of a module or block that may run several times in one forward (its
+    ``name`` and the ``call`` number, 1 for the first)."""
+
+    name: str
+    call: int
+
+    @property
+    def label(self) -> str:
+        """``conv`` for a module's first call, ``conv (call 2)`` for its second: how rows of a
+        module that runs several times in one forward are told apart."""
+        return self.name if self.call <= 1 else f"{self.name} (call {self.call})"
 
 
 def reuse_notes(rows: Any) -> tuple[str, ...]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from resviz.records.codec import Shape, build, call_label, json_safe, stamped
+from resviz.records.codec import Called, Shape, build, json_safe, stamped
 from resviz.records.display import NotebookRepr
 from resviz.records.enums import BlockType, Branch, ShortcutKind
 
@@ -20,7 +20,7 @@ SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
 
 
 @dataclass(frozen=True)
-class LayerRecord:
+class LayerRecord(Called):
     """One executed leaf module.
 
     ``macs`` counts multiply-accumulates of convolutions and linear layers only (He et al. 2015's
@@ -50,11 +50,6 @@ class LayerRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "branch", Branch(self.branch))
-
-    @property
-    def label(self) -> str:
-        """The name, with the call number for a module's second and later calls."""
-        return call_label(self.name, self.call)
 
     def to_dict(self) -> dict[str, Any]:
         return dict(json_safe(self))

@@ -20,7 +20,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.records.codec import Shape, build, call_label, decode_float, json_safe, stamped
+from resviz.records.codec import Called, Shape, build, decode_float, json_safe, stamped
 from resviz.records.display import NotebookRepr
 from resviz.records.enums import Branch, ShortcutKind
 
@@ -33,7 +33,7 @@ def _to_dict(record: Any) -> dict[str, Any]:
 
 
 @dataclass(frozen=True)
-class LayerStats:
+class LayerStats(Called):
     """Output statistics of one executed leaf module, with its static facts for context.
 
     ``zero_fraction`` counts exact zeros (dead ReLU units show up here). ``mean``/``std``/``rms``
@@ -67,17 +67,12 @@ class LayerStats:
     def __post_init__(self) -> None:
         object.__setattr__(self, "branch", Branch(self.branch))
 
-    @property
-    def label(self) -> str:
-        """The name, with the call number for a module's second and later calls."""
-        return call_label(self.name, self.call)
-
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
 
 
 @dataclass(frozen=True)
-class BlockStats:
+class BlockStats(Called):
     """Signal and gradient at one residual block.
 
     ``main_rms``/``skip_rms`` are the RMS of the two operands of the residual addition (main branch
@@ -99,11 +94,6 @@ class BlockStats:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shortcut", ShortcutKind(self.shortcut))
-
-    @property
-    def label(self) -> str:
-        """The name, with the call number for a block's second and later calls."""
-        return call_label(self.name, self.call)
 
     @property
     def rms_ratio(self) -> float:
