@@ -8,8 +8,6 @@ import a logging tool. Importing this module costs no more than ``resviz.api``.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from torch import nn
@@ -36,30 +34,15 @@ class Monitor(api.Monitor):
         write_series(series, writer)
 
 
-@contextmanager
-def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Iterator[Monitor]:
-    """Record block and parameter statistics every ``every`` training steps of your own loop.
-
-    Example::
+def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Monitor:
+    """:func:`resviz.api.monitor` (same arguments: a test keeps the two signatures equal), yielding
+    a :class:`Monitor` that can also write to logging tools::
 
         with resviz.monitor(model, every=10) as mon:
-            for x, y in loader:
-                loss = F.cross_entropy(model(x), y)
-                opt.zero_grad(); loss.backward(); opt.step()
-                mon.log_loss(loss)
-        mon.series                     # MonitorSeries: mon.steps, series.matrix("grad_skip") ...
+            ...                        # your training loop, mon.log_loss(loss)
         mon.to_tensorboard(writer)     # per-block and per-parameter scalars, the loss
-
-    Takes the arguments of :func:`resviz.api.monitor` (a test keeps the two signatures equal):
-    under ``torch.distributed`` the numbers are global unless ``reduce="local"``. All hooks are
-    removed and in-place flags restored on exit, also when the loop raises.
     """
-    mon = Monitor(model, every, reduce)
-    mon.attach()
-    try:
-        yield mon
-    finally:
-        mon.detach()
+    return Monitor(model, every, reduce)
 
 
 __all__ = ["Monitor", "monitor"]

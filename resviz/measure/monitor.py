@@ -33,10 +33,9 @@ exits; then everything is copied to the host in one transfer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import Tensor, nn
@@ -162,6 +161,13 @@ class Monitor:
         if self.wrapper is not self.model:
             self._root.append(self.wrapper.register_forward_pre_hook(self._on_wrapper_call))
         self._eager.set(True)  # step 0 is recorded, wherever the model runs
+
+    def __enter__(self) -> Self:
+        self.attach()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
 
     def detach(self) -> None:
         self._eager.set(False)
@@ -396,8 +402,7 @@ def _build_step(p: _Pending, refs: dict[str, Any], host: list[float]) -> StepSta
     return StepStats(step=p.step, loss=None, blocks=tuple(blocks), params=params)
 
 
-@contextmanager
-def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Iterator[Monitor]:
+def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Monitor:
     """Record block and parameter statistics every ``every`` training steps of your own loop.
 
     Example::
@@ -422,12 +427,7 @@ def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = Non
     gradients are read after DDP has averaged them. ``reduce="local"`` keeps each rank's own
     numbers. Every rank must then read the series (or leave the block) at the same point.
     """
-    mon = Monitor(model, every, reduce)
-    mon.attach()
-    try:
-        yield mon
-    finally:
-        mon.detach()
+    return Monitor(model, every, reduce)  # a context manager: attached on entry, detached on exit
 
 
 __all__ = ["Monitor", "monitor"]
