@@ -189,7 +189,6 @@ def test_missing_files_fall_back_to_what_can_be_read(tmp_path: Path) -> None:
 def test_this_process_has_memory_and_names_its_limit() -> None:
     got = available_memory(torch.device("cpu"))
     assert got.bytes > 0 and got.limit in ("MemAvailable", "cgroup limit", "ulimit -v")
-    assert api.free_memory(torch.device("cpu")) > 0
 
 
 # ---------------------------------------------------------------------------- the refusal

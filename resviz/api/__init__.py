@@ -15,13 +15,10 @@ import torch
 
 from resviz.api.preflight import (
     MEMORY_MARGIN,
-    TRACE_MEMORY_SHARE,
     Available,
     ProcFiles,
     available_memory,
     check_need,
-    check_trace_memory,
-    free_memory,
 )
 from resviz.api.series import load_series
 from resviz.api.sizes import (
@@ -101,12 +98,11 @@ def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliat
 
 
 __all__ = [
-    "COMPARE_BATCH", "CUSTOM", "MEMORY_MARGIN", "TORCHVISION_PRESETS", "TRACE_BATCH", "TRACE_MEMORY_SHARE",
+    "COMPARE_BATCH", "CUSTOM", "MEMORY_MARGIN", "TORCHVISION_PRESETS", "TRACE_BATCH",
     "Available", "CatalogRow", "MemoryNeed", "Monitor", "ProcFiles", "Reduce", "ResNet", "Resolved", "SizeLike",
     "Target",
     "analyze_spec", "available_memory", "batch_shape", "build_model", "catalog", "check_checkpoint", "check_need",
-    "check_pass", "check_trace", "check_trace_memory", "compare", "compare_need", "default_input_size", "derive",
-    "free_memory",
+    "check_pass", "check_trace", "compare", "compare_need", "default_input_size", "derive",
     "get_spec", "label_of", "list_models", "load_checkpoint", "load_series", "monitor", "parse_dims",
     "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",

@@ -35,9 +35,6 @@ ARENA_BYTES = 64 * 2**20
 """Address space glibc reserves for each thread's malloc arena (64 MiB on 64-bit Linux): a pass
 that starts PyTorch's worker threads maps this much per thread, resident or not, so it counts
 against ``ulimit -v``."""
-TRACE_MEMORY_SHARE = 1 / MEMORY_MARGIN
-"""The share of the available memory an estimate may take (the name earlier versions exported)."""
-
 _UNLIMITED = 1 << 60  # cgroup v1 writes "no limit" as a huge number near 2**63
 
 
@@ -184,11 +181,6 @@ def available_memory(
     return least._replace(bytes=least.bytes + reusable())
 
 
-def free_memory(device: torch.device) -> int:
-    """Bytes available on ``device`` (:func:`available_memory` without the limit's name)."""
-    return available_memory(device).bytes
-
-
 def gib(n: float) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**29 else f"{n / 2**20:.0f} MiB"
 
@@ -241,17 +233,9 @@ def _refuse_unless_fits(what: str, need: MemoryNeed, avail: Available, device: t
     )
 
 
-def check_trace_memory(model: str, shape: Shape, activation_bytes: int, device: torch.device) -> None:
-    """The earlier check, kept for its callers: activations alone against the available memory.
-    :func:`check_need` with :func:`resviz.measure.memory.trace_need` counts every part."""
-    need = MemoryNeed(0, 0, 0, activation_bytes, 0, 0, shape[0] if shape else 1)
-    check_need(f"a trace of {model}", need, device, shape)
-
-
 __all__ = [
     "MEMORY_MARGIN",
     "PROC",
-    "TRACE_MEMORY_SHARE",
     "Available",
     "ProcFiles",
     "address_space_available",
@@ -259,8 +243,6 @@ __all__ = [
     "available_memory",
     "cgroup_available",
     "check_need",
-    "check_trace_memory",
-    "free_memory",
     "heap_free",
     "largest_batch",
 ]
