@@ -22,7 +22,8 @@ device), so the number of blocks is the bound that decides its time.
   largest classification heads in use.
 * :data:`MAX_SIDE`, :data:`MAX_BATCH`: any one input dimension. 1024x1024 images and batches
   of a few thousand are real; 65536 is 64 times either.
-* :data:`MAX_INPUT_ELEMENTS`: the input tensor's elements (N x C x H x W), 16 GiB in float32:
+* :data:`MAX_INPUT_ELEMENTS`: the input tensor's elements (N x C x H x W), 2**32 of 4 bytes each
+  in float32:
   more than any accelerator can trace, and small enough that every activation count and MAC
   count downstream stays far inside a 64-bit integer.
 * :data:`MAX_SEED`: seeds are 0 to 2**63 - 1, what every PyTorch generator (CPU and CUDA) and
@@ -66,7 +67,7 @@ CHANNELS_WHY = "the widest presets have 2048"
 CLASSES_WHY = "ImageNet-21k has 21843"
 SIDE_WHY = "64 times a 1024-pixel image"
 BATCH_WHY = "a batch beyond that is many batches"
-ELEMENTS_WHY = "16 GiB in float32"
+ELEMENTS_WHY = "2**32 values of 4 bytes each in float32"
 SEED_WHY = "2**63 - 1, the largest seed every generator takes"
 STEPS_WHY = "He et al. 2015 train CIFAR for 64k"
 NAME_WHY = "a name is a label in tables and titles"
