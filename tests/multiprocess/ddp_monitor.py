@@ -34,12 +34,19 @@ def _batches(world: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
     return [(torch.randn(n, 3, 16, 16, generator=g), torch.randint(0, 10, (n,), generator=g)) for _ in range(3)]
 
 
-def _model() -> nn.Module:
-    torch.manual_seed(0)
-    model = resviz.build_model("resnet20")
+def batchnorm_eval(model: nn.Module) -> None:
+    """BatchNorm in eval mode: each sample's output then depends on that sample only, so numbers
+    over the ranks' slices can equal one process's on the whole batch."""
     for m in model.modules():
         if isinstance(m, nn.BatchNorm2d):
             m.eval()
+
+
+def network() -> nn.Module:
+    """resnet20, seeded, with :func:`batchnorm_eval` (the model of every multi-process test)."""
+    torch.manual_seed(0)
+    model = resviz.build_model("resnet20")
+    batchnorm_eval(model)
     return model
 
 
@@ -108,7 +115,7 @@ def main(out: Path) -> None:
     rank, world = dist.get_rank(), dist.get_world_size()
     batches = _batches(world)
     seen: dict[str, object] = {}
-    base = _model()
+    base = network()
     series = _train(DistributedDataParallel(copy.deepcopy(base)), batches, rank)
     alone = _train(copy.deepcopy(base), batches, None, reduce="local")
     seen["global"], seen["alone"] = _flat(series), _flat(alone)

@@ -16,11 +16,12 @@ import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
 from lightning.pytorch.loggers import CSVLogger
-from torch import nn
 from torch.utils.data import DataLoader, Subset, TensorDataset
 
-import resviz
 from resviz.integrations.lightning import ResvizCallback
+
+sys.path.insert(0, str(Path(__file__).parent))  # the shared model of the multi-process tests
+from ddp_monitor import batchnorm_eval, network
 
 SAMPLES, PER_RANK, STEPS = 16, 4, 2
 
@@ -28,15 +29,6 @@ SAMPLES, PER_RANK, STEPS = 16, 4, 2
 def data() -> TensorDataset:
     g = torch.Generator().manual_seed(3)
     return TensorDataset(torch.randn(SAMPLES, 3, 16, 16, generator=g), torch.randint(0, 10, (SAMPLES,), generator=g))
-
-
-def network() -> nn.Module:
-    torch.manual_seed(0)
-    net = resviz.build_model("resnet20")
-    for m in net.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            m.eval()
-    return net
 
 
 class Classifier(pl.LightningModule):
@@ -58,9 +50,7 @@ class Classifier(pl.LightningModule):
 
     def train(self, mode: bool = True) -> Classifier:  # Lightning calls train(): keep BatchNorm in eval
         super().train(mode)
-        for m in self.net.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                m.eval()
+        batchnorm_eval(self.net)
         return self
 
 
