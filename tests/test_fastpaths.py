@@ -1,7 +1,7 @@
 """The private-PyTorch fast paths (``resviz.measure.fastpaths``) against their public fallbacks.
 
 The BatchNorm fast path runs only for training-mode BatchNorm inside a model made of resviz's own
-blocks (``TraceSession._defer``), so these tests trace resviz's resnet20 in training mode, check
+blocks (``LayerCapture.defer``), so these tests trace resviz's resnet20 in training mode, check
 that the path actually ran, and compare its numbers with reductions written here and with the
 fallback. The monitor's engine callback is compared with its public fallback the same way.
 """
@@ -64,9 +64,9 @@ class _Spies:
             self.saved_hits += got is not None
             return got
 
-        def rows(flats: list[Tensor], skip: list[bool], moments: list[Tensor | None]) -> Tensor:
+        def rows(flats: list[Tensor], skip: list[bool], moments: list[Tensor | None], nonfinite: bool) -> Tensor:
             self.known += sum(m is not None for m in moments)
-            return real_rows(flats, skip, moments)
+            return real_rows(flats, skip, moments, nonfinite)
 
         def find(buf: LayerStatsBuffer, t: Tensor) -> int | None:
             row = real_find(buf, t)

@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 import resviz
 from resviz.errors import ResvizError
-from resviz.measure import fastpaths, tracer
+from resviz.measure import fastpaths, layers
 from resviz.measure.monitor import Monitor
 from resviz.model.resnet import build_model
 from resviz.records import Trace
@@ -213,14 +213,14 @@ def test_batchnorm1d_on_features_takes_the_fast_path(monkeypatch: pytest.MonkeyP
         bn.bias.uniform_(-1.0, 1.0)
     model.train()
     used: dict[str, bool] = {}
-    real = tracer.batchnorm_moments
+    real = layers.batchnorm_moments
 
     def spy(module: nn.Module, x: Tensor, out: Tensor) -> Any:
         got = real(module, x, out)
         used[type(module).__name__] = used.get(type(module).__name__, True) and got is not None
         return got
 
-    monkeypatch.setattr(tracer, "batchnorm_moments", spy)
+    monkeypatch.setattr(layers, "batchnorm_moments", spy)
     with fastpaths.fast_paths(True), _capture(model, {"fc.0": "out"}) as got:
         tr = resviz.trace(model, inputs=torch.randn(4, 3, 16, 16))
     assert used == {"BatchNorm2d": True, "BatchNorm1d": True}

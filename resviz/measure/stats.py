@@ -16,9 +16,13 @@ That last one, the batched norms and the reuse of recorded rows read private PyT
 all through :mod:`resviz.measure.fastpaths`, whose switch falls back to ordinary reductions.
 
 Exact per layer: sum (mean), L2 norm (RMS, std), min, max, count of exact zeros, element count.
-NaN and Inf make the sum or the norm non-finite, so they are detected for free; their exact
-counts come from a second, forward-only pass that runs only when something was non-finite
-(:func:`count_nonfinite`). The histogram has fixed edges (no data-dependent range, which would
+NaN and Inf make the sum or the norm non-finite, so they are detected for free. Their exact
+counts come either from a second, forward-only pass that runs only when something was
+non-finite (:func:`count_nonfinite`, the tracer's way), or, where no second pass is possible
+(the monitor, inside the user's training step), from the buffer itself
+(``LayerStatsBuffer(count_nonfinite=True)``): on the CPU path only the chunks whose partial
+results are non-finite are counted (reading a CPU number costs no device sync), elsewhere every
+layer gets two more reductions. The histogram has fixed edges (no data-dependent range, which would
 need a device sync) and is taken over a systematic sample of at most :data:`HIST_SAMPLE` values,
 because a full-tensor ``histc`` would cost a large share of a forward pass on a CPU.
 """
@@ -42,7 +46,7 @@ HIST_EDGES: tuple[float, ...] = tuple(
 HIST_SAMPLE = 8192
 """At most this many values per layer go into the histogram (every k-th in memory order)."""
 
-_HEAD = 5  # sum, norm, min, max, nonzero (the element count is known on the host)
+_HEAD = 7  # sum, norm, min, max, nonzero, NaN count, Inf count (the element count is known on the host)
 ROW = _HEAD + HIST_BINS
 
 
@@ -97,10 +101,11 @@ def _hist(v: Tensor) -> Tensor:
     return torch.histc(s, HIST_BINS, HIST_LO, HIST_HI)
 
 
-def _head(v: Tensor, norm: Tensor) -> Tensor:
+def _head(v: Tensor, norm: Tensor, nonfinite: bool) -> Tensor:
     lo, hi = torch.aminmax(v)
     nnz = _nonzero(v)
-    return torch.stack([v.sum(dtype=torch.float32), norm, lo.float(), hi.float(), nnz.float()])
+    bad = count_nonfinite(v).float() if nonfinite else torch.zeros(2, device=v.device)
+    return torch.cat([torch.stack([v.sum(dtype=torch.float32), norm, lo.float(), hi.float(), nnz.float()]), bad])
 
 
 CHUNK = 1 << 17
@@ -119,7 +124,9 @@ def _fast(y: Tensor) -> bool:
     return y.device.type == "cpu" and y.dtype == torch.float32
 
 
-def _rows_cpu(flats: list[Tensor], skip_minmax: list[bool], moments: list[Tensor | None]) -> Tensor:
+def _rows_cpu(
+    flats: list[Tensor], skip_minmax: list[bool], moments: list[Tensor | None], nonfinite: bool = False,
+) -> Tensor:
     """``(layers, ROW)`` rows of CPU float32 tensors, reduced chunk by chunk.
 
     Each chunk gets all five reductions and gives up its histogram sample while it is in cache
@@ -128,6 +135,8 @@ def _rows_cpu(flats: list[Tensor], skip_minmax: list[bool], moments: list[Tensor
     combined per layer by three indexed reductions. ``skip_minmax`` marks layers whose min and max
     are derived elsewhere (left as NaN here); ``moments`` gives ``[sum, sum of squares]`` where they
     are already known (see :func:`batchnorm_moments`), and those two passes are skipped.
+    With ``nonfinite``, a chunk whose partial results are not all finite gets its NaN and Inf
+    counted (:func:`_count_chunk`).
     """
     chunks = [v.split(CHUNK) for v in flats]
     steps = [max(1, math.ceil(v.numel() / HIST_SAMPLE)) for v in flats]
@@ -151,6 +160,8 @@ def _rows_cpu(flats: list[Tensor], skip_minmax: list[bool], moments: list[Tensor
             s = scratch[:c.numel()]
             torch.sign(c, out=s)
             torch.dot(s, s, out=p[4])  # count of non-zeros, exact below 2**24 per chunk
+            if nonfinite:
+                _count_chunk(c, p, known is None, skip)
             picked = c[(-offset) % step::step]  # the chunk's share of v[::step]
             samples[at:at + picked.numel()].copy_(picked)
             at += picked.numel()
@@ -171,6 +182,19 @@ def _rows_cpu(flats: list[Tensor], skip_minmax: list[bool], moments: list[Tensor
     return torch.cat([head, hists], dim=1)
 
 
+def _count_chunk(c: Tensor, p: Tensor, summed: bool, skipped: bool) -> None:
+    """NaN and Inf counts of one CPU chunk into ``p[5:7]``, when its partial results show any.
+
+    Sum and sum of squares, or min and max, each turn non-finite with a NaN or an Inf in the chunk;
+    a chunk that has neither (a derived ReLU whose sums came from BatchNorm) is checked directly."""
+    seen = p[0:2] if summed else (p[2:4] if not skipped else None)
+    if seen is not None and bool(torch.isfinite(seen).all()):
+        return
+    if seen is None and bool(torch.isfinite(c).all()):
+        return
+    p[5:7] = count_nonfinite(c).float()
+
+
 class LayerStatsBuffer:
     """Queue of layer outputs (``add``), reduced in groups (``flush``), read once (``device_rows``).
 
@@ -180,7 +204,8 @@ class LayerStatsBuffer:
     ``min(relu(x)) = max(min(x), 0)`` and ``max(relu(x)) = max(max(x), 0)``, exactly.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, count_nonfinite: bool = False) -> None:
+        self.count_nonfinite = count_nonfinite
         self.names: list[str] = []
         self.numels: list[int] = []
         self._pending: list[tuple[str, Tensor, int | None]] = []
@@ -234,9 +259,9 @@ class LayerStatsBuffer:
         known = [self._moments.pop(first + i, None) for i in range(len(ys))]
         flats = [flat(y) for y in ys]
         if all(_fast(y) for y in ys):
-            rows = _rows_cpu(flats, [s is not None for s in srcs], known)
+            rows = _rows_cpu(flats, [s is not None for s in srcs], known, self.count_nonfinite)
         else:
-            heads = torch.stack([_head(v, n) for v, n in zip(flats, norms(flats), strict=True)])
+            heads = torch.stack([_head(v, n, self.count_nonfinite) for v, n in zip(flats, norms(flats), strict=True)])
             rows = torch.cat([heads, torch.stack([_hist(v) for v in flats])], dim=1)
         self.names.extend(names)
         self.numels.extend(y.numel() for y in ys)
@@ -298,11 +323,13 @@ class Moments:
     zero_fraction: float
     finite: bool
     hist: tuple[int, ...]
+    nan_count: int = 0
+    inf_count: int = 0
 
 
 def decode(row: list[float], numel: int) -> Moments:
     """Turn one transferred row into the statistics of :class:`~resviz.records.LayerStats`."""
-    s, norm, lo, hi, nnz = row[:_HEAD]
+    s, norm, lo, hi, nnz, nans, infs = row[:_HEAD]
     n = float(max(numel, 1))
     mean = s / n
     rms = norm / math.sqrt(n)
@@ -312,7 +339,7 @@ def decode(row: list[float], numel: int) -> Moments:
     finite = all(math.isfinite(v) for v in (s, norm, lo, hi))
     return Moments(
         mean=mean, std=std, min=lo, max=hi, rms=rms, zero_fraction=1.0 - nnz / n, finite=finite,
-        hist=tuple(round(c) for c in row[_HEAD:]),
+        hist=tuple(round(c) for c in row[_HEAD:]), nan_count=round(nans), inf_count=round(infs),
     )
 
 

@@ -26,23 +26,18 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
 from resviz.measure.compiled import eager, original
-from resviz.measure.counting import count_macs
+from resviz.measure.layers import LayerCapture
 from resviz.measure.ownership import Use, claim, release
-from resviz.measure.static import branch_of, owning_block, stage_of
+from resviz.measure.static import stage_of
 from resviz.measure.stats import (
-    HIST_EDGES,
-    ROW,
     LayerStatsBuffer,
-    batchnorm_moments,
     count_nonfinite,
-    decode,
     norms,
 )
 from resviz.measure.transfer import HostTransfer
-from resviz.model.blocks import Fork, PreActBlock, ResidualBlock, find_blocks, shortcut_type
+from resviz.model.blocks import PreActBlock, ResidualBlock, find_blocks, shortcut_type
 from resviz.records import (
     BlockStats,
-    Branch,
     LayerStats,
     ParamStats,
     Shape,
@@ -231,22 +226,21 @@ class TraceSession:
         self.model = model
         self.label = label or type(model).__name__
         self.layer_stats = layer_stats
-        self.names = {m: n for n, m in model.named_modules()}
         self.branches = BranchCapture(model, keep_vectors)
-        self.buffer = LayerStatsBuffer()
+        self.layers = LayerCapture(model, self.branches.blocks)
         if layer_stats:
-            self.branches.find_row = self.buffer.find
-        self.shapes: list[Shape] = []
-        self.layer_info: list[tuple[str, int, int, int]] = []  # type, params, MACs, call of each recorded output
-        self.calls: dict[nn.Module, int] = {}
-        self.current = ""
+            self.branches.find_row = self.layers.buffer.find
         self._handles: list[RemovableHandle] = []
         self._stack = ExitStack()
         self._state: dict[str, Any] = {}
-        # Defer reductions to block boundaries only where no in-place op can rewrite an output:
-        # resviz's own blocks; a model without blocks may edit any output in place.
-        blocks = self.branches.blocks
-        self._defer = bool(blocks) and all(isinstance(b, ResidualBlock) for _, b in blocks)
+
+    @property
+    def buffer(self) -> LayerStatsBuffer:
+        return self.layers.buffer
+
+    @property
+    def current(self) -> str:
+        return self.layers.current
 
     def __enter__(self) -> TraceSession:
         self._stack.callback(release, claim(self.model, Use.TRACE, self.label))  # before anything is touched
@@ -298,47 +292,8 @@ class TraceSession:
 
     def _attach(self) -> None:
         self.branches.attach(self._handles)
-        if not self.layer_stats:
-            return
-        for m in self.model.modules():
-            if isinstance(m, Fork) or any(True for _ in m.children()):
-                continue
-            self._handles.append(m.register_forward_pre_hook(self._pre_hook))
-            self._handles.append(m.register_forward_hook(self._layer_hook))
-        if self._defer:
-            for _, b in self.branches.blocks:
-                self._handles.append(b.register_forward_hook(self._flush_hook))
-
-    def _pre_hook(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
-        self.current = self.names.get(module, "")
-
-    def _layer_hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
-        if not isinstance(out, Tensor) or not out.is_floating_point():
-            return
-        x = args[0] if args and isinstance(args[0], Tensor) else out
-        self.buffer.add(self.names[module], out, relu_of=x if type(module) is nn.ReLU else None)
-        if self._defer and module.training and isinstance(module, nn.modules.batchnorm._BatchNorm):
-            self._reuse_batchnorm_moments(module, x, out)
-        self.shapes.append(tuple(out.shape))
-        call = self.calls[module] = self.calls.get(module, 0) + 1
-        params = sum(p.numel() for p in module._parameters.values() if p is not None) if call == 1 else 0
-        self.layer_info.append((type(module).__name__, params, count_macs(module, x, out), call))
-        if not self._defer:
-            self.buffer.flush()
-
-    def _reuse_batchnorm_moments(self, module: nn.Module, x: Tensor, out: Tensor) -> None:
-        """BatchNorm already reduced its input per channel: reuse that for the sums of its input
-        (when recorded) and of its output instead of two more passes over each."""
-        found = batchnorm_moments(module, x, out)
-        if found is None:
-            return
-        row = self.buffer.find(x)
-        if row is not None:
-            self.buffer.give_moments(row, found[0])
-        self.buffer.give_moments(len(self.buffer) - 1, found[1])
-
-    def _flush_hook(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
-        self.buffer.flush()
+        if self.layer_stats:
+            self.layers.attach(self._handles)
 
 
 @contextmanager
@@ -585,24 +540,8 @@ def enable_inplace(mods: list[nn.Module]) -> None:
 
 
 def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
-    blocks = [n for n, _ in session.branches.blocks]
-    owner = set(blocks)  # so each layer costs a few set look-ups, not a scan of every block
-    layers: list[LayerStats] = []
-    bad: list[str] = []
-    buf = session.buffer
-    rows = zip(buf.names, buf.numels, session.shapes, session.layer_info, strict=True)
-    for i, (name, numel, shape, (kind, params, macs, call)) in enumerate(rows):
-        m = decode(host[i * ROW:(i + 1) * ROW], numel)
-        if not m.finite:
-            bad.append(name)
-        block = owning_block(name, owner)
-        layers.append(LayerStats(
-            name=name, type=kind, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
-            rms=m.rms, zero_fraction=m.zero_fraction, nan_count=0, inf_count=0, hist_edges=HIST_EDGES,
-            hist_counts=m.hist, params=params, macs=macs, stage=stage_of(name), block=block,
-            branch=branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE, call=call,
-        ))
-    return tuple(layers), bad
+    found = session.layers.records(host)
+    return tuple(lr for lr, _ in found), [lr.name for lr, finite in found if not finite]
 
 
 def _recount(
