@@ -63,11 +63,16 @@ def _launch(out: Path) -> list[dict]:
 
 
 def _assert_equal(got: dict, alone: dict) -> None:
-    """Every number of one process (``alone``) equals the ranks' global one, to 1e-5."""
+    """Every number of one process (``alone``) equals the ranks' global one, to 1e-5: relative, or
+    for a layer's statistics relative to that layer's RMS (a mean near zero is summed in another
+    order on each rank)."""
     assert set(got) == set(alone)
     for key, want in alone.items():
         if want is None:
             assert got[key] is None, key
+        elif "/layer/" in key:
+            scale = alone[key.rsplit("/", 1)[0] + "/rms"]
+            assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-5 * scale), key
         else:
             assert got[key] == pytest.approx(want, rel=1e-5, abs=1e-12), key
 
@@ -87,6 +92,30 @@ def test_fsdp2_sharded_parameters_equal_one_process_too(two_ranks: list[dict]) -
     slices of one tensor, block statistics as under DDP."""
     for seen in two_ranks:
         _assert_equal(seen["fsdp2"], seen["alone"])
+
+
+def test_the_older_fsdp_wrapper_equals_one_process_too(two_ranks: list[dict]) -> None:
+    """``FullyShardedDataParallel``: each rank holds a disjoint flat piece of the parameters (some
+    empty); their norms combine as slices, and every number equals one process."""
+    for seen in two_ranks:
+        _assert_equal(seen["fsdp1"], seen["alone"])
+
+
+def test_layer_statistics_are_those_of_the_concatenated_batch(two_ranks: list[dict]) -> None:
+    """Mean, std, RMS, min, max, zero fraction and NaN/Inf counts of every layer output, combined
+    across the ranks, equal one process's on the whole batch (checked inside _assert_equal too)."""
+    layers = [k for k in two_ranks[0]["alone"] if "/layer/" in k]
+    assert len(layers) == 3 * 70 * 8  # three steps, resnet20's 70 leaf outputs, eight numbers each
+    for seen in two_ranks:
+        _assert_equal({k: seen["global"][k] for k in layers}, {k: seen["alone"][k] for k in layers})
+
+
+def test_global_histograms_are_the_sum_of_the_ranks_own(two_ranks: list[dict]) -> None:
+    r0, r1 = (seen["local_hists"] for seen in two_ranks)
+    assert set(r0) == set(r1) == set(two_ranks[0]["hists"]) and len(r0) == 3 * 70
+    for key, counts in two_ranks[0]["hists"].items():
+        assert counts == [a + b for a, b in zip(r0[key], r1[key], strict=True)], key
+        assert sum(counts) > 0
 
 
 def test_unequal_local_batches_give_the_numbers_of_ddps_own_objective(two_ranks: list[dict]) -> None:

@@ -25,7 +25,7 @@ pytest.importorskip("tensorboard")
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from torch.utils.tensorboard import SummaryWriter
 
-from resviz.integrations.scalars import BLOCK_FIELDS, block_tag, scalars
+from resviz.integrations.scalars import BLOCK_FIELDS, block_tag, layer_tag, scalars
 
 ROOT = Path(__file__).resolve().parent.parent
 STEPS, EVERY = 5, 2
@@ -80,6 +80,26 @@ def test_every_block_parameter_and_loss_tag_holds_the_series_numbers(run: tuple,
     assert _points(acc, "resviz/loss") == [(s, _f32(v)) for s, v in zip(series.loss_steps, series.loss_values,
                                                                          strict=True)]
     assert [s for s, _ in _points(acc, "resviz/loss")] == list(range(STEPS))
+
+
+def test_every_layer_histogram_holds_the_series_counts(run: tuple, tmp_path: Path) -> None:
+    """One histogram per layer and snapshot, read back with TensorBoard's reader: the bucket
+    counts are the series' fixed-bin counts, the extremes the layer's own."""
+    mon, series = run
+    with SummaryWriter(log_dir=str(tmp_path)) as writer:
+        mon.to_tensorboard(writer)
+    acc = EventAccumulator(str(tmp_path), size_guidance={"histograms": 0})
+    acc.Reload()
+    layers = series.snapshots[0].layers
+    assert len(layers) == 70 and set(acc.Tags()["histograms"]) == {layer_tag(lr) for lr in layers}
+    for snap_i, snap in enumerate(series.snapshots):
+        for lr in snap.layers:
+            event = acc.Histograms(layer_tag(lr))[snap_i]
+            assert event.step == snap.step
+            h = event.histogram_value
+            assert list(h.bucket) == [float(c) for c in lr.hist_counts]
+            assert list(h.bucket_limit) == pytest.approx(lr.hist_edges[1:])
+            assert (h.min, h.max, h.num) == (pytest.approx(lr.min), pytest.approx(lr.max), sum(lr.hist_counts))
 
 
 def test_a_log_folder_is_written_and_closed(run: tuple, tmp_path: Path) -> None:

@@ -34,15 +34,17 @@ class Monitor(api.Monitor):
         write_series(series, writer)
 
 
-def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Monitor:
+def monitor(
+    model: nn.Module, every: int = 10, reduce: str | Reduce | None = None, layers: bool = True,
+) -> Monitor:
     """:func:`resviz.api.monitor` (same arguments: a test keeps the two signatures equal), yielding
     a :class:`Monitor` that can also write to logging tools::
 
         with resviz.monitor(model, every=10) as mon:
             ...                        # your training loop, mon.log_loss(loss)
-        mon.to_tensorboard(writer)     # per-block and per-parameter scalars, the loss
+        mon.to_tensorboard(writer)     # per-block and per-parameter scalars, the loss, layer histograms
     """
-    return Monitor(model, every, reduce)
+    return Monitor(model, every, reduce, layers)
 
 
 __all__ = ["Monitor", "monitor"]

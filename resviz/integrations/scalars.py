@@ -9,11 +9,12 @@ refuse in a tag become ``_``. Needs no optional package.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterator
 from typing import NamedTuple
 
-from resviz.records import BlockStats, MonitorSeries, StepStats
+from resviz.records import BlockStats, LayerStats, MonitorSeries, StepStats
 
 PREFIX = "resviz"
 """The first part of every tag, so resviz's charts sit in one section of a logging tool."""
@@ -60,6 +61,44 @@ def snapshot_scalars(snap: StepStats) -> Iterator[Scalar]:
                 yield Scalar(f"{PREFIX}/param/{clean(param.name)}/{field}", snap.step, float(value))
 
 
+class Histogram(NamedTuple):
+    """One layer's output histogram at one snapshot, as ``SummaryWriter.add_histogram_raw`` takes it.
+
+    The counts are resviz's fixed-bin counts over a systematic sample of the output
+    (:mod:`resviz.measure.stats`), ``num`` their total; ``sum`` and ``sum_squares`` are scaled from
+    the whole output's mean and RMS to that total, and ``min``/``max`` are the whole output's, so the
+    mean and spread TensorBoard shows are the layer's own."""
+
+    tag: str
+    step: int
+    min: float
+    max: float
+    num: int
+    sum: float
+    sum_squares: float
+    bucket_limits: tuple[float, ...]
+    bucket_counts: tuple[int, ...]
+
+
+def layer_tag(layer: LayerStats) -> str:
+    """``resviz/layer/<name>``; a layer's later calls in one forward get ``.call<n>``."""
+    return f"{PREFIX}/layer/{clean(layer.name)}" + (f".call{layer.call}" if layer.call > 1 else "")
+
+
+def histograms(series: MonitorSeries) -> Iterator[Histogram]:
+    """Every finite layer histogram of ``series``, per snapshot in forward order (a layer with
+    NaN or Inf, or an empty sample, is left out: TensorBoard cannot draw it)."""
+    for snap in series.snapshots:
+        for lr in snap.layers:
+            num = sum(lr.hist_counts)
+            if not num or not all(math.isfinite(v) for v in (lr.min, lr.max, lr.mean, lr.rms)):
+                continue
+            yield Histogram(
+                layer_tag(lr), snap.step, lr.min, lr.max, num, lr.mean * num, lr.rms * lr.rms * num,
+                tuple(lr.hist_edges[1:]), tuple(lr.hist_counts),
+            )
+
+
 def scalars(series: MonitorSeries) -> Iterator[Scalar]:
     """Every scalar of ``series``, in order: per snapshot its blocks then its parameters
     (:func:`snapshot_scalars`), then the loss curve."""
@@ -69,4 +108,7 @@ def scalars(series: MonitorSeries) -> Iterator[Scalar]:
         yield Scalar(f"{PREFIX}/loss", step, float(loss))
 
 
-__all__ = ["BLOCK_FIELDS", "PARAM_FIELDS", "PREFIX", "Scalar", "block_tag", "clean", "scalars", "snapshot_scalars"]
+__all__ = [
+    "BLOCK_FIELDS", "PARAM_FIELDS", "PREFIX", "Histogram", "Scalar", "block_tag", "clean", "histograms", "layer_tag",
+    "scalars", "snapshot_scalars",
+]

@@ -7,7 +7,9 @@ Tags (all under ``resviz/``), each written at the step the monitor recorded it:
   ``skip_share`` (grad_skip / (grad_main + grad_skip)), ``main_rms`` and ``skip_rms`` (the two
   operands of the residual addition); a block's second call in one forward is ``<block>.call2``;
 * per parameter, at every snapshot: ``resviz/param/<name>/grad_norm`` and ``weight_norm``;
-* ``resviz/loss`` at every step ``mon.log_loss`` saw.
+* ``resviz/loss`` at every step ``mon.log_loss`` saw;
+* per layer, at every snapshot: the histogram of its output, ``resviz/layer/<name>``
+  (:func:`~resviz.integrations.scalars.histograms`).
 
 A value that was not measured (no backward pass, a plain block's share) is not written. TensorBoard
 takes tags of letters, digits, ``_``, ``-``, ``.`` and ``/`` only; other characters in a user's
@@ -24,7 +26,7 @@ from typing import Any
 
 from resviz.errors import ResvizError, clip
 from resviz.extras import missing
-from resviz.integrations.scalars import scalars
+from resviz.integrations.scalars import histograms, scalars
 from resviz.records import MonitorSeries
 
 try:
@@ -36,14 +38,19 @@ from torch.utils.tensorboard import SummaryWriter
 
 
 def write_layer_histograms(series: MonitorSeries, writer: Any) -> None:
-    """The place for per-layer histograms (``writer.add_histogram_raw`` per layer and snapshot,
-    from :class:`~resviz.records.LayerStats`' fixed-bin ``hist_edges``/``hist_counts``): the
-    monitor records no per-layer statistics yet, so there is nothing to write."""
+    """Every layer's output histogram at every snapshot, with ``writer.add_histogram_raw``
+    (left out by a writer without it: a logger that takes scalars only)."""
+    add = getattr(writer, "add_histogram_raw", None)
+    if not callable(add):
+        return
+    for h in histograms(series):
+        add(h.tag, h.min, h.max, h.num, h.sum, h.sum_squares, list(h.bucket_limits), list(h.bucket_counts),
+            global_step=h.step)
 
 
 def write_series(series: MonitorSeries, writer: Any | str | os.PathLike[str]) -> None:
-    """Write ``series`` to TensorBoard: scalars (:func:`scalars`) and, once the monitor records
-    them, per-layer histograms (:func:`write_layer_histograms`).
+    """Write ``series`` to TensorBoard: scalars (:func:`scalars`) and per-layer histograms
+    (:func:`write_layer_histograms`).
 
     ``writer`` is a ``SummaryWriter`` (anything with its ``add_scalar``: Lightning's
     ``TensorBoardLogger.experiment`` is one), flushed but left open; or a log folder, for which a

@@ -121,13 +121,16 @@ def gather_rows(values: Tensor) -> Tensor:
     return torch.stack(rows)
 
 
-def combine(rows: Tensor, kinds: list[Combine]) -> Tensor:
-    """One value per column of ``rows`` (ranks x values), each combined by its kind."""
+def combine(rows: Tensor, kinds: list[Combine] | Tensor) -> Tensor:
+    """One value per column of ``rows`` (ranks x values), each combined by its kind (a list of
+    :class:`Combine`, or their codes, indices into ``_KINDS``, as an integer tensor)."""
+    codes = kinds if isinstance(kinds, Tensor) else torch.tensor([_KINDS.index(k) for k in kinds], dtype=torch.long)
+    codes = codes.to(rows.device)
     out = torch.empty(rows.shape[1], dtype=rows.dtype, device=rows.device)
-    for kind, fn in _COMBINE.items():
-        cols = [i for i, k in enumerate(kinds) if k is kind]
-        if cols:
-            out[cols] = fn(rows[:, cols])
+    for code, kind in enumerate(_KINDS):
+        cols = (codes == code).nonzero().flatten()
+        if cols.numel():
+            out[cols] = _COMBINE[kind](rows[:, cols])
     return out
 
 
@@ -140,6 +143,14 @@ _COMBINE = {
 }
 
 
+_KINDS = tuple(Combine)
+
+
+def codes(kinds: list[Combine]) -> Tensor:
+    """The integer codes of ``kinds`` that :func:`combine` reads."""
+    return torch.tensor([_KINDS.index(k) for k in kinds], dtype=torch.long)
+
+
 class GlobalTransfer(HostTransfer):
     """A :class:`HostTransfer` whose values are combined across the ranks before the one copy
     to the host: each slot has a :class:`Combine` kind."""
@@ -147,6 +158,7 @@ class GlobalTransfer(HostTransfer):
     def __init__(self) -> None:
         super().__init__()
         self.kinds: list[Combine] = []
+        self._block_codes: list[Tensor] = []
 
     def put(self, t: Tensor, kind: Combine = Combine.SAME) -> int:
         slot = super().put(t)
@@ -154,14 +166,27 @@ class GlobalTransfer(HostTransfer):
             self.kinds.append(kind)
         return slot
 
+    def put_rows(self, rows: Tensor, kinds: list[Combine]) -> int:
+        """A ``(n, len(kinds))`` tensor whose column ``j`` combines by ``kinds[j]``; the block
+        number for :meth:`offset`."""
+        self._block_codes.append(codes(kinds).repeat(rows.shape[0]))
+        return super().put_block(rows)
+
+    def put_block(self, t: Tensor, kind: Combine = Combine.SAME) -> int:
+        self._block_codes.append(torch.full((t.numel(),), _KINDS.index(kind), dtype=torch.long))
+        return super().put_block(t)
+
     def fetch(self, tail: Tensor | None = None) -> list[float]:
         if tail is not None:
             raise ValueError("a GlobalTransfer takes no tail")
-        local = torch.stack(self._scalars).double() if self._scalars else torch.zeros(0, dtype=torch.float64)
-        return combine(gather_rows(local), self.kinds).cpu().tolist()
+        parts = [torch.stack(self._scalars).double()] if self._scalars else []
+        parts.extend(b.double() for b in self._blocks)
+        local = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.float64)
+        kinds = torch.cat([codes(self.kinds), *self._block_codes])
+        return combine(gather_rows(local), kinds).cpu().tolist()
 
 
 __all__ = [
-    "Combine", "GlobalTransfer", "Group", "Reduce", "combine", "current_group", "gather_rows", "local_part",
+    "Combine", "GlobalTransfer", "Group", "Reduce", "codes", "combine", "current_group", "gather_rows", "local_part",
     "resolve_reduce",
 ]

@@ -1,8 +1,10 @@
-"""Watch block and parameter statistics during the user's own training loop.
+"""Watch block, layer and parameter statistics during the user's own training loop.
 
 ``with resviz.monitor(model, every=10) as mon:`` counts forward passes made in training mode;
 on every ``every``-th one (steps 0, k, 2k ...) it attaches the branch hooks of
-:class:`~resviz.measure.tracer.BranchCapture` for that forward and its backward, then takes
+:class:`~resviz.measure.tracer.BranchCapture` for that forward and its backward and the layer
+hooks of :class:`~resviz.measure.layers.LayerCapture` for that forward (the statistics a trace
+has, NaN and Inf counted in the same reductions, as no second pass can run), then takes
 parameter and gradient norms once ``.grad`` is accumulated, before the user's ``optimizer.step()``
 and ``zero_grad()``, which see nothing different. That moment is caught by an autograd engine
 callback at the end of the backward pass, a private PyTorch internal
@@ -45,11 +47,12 @@ from resviz.errors import ResvizError
 from resviz.measure import fastpaths
 from resviz.measure.compiled import EagerSwitch, compiled_code_probe, is_compiled, original, outside_graphs
 from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, local_part, resolve_reduce
+from resviz.measure.layers import LayerCapture
 from resviz.measure.ownership import Use, claim, release
-from resviz.measure.stats import norms
+from resviz.measure.stats import HIST_BINS, ROW, norms
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
 from resviz.measure.transfer import HostTransfer
-from resviz.records import BlockStats, MonitorSeries, ParamStats, StepStats
+from resviz.records import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats
 
 
 @dataclass
@@ -58,6 +61,7 @@ class _Pending:
 
     step: int
     probes: dict[str, BlockProbe]
+    layers: LayerCapture | None = None
     batch: int = 0
     names: list[str] = field(default_factory=list)
     weights: list[Tensor] = field(default_factory=list)
@@ -84,18 +88,25 @@ class _Pending:
 class Monitor:
     """The object ``resviz.monitor`` yields: ``steps``, ``series``, ``log_loss``, ``to_dict``."""
 
-    def __init__(self, model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> None:
+    def __init__(
+        self, model: nn.Module, every: int = 10, reduce: str | Reduce | None = None, layers: bool = True,
+    ) -> None:
         if not isinstance(model, nn.Module):
             raise ResvizError(f"monitor needs an nn.Module, got {type(model).__name__}")
         if int(every) < 1:
             raise ResvizError(f"every must be at least 1, got {every}")
         self.reduce, self.group = resolve_reduce(reduce)
+        self._flat = flat_sharded(model) or flat_sharded(original(model))
+        """FSDP's older wrapper shards a flat parameter: each rank holds a disjoint piece of some
+        parameters (flattened, maybe empty), so every norm combines as a norm of slices."""
         model = unwrap_parallel(model)
         self.wrapper = model
         """What the user passed and calls: the model, or its ``torch.compile`` wrapper."""
         self.model = unwrap_parallel(original(model))  # torch.compile(DDP(model)) too
         """The user's own module: hooks, parameter names and the label are read from it."""
         self.every = int(every)
+        self.layers = bool(layers)
+        """Whether recorded steps also take every leaf module's output statistics."""
         spec = getattr(self.model, "spec", None)
         self.label = getattr(spec, "name", type(self.model).__name__)
         self._ahead = not is_compiled(model)
@@ -231,8 +242,11 @@ class Monitor:
         self._inplace = disable_inplace(self.model)  # for this forward only: a graph compiled
         # for the other steps sees the flags as the user set them, and is never recompiled for them
         self._capture.attach(self._step_handles)
-        self._step_handles.append(self.model.register_forward_hook(self._end_forward(step), always_call=True))
-        pending = _Pending(step=step, probes=self._capture.probes)
+        layers = LayerCapture(self.model, self._capture.blocks, count_nonfinite=True) if self.layers else None
+        if layers is not None:
+            layers.attach(self._step_handles)
+        pending = _Pending(step=step, probes=self._capture.probes, layers=layers)
+        self._step_handles.append(self.model.register_forward_hook(self._end_forward(pending), always_call=True))
         self._pending.append(pending)
         queue = fastpaths.engine_callback()
 
@@ -254,11 +268,15 @@ class Monitor:
     def _recorded(self, step: int) -> bool:
         return step % self.every == 0
 
-    def _end_forward(self, step: int) -> Callable[..., None]:
-        """Forward hook of a recorded step (also when its forward raises): in-place flags back on,
-        and compiled code may run again, unless the next step is recorded too and the stance is
-        set ahead."""
+    def _end_forward(self, pending: _Pending) -> Callable[..., None]:
+        """Forward hook of a recorded step (also when its forward raises): the last layers reduced
+        (no activation is held past the forward), in-place flags back on, and compiled code may
+        run again, unless the next step is recorded too and the stance is set ahead."""
+        step = pending.step
+
         def hook(_m: nn.Module, _a: tuple[Any, ...], _out: Any) -> None:
+            if pending.layers is not None:
+                pending.layers.buffer.flush()
             enable_inplace(self._inplace)
             self._inplace = []
             self._eager.set(self._ahead and self._recorded(step + 1))
@@ -275,7 +293,7 @@ class Monitor:
         during a backward pass)."""
         named = list(self.model.named_parameters())
         pending.names = [n for n, _ in named]
-        parts = [local_part(p.detach()) for _, p in named]
+        parts = [(p.detach(), Combine.NORM) if self._flat else local_part(p.detach()) for _, p in named]
         pending.kinds = {n: kind for (n, _), (_, kind) in zip(named, parts, strict=True)}
         pending.weights = norms([t for t, _ in parts])
         return named
@@ -285,7 +303,10 @@ class Monitor:
         if pending.done:
             return
         named = self._weights(pending)
-        with_grad = [(n, p.grad) for n, p in named if p.grad is not None]
+        if self._flat:  # a rank whose piece of a parameter is empty has no .grad for it: norm 0
+            with_grad = [(n, p.grad if p.grad is not None else p.detach()[:0]) for n, p in named if p.requires_grad]
+        else:
+            with_grad = [(n, p.grad) for n, p in named if p.grad is not None]
         pending.grad_names = [n for n, _ in with_grad]
         pending.grads = norms([local_part(g)[0] for _, g in with_grad])
         pending.done = True
@@ -316,7 +337,7 @@ class Monitor:
         for p in self._pending:
             p.finish_grads()
         out, put = self._transfer()
-        plan = [(p, _plan_step(p, put, self.reduce is Reduce.GLOBAL)) for p in self._pending]
+        plan = [(p, _plan_step(p, put, self.reduce is Reduce.GLOBAL) | _plan_layers(p, out)) for p in self._pending]
         world = self.group.world if self.reduce is Reduce.GLOBAL and self.group else 1
         loss_idx = [(s, put(_as_tensor(v) / world, Combine.SUM)) for s, v in self._losses]  # the mean over ranks
         try:
@@ -326,7 +347,7 @@ class Monitor:
             self._losses.clear()
             raise
         for p, refs in plan:
-            self._snapshots.append(_build_step(p, refs, host))
+            self._snapshots.append(_build_step(p, refs, host, out))
         self._batches.extend(int(host[refs["batch"]]) for _, refs in plan)
         for s, v in loss_idx:
             self._loss_host.append((s, host[v]))
@@ -334,7 +355,7 @@ class Monitor:
         self._losses.clear()
         losses = dict(self._loss_host)
         self._snapshots = [
-            StepStats(s.step, losses.get(s.step, s.loss), s.blocks, s.params) for s in self._snapshots
+            replace(s, loss=losses.get(s.step, s.loss)) for s in self._snapshots
         ]
 
 
@@ -351,11 +372,24 @@ def _as_tensor(v: Tensor | float) -> Tensor:
     return v if isinstance(v, Tensor) else torch.tensor(float(v))
 
 
+def flat_sharded(model: nn.Module) -> bool:
+    """Whether ``model`` is the older ``FullyShardedDataParallel`` wrapper with a sharding
+    strategy (read by name, so that torch.distributed.fsdp is not imported for everyone)."""
+    if type(model).__name__ != "FullyShardedDataParallel" or not type(model).__module__.startswith("torch."):
+        return False
+    strategy = getattr(model, "sharding_strategy", None)
+    return getattr(strategy, "name", "NO_SHARD") != "NO_SHARD"
+
+
 def unwrap_parallel(model: nn.Module) -> nn.Module:
-    """The user's module inside a ``DistributedDataParallel`` or ``DataParallel`` wrapper (names
-    and blocks are read from it; the wrapper calls it on every forward)."""
+    """The user's module inside a ``DistributedDataParallel``, ``DataParallel`` or the older
+    ``FullyShardedDataParallel`` wrapper (names and blocks are read from it; the wrapper calls it
+    on every forward). Modules wrapped inside it keep the wrapper's ``_fsdp_wrapped_module`` in
+    their names."""
     wrappers = (nn.parallel.DistributedDataParallel, nn.DataParallel)
-    return model.module if isinstance(model, wrappers) else model
+    if isinstance(model, wrappers) or type(model).__name__ == "FullyShardedDataParallel":
+        return model.module  # type: ignore[return-value]
+    return model
 
 
 def _accumulated(pending: _Pending, name: str) -> Callable[[Tensor], None]:
@@ -388,7 +422,44 @@ def _plan_step(p: _Pending, put: Callable[[Tensor, Combine], int], scaled: bool)
     }
 
 
-def _build_step(p: _Pending, refs: dict[str, Any], host: list[float]) -> StepStats:
+LAYER_KINDS = (
+    Combine.SUM, Combine.NORM, Combine.MIN, Combine.MAX, Combine.SUM, Combine.SUM, Combine.SUM,
+    *[Combine.SUM] * HIST_BINS,
+)
+"""How each column of a layer row (:mod:`resviz.measure.stats`) combines across ranks: sums, the
+non-zero, NaN, Inf and histogram counts add up, the norm is a norm of slices, the extrema are the
+ranks' extrema. Mean, RMS and std follow exactly from the global sums and element count."""
+
+
+def _plan_layers(p: _Pending, out: HostTransfer) -> dict[str, Any]:
+    """Blocks of the transfer for one step's layer rows (and, combined across ranks, their global
+    element counts)."""
+    buffer = p.layers.buffer if p.layers is not None else None
+    rows = buffer.device_rows() if buffer is not None else None
+    if buffer is None or rows is None:
+        return {}
+    if isinstance(out, GlobalTransfer):
+        numels = torch.tensor(buffer.numels, dtype=torch.float64, device=rows.device)
+        return {"layers": out.put_rows(rows, list(LAYER_KINDS)), "numels": out.put_block(numels, Combine.SUM)}
+    return {"layers": out.put_block(rows)}
+
+
+def _layer_records(
+    p: _Pending, refs: dict[str, Any], host: list[float], out: HostTransfer, batch: int,
+) -> tuple[LayerStats, ...]:
+    if p.layers is None or "layers" not in refs:
+        return ()
+    n = len(p.layers.buffer.names)
+    start = out.offset(refs["layers"])
+    numels = None
+    if "numels" in refs:
+        at = out.offset(refs["numels"])
+        numels = host[at:at + n]
+    found = p.layers.records(host[start:start + n * ROW], numels, (p.batch, batch))
+    return tuple(lr for lr, _ in found)
+
+
+def _build_step(p: _Pending, refs: dict[str, Any], host: list[float], out: HostTransfer) -> StepStats:
     blocks: list[BlockStats] = []
     ranks = max(host[refs["ranks"]], 1.0)
     for name, probe in p.probes.items():
@@ -399,11 +470,14 @@ def _build_step(p: _Pending, refs: dict[str, Any], host: list[float]) -> StepSta
             blocks.append(block_record(sizes, {**values, **grads}, len(blocks), p.done))
     grads = {n: host[i] for n, i in refs["grads"].items()}
     params = tuple(ParamStats.of(n, host[i], grads.get(n)) for n, i in zip(p.names, refs["weights"], strict=True))
-    return StepStats(step=p.step, loss=None, blocks=tuple(blocks), params=params)
+    layers = _layer_records(p, refs, host, out, int(host[refs["batch"]]))
+    return StepStats(step=p.step, loss=None, blocks=tuple(blocks), params=params, layers=layers)
 
 
-def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = None) -> Monitor:
-    """Record block and parameter statistics every ``every`` training steps of your own loop.
+def monitor(
+    model: nn.Module, every: int = 10, reduce: str | Reduce | None = None, layers: bool = True,
+) -> Monitor:
+    """Record block, layer and parameter statistics every ``every`` training steps of your own loop.
 
     Example::
 
@@ -426,8 +500,12 @@ def monitor(model: nn.Module, every: int = 10, reduce: str | Reduce | None = Non
     when BatchNorm is synchronised or in eval mode (:mod:`resviz.measure.distributed`); parameter
     gradients are read after DDP has averaged them. ``reduce="local"`` keeps each rank's own
     numbers. Every rank must then read the series (or leave the block) at the same point.
+    Layer statistics combine exactly too: sums, counts and histograms add up, norms combine as
+    norms of slices, extrema as extrema, and mean, std and RMS follow from the global sums.
+
+    ``layers=False`` records blocks and parameters only (a recorded step then costs less).
     """
-    return Monitor(model, every, reduce)  # a context manager: attached on entry, detached on exit
+    return Monitor(model, every, reduce, layers)  # a context manager: attached on entry, detached on exit
 
 
 __all__ = ["Monitor", "monitor"]

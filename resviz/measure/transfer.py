@@ -19,6 +19,7 @@ class HostTransfer:
         self._scalars: list[Tensor] = []
         self._slots: dict[int, int] = {}
         self._keep: list[Tensor] = []  # holds each put tensor, so that no id is reused while slots are open
+        self._blocks: list[Tensor] = []
 
     def __len__(self) -> int:
         return len(self._scalars)
@@ -35,10 +36,21 @@ class HostTransfer:
     def put_all(self, tensors: list[Tensor]) -> list[int]:
         return [self.put(t) for t in tensors]
 
+    def put_block(self, t: Tensor) -> int:
+        """A whole tensor (a layer's rows, say) in one slot range; the number to pass to
+        :meth:`offset` once fetched."""
+        self._blocks.append(t.reshape(-1))
+        return len(self._blocks) - 1
+
+    def offset(self, block: int) -> int:
+        """Where the values of block ``block`` start in :meth:`fetch`'s result."""
+        return len(self._scalars) + sum(b.numel() for b in self._blocks[:block])
+
     def fetch(self, tail: Tensor | None = None) -> list[float]:
-        """Every slot's value as a float, followed by the values of ``tail`` (flattened, starting at
-        index ``len(self)``): one device-to-host transfer."""
+        """Every slot's value as a float, then every block's values, then those of ``tail``
+        (flattened, starting after the blocks): one device-to-host transfer."""
         parts = [torch.stack(self._scalars)] if self._scalars else []
+        parts.extend(b.float() for b in self._blocks)
         if tail is not None:
             parts.append(tail.float().reshape(-1))
         if not parts:

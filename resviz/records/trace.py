@@ -195,12 +195,25 @@ class Trace(NotebookRepr):
 
 @dataclass(frozen=True)
 class StepStats:
-    """What :func:`resviz.monitor` records at one training step (the k-th forward in train mode)."""
+    """What :func:`resviz.monitor` records at one training step (the k-th forward in train mode).
+
+    ``layers`` holds the output statistics of every leaf module in that step's forward, as a
+    trace has them (empty when the monitor was asked for blocks and parameters only); under
+    ``torch.distributed`` with global numbers they describe the union of every rank's batch.
+    """
 
     step: int
     loss: float | None
     blocks: tuple[BlockStats, ...]
     params: tuple[ParamStats, ...]
+    layers: tuple[LayerStats, ...] = ()
+
+    def layer(self, name: str, call: int = 1) -> LayerStats:
+        """The statistics of layer ``name`` (its ``call``-th run in the forward)."""
+        for lr in self.layers:
+            if lr.name == name and lr.call == call:
+                return lr
+        raise KeyError(f"no layer {name!r} recorded at step {self.step}")
 
     def to_dict(self) -> dict[str, Any]:
         return _to_dict(self)
@@ -259,6 +272,7 @@ class MonitorSeries(NotebookRepr):
                 loss=decode_float(s.get("loss")),
                 blocks=tuple(build(BlockStats, b) for b in s.get("blocks", ())),
                 params=tuple(build(ParamStats, p) for p in s.get("params", ())),
+                layers=tuple(build(LayerStats, r) for r in s.get("layers", ())),
             )
             for s in data.get("snapshots", ())
         )

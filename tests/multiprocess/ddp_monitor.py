@@ -1,8 +1,9 @@
 """Run under ``torchrun --nproc_per_node 2`` (gloo, CPU) by tests/test_distributed.py.
 
-Case 1: ``resviz.monitor`` on a DistributedDataParallel resnet20 and on the same network sharded
-with FSDP2's ``fully_shard`` (BatchNorm in eval mode, so the samples are independent) gives on
-every rank what one process measures on the concatenated batch. Case 2: ranks monitoring
+Case 1: ``resviz.monitor`` on a DistributedDataParallel resnet20, on the same network sharded
+with FSDP2's ``fully_shard`` and wrapped in the older ``FullyShardedDataParallel`` (BatchNorm in
+eval mode, so the samples are independent) gives on every rank what one process measures on the
+concatenated batch: blocks, layers and parameters. Case 2: ranks monitoring
 different steps fail in one line. Case 3: a rank that reads its series while the other never does
 fails in one line when the process group times out, not hangs. Each rank writes what it saw to
 ``OUT/rank<r>.json``.
@@ -60,6 +61,13 @@ def _sharded(model: nn.Module) -> nn.Module:
     return model
 
 
+def _fsdp1(model: nn.Module) -> nn.Module:
+    """The older FSDP wrapper around the whole model: one flat parameter, sharded across the ranks."""
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    return FullyShardedDataParallel(model, use_orig_params=True, device_id=torch.device("cpu"))
+
+
 def _train(model: nn.Module, batches: list, rank: int | None, **kw: object) -> resviz.MonitorSeries:
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
     with resviz.monitor(model, every=1, **kw) as mon:
@@ -83,9 +91,19 @@ def _flat(series: resviz.MonitorSeries) -> dict[str, float]:
         for p in snap.params:
             out[f"{snap.step}/{p.name}/grad"] = p.grad_norm
             out[f"{snap.step}/{p.name}/weight"] = p.weight_norm
+        for lr in snap.layers:
+            for key in LAYER_FIELDS:
+                out[f"{snap.step}/layer/{lr.name}#{lr.call}/{key}"] = getattr(lr, key)
     for step, loss in zip(series.loss_steps, series.loss_values, strict=True):
         out[f"{step}/loss"] = loss
     return out
+
+
+LAYER_FIELDS = ("mean", "std", "rms", "min", "max", "zero_fraction", "nan_count", "inf_count")
+
+
+def _hists(series: resviz.MonitorSeries) -> dict[str, list[int]]:
+    return {f"{s.step}/{lr.name}#{lr.call}": list(lr.hist_counts) for s in series.snapshots for lr in s.layers}
 
 
 UNEVEN = (4, 2)  # samples per rank and step in the case of unequal local batches
@@ -122,8 +140,10 @@ def main(out: Path) -> None:
     seen["meta"] = [series.world_size, series.backend, series.reduce, list(series.batches)]
     seen["saved"] = resviz.save_series(series, out / "shared.json") is not None  # rank 0 only
     seen["saved_all"] = resviz.save_series(series, out / f"own{rank}.json", all_ranks=True) is not None
-    seen["local"] = _flat(_train(DistributedDataParallel(copy.deepcopy(base)), batches, rank, reduce="local"))
+    local = _train(DistributedDataParallel(copy.deepcopy(base)), batches, rank, reduce="local")
+    seen["local"], seen["local_hists"], seen["hists"] = _flat(local), _hists(local), _hists(series)
     seen["fsdp2"] = _flat(_train(_sharded(copy.deepcopy(base)), batches, rank))
+    seen["fsdp1"] = _flat(_train(_fsdp1(copy.deepcopy(base)), batches, rank))
     seen["uneven"] = _flat(_uneven(DistributedDataParallel(copy.deepcopy(base)), batches, rank))
     seen["uneven_alone"] = _flat(_uneven(copy.deepcopy(base), batches, None))
     try:  # case 2: rank 1 monitors every step, rank 0 every other step
