@@ -22,14 +22,20 @@ sys.path.insert(0, str(ROOT / "tests" / "multiprocess"))
 import lightning_ddp as run  # noqa: E402
 
 
-@pytest.fixture(scope="module")
-def logged(tmp_path_factory: pytest.TempPathFactory) -> tuple[list[dict[str, str]], list[dict]]:
+@pytest.fixture(scope="module", params=["lightning.pytorch", "pytorch_lightning"])
+def logged(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[list[dict[str, str]], list[dict]]:
+    """The two-rank run, with ``lightning.pytorch`` and with the older ``pytorch_lightning``."""
+    package = request.param
+    pytest.importorskip(package.split(".")[0])
     out = tmp_path_factory.mktemp("lightning")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
-           "OMP_NUM_THREADS": "1"}
+           "OMP_NUM_THREADS": "1", "LIGHTNING_PACKAGE": package}
     res = subprocess.run([sys.executable, str(ROOT / "tests" / "multiprocess" / "lightning_ddp.py"), str(out)],
                          env=env, cwd=out, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]
+    assert (out / "package.txt").read_text().startswith(package.split(".")[0] + ".")  # the callback's own base
     rows = list(csv.DictReader((out / "run" / "version_0" / "metrics.csv").open()))
     return rows, [json.loads((out / f"series{r}.json").read_text()) for r in (0, 1)]
 

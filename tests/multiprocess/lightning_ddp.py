@@ -3,20 +3,30 @@
 
 resnet20 with BatchNorm in eval mode on 16 fixed samples, 4 per rank and step, no shuffling: step k
 of the two ranks together sees samples 8k..8k+7. Rank 0 writes the CSV logger's metrics; every
-rank writes the callback's series to ``OUT/series<rank>.json``.
+rank writes the callback's series to ``OUT/series<rank>.json``. With ``LIGHTNING_PACKAGE=pytorch_lightning``
+in the environment the run uses the older ``pytorch_lightning`` package, with ``lightning`` made
+unimportable so that the callback takes its fallback import too.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
-import lightning.pytorch as pl
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.loggers import CSVLogger
 from torch.utils.data import DataLoader, Subset, TensorDataset
+
+PACKAGE = os.environ.get("LIGHTNING_PACKAGE", "lightning.pytorch")
+if PACKAGE == "pytorch_lightning":
+    sys.modules["lightning"] = None  # type: ignore[assignment]  (so resviz falls back to the older package)
+    import pytorch_lightning as pl
+    from pytorch_lightning.loggers import CSVLogger
+else:
+    import lightning.pytorch as pl  # type: ignore[no-redef]
+    from lightning.pytorch.loggers import CSVLogger  # type: ignore[no-redef]
 
 from resviz.integrations.lightning import ResvizCallback
 
@@ -63,6 +73,7 @@ def main(out: Path) -> None:
     )
     trainer.fit(Classifier())
     (out / f"series{trainer.global_rank}.json").write_text(json.dumps(callback.series.to_dict()))
+    (out / "package.txt").write_text(type(callback).__mro__[1].__module__)
 
 
 if __name__ == "__main__":
