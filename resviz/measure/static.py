@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from resviz.errors import ResvizError, one_line
 from resviz.measure.counting import count_elementwise, count_macs, kernel_and_stride
+from resviz.measure.graph import meta_state
 from resviz.measure.ownership import Use, exclusive
 from resviz.model.blocks import Fork, find_blocks, shortcut_type
 from resviz.model.fastmeta import FastMeta
@@ -149,19 +150,6 @@ class _Recorder:
                 h.remove()
 
 
-def _meta_state(model: nn.Module) -> dict[str, Tensor]:
-    """Meta stand-ins for every parameter and buffer, so the real ones are never touched. A tensor
-    held under several names (tied weights) gets one stand-in, as ``functional_call`` requires."""
-    state: dict[str, Tensor] = {}
-    made: dict[int, Tensor] = {}
-    named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
-    for name, t in named:
-        if id(t) not in made:
-            made[id(t)] = torch.empty(t.shape, dtype=t.dtype, device="meta")
-        state[name] = made[id(t)]
-    return state
-
-
 def _all_meta(model: nn.Module) -> bool:
     tensors = [*model.parameters(), *model.buffers()]
     return all(t.device.type == "meta" for t in tensors)
@@ -174,7 +162,7 @@ def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) 
             if _all_meta(model):
                 model(x)
             else:
-                torch.func.functional_call(model, _meta_state(model), (x,))
+                torch.func.functional_call(model, meta_state(model), (x,))
         except ResvizError:
             raise
         except (RuntimeError, ValueError, IndexError) as exc:

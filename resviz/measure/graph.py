@@ -1,0 +1,220 @@
+"""The op graph of one forward pass, recorded from what actually runs.
+
+:func:`record_graph` runs a model once under a ``TorchFunctionMode`` and writes down every tensor
+operation the model's Python code performs (``conv2d``, ``batch_norm``, ``+``, ``+=``, ``view``,
+``matmul`` ...): its kind, the operations that produced its tensor inputs, the innermost module
+that was running, and the shape of its output. Operations that PyTorch runs *inside* another one
+(``F.relu`` calling ``torch.relu``) are not seen separately: the mode is off while an operation
+runs. Parameters and buffers read by an operation become ``PARAM`` nodes named after the state
+dict; tensors the model creates from nothing (``torch.empty``, ``torch.rand``) ``CONST`` nodes.
+
+This is the raw material of :mod:`resviz.measure.structure`, which finds residual additions in
+it; it knows nothing about blocks itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_flatten
+
+
+class OpKind(StrEnum):
+    """What an operation does, as far as residual structure is concerned."""
+
+    INPUT = "input"
+    PARAM = "param"
+    CONST = "const"
+    CONV = "conv"
+    CONV1D = "conv1d"
+    LINEAR = "linear"
+    MATMUL = "matmul"
+    NORM = "norm"
+    POOL = "pool"
+    ACT = "act"
+    GATE = "gate"
+    ADD = "add"
+    MUL = "mul"
+    PAD = "pad"
+    VIEW = "view"
+    UPSAMPLE = "upsample"
+    CAT = "cat"
+    DROPOUT = "dropout"
+    RANDOM = "random"
+    OTHER = "other"
+
+
+_KINDS: dict[OpKind, tuple[str, ...]] = {
+    OpKind.CONV: ("conv2d", "conv3d", "_conv_forward"),
+    OpKind.CONV1D: ("conv1d",),
+    OpKind.LINEAR: ("linear", "addmm"),
+    OpKind.MATMUL: ("matmul", "__matmul__", "__rmatmul__", "bmm", "mm", "einsum", "baddbmm",
+                    "scaled_dot_product_attention"),
+    OpKind.NORM: ("batch_norm", "layer_norm", "group_norm", "instance_norm", "rms_norm", "local_response_norm"),
+    OpKind.POOL: ("adaptive_avg_pool2d", "adaptive_max_pool2d", "avg_pool2d", "max_pool2d", "avg_pool1d",
+                  "max_pool1d", "adaptive_avg_pool1d", "max_pool2d_with_indices", "adaptive_max_pool2d_with_indices",
+                  "lp_pool2d"),
+    OpKind.ACT: ("relu", "relu_", "gelu", "silu", "mish", "relu6", "leaky_relu", "elu", "selu", "celu", "hardswish",
+                 "tanh", "softplus", "glu", "prelu", "hardtanh", "softmax", "log_softmax", "clamp", "clamp_min"),
+    OpKind.GATE: ("sigmoid", "sigmoid_", "hardsigmoid"),
+    OpKind.ADD: ("add", "__add__", "__radd__", "__iadd__", "add_"),
+    OpKind.MUL: ("mul", "__mul__", "__rmul__", "__imul__", "mul_", "div", "__truediv__", "div_", "__itruediv__"),
+    OpKind.PAD: ("pad",),
+    OpKind.VIEW: ("view", "view_as", "reshape", "permute", "transpose", "flatten", "contiguous", "__getitem__",
+                  "squeeze", "unsqueeze", "expand", "expand_as", "chunk", "split", "unbind", "narrow", "select",
+                  "movedim", "unflatten", "to", "type_as", "float", "clone", "detach", "t", "mT"),
+    OpKind.UPSAMPLE: ("interpolate", "upsample", "conv_transpose2d", "conv_transpose1d", "pixel_shuffle",
+                      "upsample_nearest2d", "upsample_bilinear2d"),
+    OpKind.CAT: ("cat", "stack", "concat", "concatenate"),
+    OpKind.DROPOUT: ("dropout", "dropout2d", "feature_alpha_dropout", "alpha_dropout"),
+    OpKind.RANDOM: ("bernoulli", "bernoulli_", "rand", "rand_like", "randn", "empty", "new_empty", "uniform_",
+                    "floor_", "floor"),
+}
+_BY_NAME = {name: kind for kind, names in _KINDS.items() for name in names}
+
+
+def op_kind(func: Callable[..., Any]) -> OpKind:
+    name = getattr(func, "__name__", "") or ""
+    if name == "mean" or name == "amax":
+        return OpKind.POOL  # a global mean over spatial dimensions (SE's squeeze) reads as a pool
+    return _BY_NAME.get(name, OpKind.OTHER)
+
+
+@dataclass
+class Node:
+    """One recorded operation."""
+
+    id: int
+    kind: OpKind
+    name: str
+    """The function's name (``conv2d``, ``__iadd__``), or the parameter's state-dict name."""
+    inputs: tuple[int, ...]
+    module: str
+    """Qualified name of the innermost module running when the operation ran ("" at the root)."""
+    shape: tuple[int, ...] = ()
+    inplace: bool = False
+
+
+@dataclass
+class Graph:
+    """Every recorded operation in execution order (ids are positions), and the modules' calls."""
+
+    nodes: list[Node] = field(default_factory=list)
+    entered: dict[str, list[int]] = field(default_factory=dict)
+    """For each module name, the node count when each of its calls began."""
+    output: tuple[int, ...] = ()
+
+    def ancestors(self, node: int) -> set[int]:
+        """``node`` and every node it depends on."""
+        seen = {node}
+        todo = [node]
+        while todo:
+            for i in self.nodes[todo.pop()].inputs:
+                if i not in seen:
+                    seen.add(i)
+                    todo.append(i)
+        return seen
+
+
+class _Recorder(TorchFunctionMode):
+    def __init__(self, graph: Graph, params: dict[int, str]) -> None:
+        super().__init__()
+        self.graph = graph
+        self.params = params
+        self.producer: dict[int, int] = {}
+        self.keep: list[Tensor] = []  # every seen tensor stays alive, so ids are never reused
+        self.stack: list[str] = []
+
+    def source(self, t: Tensor) -> int:
+        node = self.producer.get(id(t))
+        if node is None:
+            name = self.params.get(id(t))
+            kind = OpKind.PARAM if name is not None else OpKind.CONST
+            node = self.add(kind, name or "tensor", (), t)
+        return node
+
+    def add(self, kind: OpKind, name: str, inputs: tuple[int, ...], out: Tensor | None, inplace: bool = False) -> int:
+        node = len(self.graph.nodes)
+        shape = tuple(out.shape) if out is not None else ()
+        self.graph.nodes.append(Node(node, kind, name, inputs, self.stack[-1] if self.stack else "", shape, inplace))
+        if out is not None:
+            self.producer[id(out)] = node
+            self.keep.append(out)
+        return node
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor)]
+        if not flat_out:
+            return out
+        ins = [t for t in tree_flatten((args, kwargs or {}))[0] if isinstance(t, Tensor)]
+        inputs = tuple(dict.fromkeys(self.source(t) for t in ins))
+        inplace = any(o is t for o in flat_out for t in ins)
+        kind = op_kind(func)
+        if kind is OpKind.VIEW and len(flat_out) == 1 and any(flat_out[0] is t for t in ins):
+            return out  # returns its input itself (``x.to(x.dtype)``, ``contiguous()`` of a contiguous x)
+        node = self.add(kind, getattr(func, "__name__", "op"), inputs, flat_out[0], inplace)
+        for t in flat_out[1:]:
+            self.producer[id(t)] = node
+            self.keep.append(t)
+        return out
+
+
+@contextmanager
+def _module_stack(model: nn.Module, rec: _Recorder) -> Iterator[None]:
+    handles = []
+    for name, m in model.named_modules():
+        def pre(_m: nn.Module, _a: Any, name: str = name) -> None:
+            rec.stack.append(name)
+            rec.graph.entered.setdefault(name, []).append(len(rec.graph.nodes))
+
+        def post(_m: nn.Module, _a: Any, _o: Any) -> None:
+            rec.stack.pop()
+
+        handles.append(m.register_forward_pre_hook(pre))
+        handles.append(m.register_forward_hook(post, always_call=True))
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def meta_state(model: nn.Module) -> dict[str, Tensor]:
+    """Meta stand-ins for every parameter and buffer, so the real ones are never touched. A tensor
+    held under several names (tied weights) gets one stand-in, as ``functional_call`` requires."""
+    state: dict[str, Tensor] = {}
+    made: dict[int, Tensor] = {}
+    named = (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False))
+    for name, t in named:
+        if id(t) not in made:
+            made[id(t)] = torch.empty(t.shape, dtype=t.dtype, device="meta")
+        state[name] = made[id(t)]
+    return state
+
+
+def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = None) -> Graph:
+    """Run ``model(x)`` once and return its op graph. With ``state`` (stand-ins for the model's
+    parameters and buffers by state-dict name, e.g. on the meta device) the model runs through
+    ``torch.func.functional_call`` and its own tensors are never touched."""
+    graph = Graph()
+    tensors = state if state is not None else dict(
+        (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)))
+    params = {id(t): name for name, t in tensors.items()}
+    rec = _Recorder(graph, params)
+    rec.add(OpKind.INPUT, "input", (), x)
+    with _module_stack(model, rec), rec:
+        out = torch.func.functional_call(model, state, (x,)) if state is not None else model(x)
+    graph.output = tuple(rec.producer[id(t)] for t in tree_flatten(out)[0]
+                         if isinstance(t, Tensor) and id(t) in rec.producer)
+    return graph
+
+
+__all__ = ["Graph", "Node", "OpKind", "meta_state", "op_kind", "record_graph"]

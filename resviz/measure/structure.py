@@ -1,0 +1,310 @@
+"""Residual structure found from the computation: the one place that knows what a block is.
+
+A residual block computes ``out = F(x) + S(x)`` (He et al. 2015, arXiv:1512.03385, Eq. 1-2).
+Most additions in a network are not that: BatchNorm's ``num_batches_tracked += 1``, a bias, a
+position embedding, a U-Net's long skip, an Inception-style sum of branches. Here an addition is
+*residual* when, in the op graph of one forward pass (:mod:`resviz.measure.graph`):
+
+1. its two operands are floating-point tensors of one shape, and both depend on a common tensor;
+   ``x`` is the latest such tensor (the fork point, where the two branches part);
+2. one operand, the *skip*, is a short path from ``x``: nothing (identity), views, padding and
+   strided slicing (He et al.'s option A), pooling, and at most one convolution or linear layer
+   with at most one normalisation (a projection, or ResNet-D's pooled projection,
+   He et al. 2019, arXiv:1812.01187);
+3. the other, the *main* branch, is longer and holds at least one convolution, linear layer or
+   matrix product, and no upsampling (which marks a U-Net or FPN long skip, Ronneberger et al.
+   2015, Lin et al. 2017: not a residual block).
+
+What acts on the main branch is a separate property (:class:`Modifier`): layer-scale (a learned
+per-channel factor, Touvron et al. 2021, arXiv:2103.17239), drop-path (a random per-sample mask,
+Huang et al. 2016, arXiv:1603.09382), squeeze-excitation (Hu et al. 2018, arXiv:1709.01507) and
+ECA (Wang et al. 2020, arXiv:1910.03151) gates.
+
+A block is named after the module whose forward performs the addition (a parameter-free module
+that only joins the two operands, like resviz's ``ResidualAdd``, gives way to its parent), so
+resviz and torchvision models keep ``layer1.0``; a module performing several residual additions
+(a ViT block: attention, then MLP) has them as ``blocks.0:1``, ``blocks.0:2``. Stages are runs of
+blocks at one resolution.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from enum import StrEnum
+from typing import Any
+
+import torch
+from torch import nn
+
+from resviz.measure.graph import Graph, Node, OpKind, meta_state, record_graph
+from resviz.model.fastmeta import FastMeta
+from resviz.records import ShortcutKind
+
+MAX_SKIP_WEIGHTED = 1
+"""Convolutions or linear layers a shortcut may hold (a projection has one)."""
+MAX_SKIP_NORMS = 1
+
+_SKIP_FREE = {OpKind.VIEW, OpKind.PAD, OpKind.DROPOUT, OpKind.CONST, OpKind.PARAM}
+_SKIP_OK = _SKIP_FREE | {OpKind.POOL, OpKind.CONV, OpKind.LINEAR, OpKind.NORM, OpKind.MUL}
+_WEIGHTED = {OpKind.CONV, OpKind.LINEAR, OpKind.MATMUL, OpKind.CONV1D}
+
+
+class Modifier(StrEnum):
+    """What acts on a residual block's main branch besides its layers."""
+
+    LAYER_SCALE = "layer-scale"
+    DROP_PATH = "drop-path"
+    SE = "se"
+    ECA = "eca"
+
+
+class NotResidual(StrEnum):
+    """Why an addition of two tensors that depend on a common one is not a residual block."""
+
+    LONG_SKIP = "long skip (U-Net/FPN-style: the longer branch upsamples)"
+    BRANCH_SUM = "sum of branches (neither operand is a short path)"
+    SHAPES = "operands of different shapes (broadcast)"
+
+
+@dataclass(frozen=True)
+class ResidualSite:
+    """One residual addition found in a model's computation."""
+
+    name: str
+    """``module`` for the first residual addition of that module's forward; ``module:k`` for the
+    k-th when it performs several."""
+    module: str
+    index: int
+    shortcut: ShortcutKind
+    modifiers: tuple[Modifier, ...]
+    main_last: str
+    """The module that produced the main operand's last step (innermost, inside the block); ""
+    when the block's own code did."""
+    skip_modules: tuple[str, ...]
+    main_modules: tuple[str, ...]
+    stage: int
+    fork: int
+    """Graph node of the fork point ``x``."""
+    add: int
+    """Graph node of the addition."""
+    main_operand: int
+    skip_operand: int
+
+
+@dataclass(frozen=True)
+class OtherAddition:
+    """An addition of two tensors with a common ancestor that is not a residual block, and why."""
+
+    module: str
+    reason: NotResidual
+
+
+@dataclass(frozen=True)
+class Structure:
+    """Every residual site of one forward pass, in execution order, and the additions that are not."""
+
+    sites: tuple[ResidualSite, ...]
+    others: tuple[OtherAddition, ...]
+    notes: tuple[str, ...] = ()
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.sites)
+
+
+def _operands(graph: Graph, node: Node) -> tuple[int, int] | None:
+    tensors = [i for i in node.inputs if graph.nodes[i].kind not in (OpKind.PARAM, OpKind.CONST)]
+    if len(node.inputs) != 2 or len(tensors) != 2:
+        return None
+    return tensors[0], tensors[1]
+
+
+def _branch(graph: Graph, operand: int, before_fork: set[int]) -> list[Node]:
+    """The nodes between the fork point and ``operand`` (inclusive), in execution order."""
+    return [graph.nodes[i] for i in sorted(graph.ancestors(operand) - before_fork)]
+
+
+def _is_short(branch: list[Node]) -> bool:
+    kinds = [n.kind for n in branch]
+    return (
+        all(k in _SKIP_OK for k in kinds)
+        and sum(k in (OpKind.CONV, OpKind.LINEAR) for k in kinds) <= MAX_SKIP_WEIGHTED
+        and kinds.count(OpKind.NORM) <= MAX_SKIP_NORMS
+    )
+
+
+def _shortcut(branch: list[Node]) -> ShortcutKind:
+    kinds = {n.kind for n in branch}
+    if kinds & {OpKind.CONV, OpKind.LINEAR}:
+        return ShortcutKind.POOLED_PROJECTION if OpKind.POOL in kinds else ShortcutKind.PROJECTION
+    if OpKind.PAD in kinds or any(n.name == "__getitem__" for n in branch) or OpKind.POOL in kinds:
+        return ShortcutKind.ZERO_PAD
+    return ShortcutKind.IDENTITY
+
+
+def _modifiers(graph: Graph, main: list[Node], fork: set[int]) -> tuple[Modifier, ...]:
+    found: set[Modifier] = set()
+    for node in main:
+        if node.kind is not OpKind.MUL:
+            continue
+        srcs = [graph.nodes[i] for i in node.inputs]
+        if any(s.kind is OpKind.PARAM for s in srcs):
+            found.add(Modifier.LAYER_SCALE)
+        for s in srcs:
+            gate = _branch(graph, s.id, fork)
+            kinds = {n.kind for n in gate}
+            if s.kind is OpKind.GATE and OpKind.POOL in kinds:
+                found.add(Modifier.ECA if OpKind.CONV1D in kinds else Modifier.SE)
+            if s.kind is OpKind.RANDOM or (OpKind.RANDOM in kinds and not kinds & _WEIGHTED):
+                found.add(Modifier.DROP_PATH)
+    return tuple(sorted(found))
+
+
+def _owner(graph: Graph, add: Node, operands: tuple[int, int]) -> str:
+    """The module whose forward performed the addition; a module entered after both operands
+    existed only joins them, and gives way to its parent."""
+    module = add.module
+    ready = max(operands)
+    while module and _call_start(graph, module, add.id) > ready:
+        module = module.rpartition(".")[0]
+    return module
+
+
+def _call_start(graph: Graph, module: str, node: int) -> int:
+    """Where the call of ``module`` that ran ``node`` began (node count at its pre-hook)."""
+    return max((s for s in graph.entered.get(module, ()) if s <= node), default=0)
+
+
+def _main_last(main: list[Node], block: str) -> str:
+    prefix = f"{block}." if block else ""
+    for node in reversed(main):
+        if node.module.startswith(prefix) and node.module != block and node.kind is not OpKind.VIEW:
+            return node.module
+    return ""
+
+
+def _modules(branch: list[Node], block: str) -> tuple[str, ...]:
+    prefix = f"{block}." if block else ""
+    return tuple(dict.fromkeys(
+        n.module for n in branch
+        if n.module.startswith(prefix) and n.module != block and n.kind not in (OpKind.VIEW, OpKind.CONST, OpKind.PARAM)
+    ))
+
+
+def _resolution(shape: Sequence[int]) -> tuple[int, ...]:
+    """What a stage keeps: the spatial size of an image tensor, the token count of a sequence."""
+    return tuple(shape[2:]) if len(shape) == 4 else tuple(shape[1:-1])
+
+
+def find_residuals(graph: Graph) -> Structure:
+    """The residual sites and the other two-branch additions of ``graph`` (see the module docstring)."""
+    sites: list[ResidualSite] = []
+    others: list[OtherAddition] = []
+    per_module: dict[str, int] = {}
+    for node in graph.nodes:
+        if node.kind is not OpKind.ADD:
+            continue
+        pair = _operands(graph, node)
+        if pair is None:
+            continue
+        a, b = pair
+        common = graph.ancestors(a) & graph.ancestors(b)
+        common = {i for i in common if graph.nodes[i].kind not in (OpKind.PARAM, OpKind.CONST)}
+        if not common:
+            continue  # a position embedding, a bias: nothing in common
+        if graph.nodes[a].shape != graph.nodes[b].shape:
+            others.append(OtherAddition(node.module, NotResidual.SHAPES))
+            continue
+        fork = max(common)
+        before = graph.ancestors(fork)
+        ba, bb = _branch(graph, a, before), _branch(graph, b, before)
+        skip_op, main_op, skip, main = (a, b, ba, bb) if len(ba) <= len(bb) else (b, a, bb, ba)
+        if not _is_short(skip) or not any(n.kind in _WEIGHTED for n in main) or len(main) <= len(skip):
+            others.append(OtherAddition(node.module, NotResidual.BRANCH_SUM))
+            continue
+        if any(n.kind is OpKind.UPSAMPLE for n in main):
+            others.append(OtherAddition(node.module, NotResidual.LONG_SKIP))
+            continue
+        block = _owner(graph, node, (a, b))
+        index = per_module[block] = per_module.get(block, 0) + 1
+        sites.append(ResidualSite(
+            name=block, module=block, index=index, shortcut=_shortcut(skip),
+            modifiers=_modifiers(graph, main, before), main_last=_main_last(main, block),
+            skip_modules=_modules(skip, block), main_modules=_modules(main, block), stage=0,
+            fork=fork, add=node.id, main_operand=main_op, skip_operand=skip_op,
+        ))
+    return Structure(_staged(graph, _named(sites, per_module)), tuple(others))
+
+
+def _named(sites: list[ResidualSite], per_module: dict[str, int]) -> list[ResidualSite]:
+    return [replace(s, name=f"{s.module}:{s.index}") if per_module[s.module] > 1 else s for s in sites]
+
+
+def _staged(graph: Graph, sites: list[ResidualSite]) -> tuple[ResidualSite, ...]:
+    out: list[ResidualSite] = []
+    stage, last = 0, None
+    for s in sites:
+        here = _resolution(graph.nodes[s.add].shape)
+        if last is not None and here != last:
+            stage += 1
+        last = here
+        out.append(replace(s, stage=stage))
+    return tuple(out)
+
+
+
+
+_CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Structure]] = weakref.WeakKeyDictionary()
+
+
+def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
+    """What a cached structure depends on besides the input: the modules (a replaced submodule
+    changes it) and the training flags."""
+    return tuple((name, id(m), m.training) for name, m in model.named_modules())
+
+
+def discover(model: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Structure:
+    """The residual structure of ``model`` on inputs of ``input_shape``, found once and cached
+    (per model, input shape, dtype and module layout).
+
+    Runs on the meta device (stand-ins for every parameter and buffer: the model is never touched,
+    and the cost does not grow with the input); a model whose forward cannot run there (it reads
+    values, ``.item()``) runs once for real on a batch of one, under ``no_grad``, its buffers
+    restored, with a note. A model whose forward fails either way raises its error.
+    """
+    key = (tuple(int(d) for d in input_shape), dtype, _fingerprint(model))
+    cached = _CACHE.setdefault(model, {})
+    if key not in cached:
+        cached.clear()  # one layout per model is enough: an edited model is discovered afresh
+        cached[key] = _discover(model, tuple(int(d) for d in input_shape), dtype)
+    return cached[key]
+
+
+def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Structure:
+    try:
+        with FastMeta(), torch.no_grad():
+            graph = record_graph(model, torch.empty(shape, dtype=dtype, device="meta"), meta_state(model))
+        return find_residuals(graph)
+    except (NotImplementedError, RuntimeError) as exc:
+        if "meta" not in str(exc).lower() and "data-dependent" not in str(exc).lower():
+            raise
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    x = torch.zeros((1, *shape[1:]), dtype=dtype, device=device)
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        with torch.no_grad():
+            graph = record_graph(model, x)
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
+    found = find_residuals(graph)
+    return replace(found, notes=(*found.notes, "structure found from a real forward pass of one sample: "
+                                 "the model does not run on the meta device"))
+
+
+__all__ = [
+    "Modifier", "NotResidual", "OtherAddition", "ResidualSite", "Structure", "discover", "find_residuals",
+]
