@@ -98,7 +98,7 @@ def test_fixup_layout_scalar_biases_and_multipliers() -> None:
     assert all(m.bias is None for m in model.modules() if isinstance(m, nn.Conv2d))
     blocks = _blocks(model)
     for name, block in blocks:
-        # Fig. 1 of the paper: bias before each conv and activation, a multiplier and a bias last.
+        # Sec. 3 of the paper: a bias before each conv and activation, a multiplier and a bias last.
         for attr in ("bias1a", "bias1b", "bias2a"):
             assert isinstance(getattr(block, attr), ScalarBias), f"{name}.{attr}"
         scale = block.scale

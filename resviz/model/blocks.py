@@ -60,7 +60,7 @@ class BranchScale(nn.Module):
     ``weight`` starts at ``value``: 0 for SkipInit (De & Smith 2020, arXiv:2002.10444) and ReZero
     (Bachlechner et al. 2020, arXiv:2003.04887), so that a block starts as its skip path; 1 for
     Fixup, whose multiplier comes with a scalar ``bias`` after it (``x * weight + bias``,
-    arXiv:1901.09321, Fig. 1).
+    arXiv:1901.09321, Sec. 3).
     """
 
     def __init__(self, value: float, bias: bool = False) -> None:
@@ -191,7 +191,7 @@ class ResidualBlock(nn.Module):
 class PostActBlock(ResidualBlock):
     """He et al. 2015 blocks, torchvision's layout: conv-BN-ReLU ..., add, then ReLU.
 
-    Under Fixup the scalar biases follow the paper's Fig. 1 (names as in its reference code):
+    Under Fixup the scalar biases sit where the paper's Sec. 3 puts them (named as in its reference code):
     ``biasNa`` before convolution N, ``biasNb`` before its activation; where the block has a
     downsampling shortcut, ``bias1a`` is added before the fork so that both paths see it.
     """
