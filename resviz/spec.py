@@ -12,6 +12,10 @@ The vocabulary follows the papers:
   ``width_per_group`` exactly as torchvision's ``ResNet`` takes them.
 * Stride placement in bottlenecks: the 2015 paper strides the first 1x1 convolution; torchvision
   ("ResNet v1.5") strides the 3x3 convolution.
+* Normalisation and initialisation (``norm``, ``init``): BatchNorm with torchvision's He
+  initialisation by default; networks without normalisation and the initialisations that train
+  them: Fixup (Zhang, Dauphin & Ma 2019, arXiv:1901.09321), SkipInit (De & Smith 2020,
+  arXiv:2002.10444) and ReZero (Bachlechner et al. 2020, arXiv:2003.04887).
 """
 
 from __future__ import annotations
@@ -64,6 +68,58 @@ class StrideAt(StrEnum):
     CONV3X3 = "3x3"  # torchvision ("ResNet v1.5")
 
 
+class Norm(StrEnum):
+    """Normalisation layers: BatchNorm after every convolution as in every paper preset, or none.
+
+    Without normalisation the BatchNorm modules are omitted (not replaced by ``nn.Identity``, so
+    summaries and diagrams show only what runs) and every convolution gets a per-channel bias in
+    place of the shift BatchNorm would have learned; under ``init=fixup`` the convolutions keep no
+    bias and Fixup's scalar biases stand in, as in the paper.
+    """
+
+    BATCH = "batch"
+    NONE = "none"
+
+
+class Init(StrEnum):
+    """How weights start, and the scalars that come with it.
+
+    * ``kaiming``: torchvision's initialisation (He et al. 2015, arXiv:1502.01852): Kaiming-normal
+      (fan_out) convolutions, BatchNorm weight 1 and bias 0.
+    * ``fixup``: Zhang et al. 2019 (arXiv:1901.09321), Sec. 3: the classification layer and the
+      last layer of every residual branch start at 0, the other branch layers are He-initialised
+      and scaled by L^(-1/(2m-2)) (L branches of m layers); a scalar multiplier (1) ends every
+      branch and scalar biases (0) sit before each convolution, activation and the linear layer.
+      The paper trains it without normalisation (``norm=none``, as the ``fixup_*`` presets);
+      with ``norm=batch`` the BatchNorm layers stay and undo the rescaling of the layers they follow.
+    * ``skipinit``: De & Smith 2020 (arXiv:2002.10444): a learnable scalar at the end of every
+      residual branch, initialised to 0, proposed to train without normalisation (``norm=none``).
+    * ``rezero``: Bachlechner et al. 2020 (arXiv:2003.04887): ``x + alpha * F(x)`` with a
+      learnable alpha initialised to 0, a change of the residual connection alone, with or
+      without normalisation.
+
+    In a ResNet SkipInit and ReZero build the same layers; the spec keeps the paper's name.
+    Every choice but ``kaiming`` needs shortcuts: without a skip path a block starting at zero
+    would pass nothing on.
+    """
+
+    KAIMING = "kaiming"
+    FIXUP = "fixup"
+    SKIPINIT = "skipinit"
+    REZERO = "rezero"
+
+    @property
+    def scales_branches(self) -> bool:
+        """True where a learnable scalar multiplies every residual branch."""
+        return self is not Init.KAIMING
+
+    @property
+    def branch_scale(self) -> float:
+        """The branch multiplier's starting value: 1 for Fixup (its zero sits in the last layer
+        instead), 0 for SkipInit and ReZero."""
+        return 1.0 if self is Init.FIXUP else 0.0
+
+
 def _enum(cls: type[StrEnum], value: Any, field: str) -> Any:
     try:
         return cls(value)
@@ -94,6 +150,8 @@ class ResNetSpec:
     stride_at: StrideAt = StrideAt.CONV3X3
     num_classes: int = 1000
     in_channels: int = 3
+    norm: Norm = Norm.BATCH
+    init: Init = Init.KAIMING
 
     def __post_init__(self) -> None:
         # Accept plain strings and lists (from JSON, YAML or the CLI) and normalise them.
@@ -101,6 +159,8 @@ class ResNetSpec:
         object.__setattr__(self, "stem", _enum(Stem, self.stem, "stem"))
         object.__setattr__(self, "shortcut", _enum(Shortcut, self.shortcut, "shortcut"))
         object.__setattr__(self, "stride_at", _enum(StrideAt, self.stride_at, "stride_at"))
+        object.__setattr__(self, "norm", _enum(Norm, self.norm, "norm"))
+        object.__setattr__(self, "init", _enum(Init, self.init, "init"))
         for field in ("layers", "widths"):
             if isinstance(getattr(self, field), (list, tuple)):  # anything else is refused by validate()
                 object.__setattr__(self, field, tuple(getattr(self, field)))
@@ -131,10 +191,18 @@ class ResNetSpec:
 
     def plain(self) -> ResNetSpec:
         """The plain twin: the same layers without any shortcut (He et al. 2015, Sec. 4.1); a spec
-        without shortcuts is its own twin."""
+        without shortcuts is its own twin.
+
+        Fixup, SkipInit and ReZero start every branch at zero so that a block starts as its skip
+        path; without one the network would start as a constant, so the twin of such a spec is
+        He-initialised (``init=kaiming``) with the same normalisation.
+        """
         if not self.has_skips:
             return self
-        return dataclasses.replace(self, name=plain_name(self.name), shortcut=Shortcut.NONE)
+        reset = self.init is not Init.KAIMING
+        return dataclasses.replace(
+            self, name=plain_name(self.name, drop_init=reset), shortcut=Shortcut.NONE, init=Init.KAIMING,
+        )
 
     @property
     def default_input_size(self) -> tuple[int, int, int, int]:
@@ -168,7 +236,17 @@ class ResNetSpec:
             )
         for i in range(self.num_stages):
             self._check_channels(i)
+        self._check_variant()
         return self
+
+    def _check_variant(self) -> None:
+        """Combinations of ``init`` with shortcuts and block layout that have no meaning."""
+        if self.init is not Init.KAIMING and not self.has_skips:
+            raise ResvizError(f"init={self.init.value} scales residual branches and needs shortcuts: with "
+                              "shortcut=none every block would start at zero; use init=kaiming for a plain net")
+        if self.init is Init.FIXUP and self.preact:
+            raise ResvizError("init=fixup is defined for post-activation ResNets (Zhang et al. 2019, "
+                              "arXiv:1901.09321): use preact=false, or init=skipinit or rezero")
 
     def _check_name(self) -> None:
         if not isinstance(self.name, str) or not self.name.strip():
@@ -306,11 +384,31 @@ def parse_field(key: str, text: str) -> tuple[str, Any]:
     return key, value
 
 
-def plain_name(name: str) -> str:
-    """``resnet34`` -> ``plain34``; ``preact_resnet164`` -> ``plain_preact_resnet164``."""
+def plain_name(name: str, drop_init: bool = False) -> str:
+    """``resnet34`` -> ``plain34``; ``preact_resnet164`` -> ``plain_preact_resnet164``;
+    ``resnet56@norm=none,init=rezero`` -> ``plain56@norm=none,init=rezero``, or
+    ``plain56@norm=none`` with ``drop_init`` (the twin of a variant is He-initialised,
+    :meth:`ResNetSpec.plain`)."""
+    base, at, overrides = name.partition("@")
+    if at:
+        kept = [item for item in split_overrides(overrides)
+                if not (drop_init and item.partition("=")[0].strip() == "init")]
+        return plain_name(base) + (f"@{','.join(kept)}" if kept else "")
     if name.startswith("resnet") and name[6:].isdigit():
         return "plain" + name[6:]
     return "plain_" + name
+
+
+def split_overrides(text: str) -> list[str]:
+    """``"norm=none,layers=2,2,2,init=rezero"`` -> ``["norm=none", "layers=2,2,2", "init=rezero"]``:
+    commas separate ``KEY=VALUE`` items, and a part without ``=`` continues the list value before it."""
+    items: list[str] = []
+    for part in text.split(","):
+        if "=" in part or not items:
+            items.append(part)
+        else:
+            items[-1] += "," + part
+    return items
 
 
 class _NoAliasLoader(yaml.SafeLoader):

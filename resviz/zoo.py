@@ -11,6 +11,24 @@ Sources of the configurations:
 
 Every preset has a plain twin (``plain34``, ``plain56``, ``plain_preact_resnet164`` ...): the
 same layers without shortcuts.
+
+Variants of the CIFAR nets train without normalisation or start every block as its skip path
+(:class:`~resviz.spec.Norm`, :class:`~resviz.spec.Init`); they are listed apart
+(``list_models(include_variants=True)``) so that the catalogue of paper and torchvision presets
+stays what it was:
+
+* ``fixup_resnet110``: Zhang et al. 2019 (arXiv:1901.09321): their CIFAR-10 network, ResNet-110
+  without normalisation, Fixup-initialised.
+* ``skipinit_resnet56``: De & Smith 2020 (arXiv:2002.10444): SkipInit replaces BatchNorm, so no
+  normalisation.
+* ``rezero_resnet56``: Bachlechner et al. 2020 (arXiv:2003.04887) report ReZero on a CIFAR-10
+  ResNet-56; ReZero changes the residual connection only, so the preset keeps BatchNorm
+  (``resnet56@norm=none,init=rezero`` drops it).
+* ``resnet56_nonorm``: ResNet-56 with its BatchNorm layers removed and He's initialisation, the
+  baseline the three methods fix.
+
+Their plain twins (``plain_fixup_resnet110`` ...) are He-initialised, see
+:meth:`~resviz.spec.ResNetSpec.plain`.
 """
 
 from __future__ import annotations
@@ -22,7 +40,7 @@ from typing import Any
 
 from resviz.errors import ResvizError, quote
 from resviz.reference import TORCHVISION
-from resviz.spec import BlockKind, ResNetSpec, Shortcut, Stem, plain_name
+from resviz.spec import BlockKind, Init, Norm, ResNetSpec, Shortcut, Stem, plain_name
 
 _IMAGENET_WIDTHS = (64, 128, 256, 512)
 _CIFAR_WIDTHS = (16, 32, 64)
@@ -81,29 +99,47 @@ def _build_registry() -> dict[str, ResNetSpec]:
     return {s.name: s.validate() for s in specs}
 
 
+def _build_variants() -> dict[str, ResNetSpec]:
+    specs = [
+        dataclasses.replace(_cifar("fixup_resnet110", 110), norm=Norm.NONE, init=Init.FIXUP),
+        dataclasses.replace(_cifar("skipinit_resnet56", 56), norm=Norm.NONE, init=Init.SKIPINIT),
+        dataclasses.replace(_cifar("rezero_resnet56", 56), init=Init.REZERO),
+        dataclasses.replace(_cifar("resnet56_nonorm", 56), norm=Norm.NONE),
+    ]
+    return {s.name: s.validate() for s in specs}
+
+
 _REGISTRY = _build_registry()
 _PLAIN = {plain_name(n): n for n in _REGISTRY}
+_VARIANTS = _build_variants()
+_VARIANT_PLAIN = {plain_name(n): n for n in _VARIANTS}
 
 #: Presets whose state_dict, parameter count and forward function equal torchvision's builders.
 TORCHVISION_PRESETS: tuple[str, ...] = tuple(TORCHVISION)
 
 
-def list_models(include_plain: bool = False) -> list[str]:
-    """Preset names in registry order (torchvision first, then CIFAR, then pre-activation)."""
+def list_models(include_plain: bool = False, include_variants: bool = False) -> list[str]:
+    """Preset names in registry order (torchvision first, then CIFAR, then pre-activation), then
+    their plain twins, then the normalisation and initialisation variants (and their twins)."""
     names = list(_REGISTRY)
     if include_plain:
         names += list(_PLAIN)
+    if include_variants:
+        names += list(_VARIANTS)
+        if include_plain:
+            names += list(_VARIANT_PLAIN)
     return names
 
 
 def get_spec(name: str) -> ResNetSpec:
     """The preset called ``name`` (or its plain twin); unknown names suggest the closest ones."""
     key = name.strip().lower().replace("-", "_")
-    if key in _REGISTRY:
-        return _REGISTRY[key]
-    if key in _PLAIN:
-        return _REGISTRY[_PLAIN[key]].plain()
-    candidates = list(_REGISTRY) + list(_PLAIN)
+    for presets, twins in ((_REGISTRY, _PLAIN), (_VARIANTS, _VARIANT_PLAIN)):
+        if key in presets:
+            return presets[key]
+        if key in twins:
+            return presets[twins[key]].plain()
+    candidates = [*_REGISTRY, *_PLAIN, *_VARIANTS, *_VARIANT_PLAIN]
     if len(key) > 2 * max(map(len, candidates)):  # no preset is close; matching a pasted text costs time
         raise ResvizError(f"unknown model {quote(name)}; run `resviz list` for the presets")
     prefixed = [c for c in candidates if c.startswith(key) or key.startswith(c)]
@@ -115,7 +151,8 @@ def get_spec(name: str) -> ResNetSpec:
 def skip_twin(name: str) -> str | None:
     """The preset whose plain twin is ``name`` (``plain_preact_resnet164`` -> ``preact_resnet164``),
     or ``None`` when ``name`` is no plain twin."""
-    return _PLAIN.get(name.strip().lower().replace("-", "_"))
+    key = name.strip().lower().replace("-", "_")
+    return _PLAIN.get(key) or _VARIANT_PLAIN.get(key)
 
 
 CUSTOM = "custom"

@@ -1,5 +1,6 @@
 """What a user names, resolved once for every surface: a preset name, a spec file, ``custom``
-with overrides, a :class:`~resviz.spec.ResNetSpec`, or their own ``nn.Module``.
+with overrides, a preset with per-model overrides (``resnet110@init=fixup``,
+``resnet56@norm=none,init=rezero``), a :class:`~resviz.spec.ResNetSpec`, or their own ``nn.Module``.
 
 Every surface (CLI, dashboard, Python) and every study goes through :func:`resolve_spec` or
 :func:`resolve_model`, so a name is read, a spec validated and a module checked the same way
@@ -8,8 +9,10 @@ everywhere.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 import torch
@@ -20,7 +23,7 @@ from resviz.limits import check_seed
 from resviz.measure.compiled import original
 from resviz.measure.ownership import check_free
 from resviz.model.resnet import ResNet, build_model, resolve_device
-from resviz.spec import ResNetSpec, load_spec_file, parse_field
+from resviz.spec import ResNetSpec, load_spec_file, parse_field, split_overrides
 from resviz.zoo import CUSTOM, custom, derive, get_spec
 
 SPEC_SUFFIXES = (".json", ".yaml", ".yml")
@@ -43,6 +46,60 @@ def parse_overrides(items: Iterable[str], flag: str = "--set") -> dict[str, Any]
     return out
 
 
+AT_EXAMPLE = "e.g. resnet110@init=fixup or resnet56@norm=none,init=rezero"
+"""How messages about ``MODEL@KEY=VALUE`` targets show the form."""
+
+
+def _value_text(value: Any) -> str:
+    """A spec value as the override that sets it is written (``norm=none``, ``layers=2,2,2``)."""
+    if isinstance(value, Enum):
+        return str(value.value)
+    if isinstance(value, tuple):
+        return ",".join(map(str, value))
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _at_changes(target: str, text: str) -> dict[str, Any]:
+    """The ``KEY=VALUE`` items after the ``@`` of ``target``, parsed as ``--set`` parses them."""
+    allowed = [f.name for f in dataclasses.fields(ResNetSpec) if f.name != "name"]
+    changes: dict[str, Any] = {}
+    for item in split_overrides(text):
+        key, eq, value = item.partition("=")
+        if not eq:
+            raise ResvizError(f"{quote(target)}: {quote(item)} is not KEY=VALUE ({AT_EXAMPLE})")
+        field = key.strip().replace("-", "_")
+        if field not in allowed:
+            raise ResvizError(f"{quote(target)}: unknown key {quote(key.strip())}; allowed: {', '.join(allowed)}")
+        try:
+            name, parsed = parse_field(field, value)
+        except ResvizError as exc:
+            raise ResvizError(f"{quote(target)}: {exc}") from None
+        changes[name] = parsed
+    return changes
+
+
+def resolve_variant(target: str) -> ResNetSpec:
+    """``MODEL@KEY=VALUE[,KEY=VALUE...]``: the preset ``MODEL`` with those fields changed, named
+    ``MODEL@KEY=VALUE,...`` (keys in the order given, values as the spec holds them), so that two
+    variants of one architecture keep distinct names side by side in a comparison. Changes that
+    leave the preset as it is give the preset itself, under its own name."""
+    base, _, text = target.strip().partition("@")
+    if not base.strip() or not text.strip():
+        raise ResvizError(f"{quote(target)}: expected MODEL@KEY=VALUE[,KEY=VALUE...] ({AT_EXAMPLE})")
+    preset = get_spec(base)
+    changes = _at_changes(target, text)
+    try:
+        spec = ResNetSpec.from_dict({**preset.to_dict(), **changes})
+    except ResvizError as exc:
+        raise ResvizError(f"{quote(target)}: {exc}") from None
+    if spec == preset:
+        return preset
+    suffix = ",".join(f"{k}={_value_text(getattr(spec, k))}" for k in changes)
+    return dataclasses.replace(spec, name=f"{preset.name}@{suffix}").validate()
+
+
 def resolve_spec(
     target: str | ResNetSpec, plain: bool = False, overrides: dict[str, Any] | None = None,
 ) -> ResNetSpec:
@@ -51,6 +108,8 @@ def resolve_spec(
 
     An overridden preset is renamed ``<preset>-custom`` unless it equals a preset
     (:func:`resviz.zoo.derive`), so its summary is never compared with the preset's figures.
+    ``MODEL@KEY=VALUE,...`` names a preset with per-model changes (:func:`resolve_variant`), so
+    every surface that resolves names takes it, and ``overrides`` apply on top.
     """
     changes = dict(overrides or {})
     if isinstance(target, ResNetSpec):
@@ -59,6 +118,9 @@ def resolve_spec(
         spec = ResNetSpec.from_dict({**load_spec_file(target).to_dict(), **changes})
     elif isinstance(target, str) and target.strip().lower() == CUSTOM:
         spec = custom(changes)
+    elif isinstance(target, str) and "@" in target:
+        spec = resolve_variant(target)
+        spec = derive(spec, changes) if changes else spec
     elif isinstance(target, str):
         spec = derive(get_spec(target), changes) if changes else get_spec(target)
     else:
@@ -126,5 +188,5 @@ def resolve_model(target: Target, device: str | torch.device = "auto", seed: int
 
 __all__ = [
     "CUSTOM", "Resolved", "Target", "label_of", "measuring_device", "parse_overrides", "resolve_model", "resolve_spec",
-    "spec_of",
+    "resolve_variant", "spec_of",
 ]

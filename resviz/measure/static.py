@@ -47,7 +47,7 @@ def stage_of(name: str) -> str:
         return f"conv{int(m.group(1)) + 1}_x"
     if top == "maxpool":
         return "conv2_x"  # the paper lists the 3x3 max-pool at the top of conv2_x
-    if top in ("conv1", "bn1", "relu"):
+    if top in ("conv1", "bn1", "bias1", "relu"):  # bias1: Fixup's scalar bias in the stem
         return "conv1"
     return "head" if name else ""
 

@@ -4,6 +4,9 @@ Module names follow torchvision (``conv1``, ``bn1``, ``relu``, ``maxpool``, ``la
 ``avgpool``, ``fc``; inside blocks ``conv1``/``bn1``/.../``downsample.0``/``downsample.1``) so a
 torchvision checkpoint loads with strict key checking. Pre-activation nets add ``final_bn`` and
 ``final_relu`` after the last stage (He et al. 2016, Fig. 4: the last unit is followed by BN-ReLU).
+Without normalisation (``norm=none``) every BatchNorm is absent; Fixup adds the scalar biases
+``bias1`` (before the stem's ReLU) and ``bias2`` (before ``fc``) of its reference code
+(Zhang et al. 2019, arXiv:1901.09321).
 """
 
 from __future__ import annotations
@@ -12,9 +15,10 @@ import torch
 from torch import Tensor, nn
 
 from resviz.errors import ResvizError, quote
-from resviz.model.blocks import PostActBlock, PreActBlock, ResidualBlock
+from resviz.model.blocks import PostActBlock, PreActBlock, ResidualBlock, ScalarBias, conv_bias, maybe
 from resviz.model.fastmeta import FastMeta
-from resviz.spec import ResNetSpec, Stem
+from resviz.model.init import initialise
+from resviz.spec import Init, Norm, ResNetSpec, Stem
 from resviz.zoo import get_spec
 
 
@@ -25,15 +29,17 @@ class ResNet(nn.Module):
         super().__init__()
         spec.validate()
         self.spec = spec
-        sw = spec.stem_width
+        sw, bias, norms = spec.stem_width, conv_bias(spec.norm, spec.init), spec.norm is Norm.BATCH
+        fixup = spec.init is Init.FIXUP
         if spec.stem is Stem.IMAGENET:
-            self.conv1 = nn.Conv2d(spec.in_channels, sw, 7, stride=2, padding=3, bias=False)
+            self.conv1 = nn.Conv2d(spec.in_channels, sw, 7, stride=2, padding=3, bias=bias)
         else:
-            self.conv1 = nn.Conv2d(spec.in_channels, sw, 3, stride=1, padding=1, bias=False)
+            self.conv1 = nn.Conv2d(spec.in_channels, sw, 3, stride=1, padding=1, bias=bias)
         # A CIFAR pre-activation net starts its first unit with BN-ReLU; every other stem
         # normalises and activates right after conv1.
         stem_activates = not (spec.preact and spec.stem is Stem.CIFAR)
-        self.bn1: nn.Module | None = nn.BatchNorm2d(sw) if stem_activates else None
+        self.bn1: nn.Module | None = nn.BatchNorm2d(sw) if stem_activates and norms else None
+        self.bias1: nn.Module | None = ScalarBias() if stem_activates and fixup else None
         self.relu: nn.Module | None = nn.ReLU() if stem_activates else None
         self.maxpool: nn.Module | None = (
             nn.MaxPool2d(3, stride=2, padding=1) if spec.stem is Stem.IMAGENET else None
@@ -46,11 +52,12 @@ class ResNet(nn.Module):
                 blocks.append(self._block(spec, i, cin, planes, stride, first=(i == 0 and j == 0)))
                 cin = planes * spec.block.expansion
             self.add_module(f"layer{i + 1}", nn.Sequential(*blocks))
-        self.final_bn: nn.Module | None = nn.BatchNorm2d(cin) if spec.preact else None
+        self.final_bn: nn.Module | None = nn.BatchNorm2d(cin) if spec.preact and norms else None
         self.final_relu: nn.Module | None = nn.ReLU() if spec.preact else None
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.bias2: nn.Module | None = ScalarBias() if fixup else None
         self.fc = nn.Linear(cin, spec.num_classes)
-        self._init_weights()
+        initialise(self, spec)
 
     @staticmethod
     def _block(
@@ -61,20 +68,12 @@ class ResNet(nn.Module):
             skip_preact = first and spec.stem is Stem.IMAGENET
             return PreActBlock(
                 spec.block, cin, planes, stride, spec.shortcut, inner, spec.groups,
-                spec.stride_at, skip_preact=skip_preact,
+                spec.stride_at, skip_preact=skip_preact, norm=spec.norm, init=spec.init,
             )
         return PostActBlock(
             spec.block, cin, planes, stride, spec.shortcut, inner, spec.groups, spec.stride_at,
+            norm=spec.norm, init=spec.init,
         )
-
-    def _init_weights(self) -> None:
-        """torchvision's initialisation: Kaiming-normal (fan_out) convs, BN weight 1 and bias 0."""
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, nn.BatchNorm2d):
-                nn.init.ones_(m.weight)
-                nn.init.zeros_(m.bias)
 
     @property
     def stages(self) -> list[nn.Sequential]:
@@ -82,17 +81,17 @@ class ResNet(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.conv1(x)
-        if self.bn1 is not None and self.relu is not None:
-            x = self.relu(self.bn1(x))
+        if self.relu is not None:
+            x = self.relu(maybe(self.bias1, maybe(self.bn1, x)))
         if self.maxpool is not None:
             x = self.maxpool(x)
         for stage in self.stages:
             x = stage(x)
-        if self.final_bn is not None and self.final_relu is not None:
-            x = self.final_relu(self.final_bn(x))
+        if self.final_relu is not None:
+            x = self.final_relu(maybe(self.final_bn, x))
         x = self.avgpool(x)
         x = torch.flatten(x, 1)
-        return self.fc(x)
+        return self.fc(maybe(self.bias2, x))
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
