@@ -28,10 +28,10 @@ else:
     import lightning.pytorch as pl  # type: ignore[no-redef]
     from lightning.pytorch.loggers import CSVLogger  # type: ignore[no-redef]
 
-from resviz.integrations.lightning import ResvizCallback
+from resviz.integrations.lightning import ResvizCallback  # noqa: E402  (after choosing the package)
 
 sys.path.insert(0, str(Path(__file__).parent))  # the shared model of the multi-process tests
-from ddp_monitor import batchnorm_eval, network
+from ddp_monitor import batchnorm_eval, network  # noqa: E402
 
 SAMPLES, PER_RANK, STEPS = 16, 4, 2
 
