@@ -35,7 +35,7 @@ SHORTCUTS = ("identity", "projection", "zero-pad", "pooled-projection")
 MODIFIERS = ("drop-path", "eca", "layer-scale", "se")
 ROOT = "<root>"
 
-#: Every family module (``tests.families.<name>``), in the order of the brief; negative cases last.
+#: Every family module (``tests.families.<name>``), negative cases last.
 FAMILIES = (
     "tv_resnet",
     "cifar_resnet",

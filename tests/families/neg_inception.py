@@ -1,7 +1,7 @@
 """Negative case: an Inception-style sum of two multi-layer conv branches of the same input.
 
-Szegedy et al., "Going Deeper with Convolutions", arXiv:1409.4842 (which concatenates its branches; summing
-them is the merge studied by e.g. FractalNet, arXiv:1605.07648). ``mixed`` computes
+Szegedy et al., "Going Deeper with Convolutions", arXiv:1409.4842 (which concatenates its branches; here they
+are summed). ``mixed`` computes
 ``branch3x3(x) + branch5x5(x)``: both operands start from ``x``, but neither is an identity or a short
 projection of it (each branch is a 1x1 reduction followed by a spatial conv): not a residual block.
 """
