@@ -14,6 +14,7 @@ it; it knows nothing about blocks itself.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,6 +25,30 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
+
+QUIET = [0]
+"""Nesting depth of :func:`quiet`: operations run while it is above zero are not recorded."""
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Operations run inside are not recorded: resviz's own hooks reduce tensors during the
+    forward they measure, and those reductions are not the model's."""
+    QUIET[0] += 1
+    try:
+        yield
+    finally:
+        QUIET[0] -= 1
+
+
+def quietly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``fn`` run under :func:`quiet` (for hooks)."""
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with quiet():
+            return fn(*args, **kwargs)
+
+    return run
 
 
 class OpKind(StrEnum):
@@ -123,7 +148,10 @@ class Graph:
         return seen
 
 
-class _Recorder(TorchFunctionMode):
+class Recorder(TorchFunctionMode):
+    """The mode that records a :class:`Graph`; :meth:`before` and :meth:`after` let a subclass act
+    on chosen operations of a later, identical forward pass."""
+
     def __init__(self, graph: Graph, params: dict[int, str]) -> None:
         super().__init__()
         self.graph = graph
@@ -131,6 +159,11 @@ class _Recorder(TorchFunctionMode):
         self.producer: dict[int, int] = {}
         self.keep: list[Tensor] = []  # every seen tensor stays alive, so ids are never reused
         self.stack: list[str] = []
+
+    def start(self, x: Tensor) -> None:
+        """Record the model's input as node 0."""
+        self.add(OpKind.INPUT, "input", (), x)
+        self.after(0, x)
 
     def source(self, t: Tensor) -> int:
         node = self.producer.get(id(t))
@@ -150,25 +183,40 @@ class _Recorder(TorchFunctionMode):
         return node
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
-        out = func(*args, **(kwargs or {}))
+        kwargs = kwargs or {}
+        if QUIET[0]:
+            return func(*args, **kwargs)
+        ins = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)]
+        inputs = tuple(dict.fromkeys(self.source(t) for t in ins))  # read before an in-place op runs
+        node = len(self.graph.nodes)  # the id this operation gets if it is recorded
+        args, kwargs = self.before(node, args, kwargs, ins)
+        out = func(*args, **kwargs)
         flat_out = [t for t in tree_flatten(out)[0] if isinstance(t, Tensor)]
         if not flat_out:
             return out
-        ins = [t for t in tree_flatten((args, kwargs or {}))[0] if isinstance(t, Tensor)]
-        inputs = tuple(dict.fromkeys(self.source(t) for t in ins))
-        inplace = any(o is t for o in flat_out for t in ins)
         kind = op_kind(func)
         if kind is OpKind.VIEW and len(flat_out) == 1 and any(flat_out[0] is t for t in ins):
             return out  # returns its input itself (``x.to(x.dtype)``, ``contiguous()`` of a contiguous x)
-        node = self.add(kind, getattr(func, "__name__", "op"), inputs, flat_out[0], inplace)
+        inplace = any(o is t for o in flat_out for t in ins)
+        self.add(kind, getattr(func, "__name__", "op"), inputs, flat_out[0], inplace)
         for t in flat_out[1:]:
             self.producer[id(t)] = node
             self.keep.append(t)
+        self.after(node, flat_out[0])
         return out
+
+    def before(
+        self, node: int, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Tensor],
+    ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        """Called before operation ``node`` runs, with its tensor inputs: the arguments it runs with."""
+        return args, kwargs
+
+    def after(self, node: int, out: Tensor) -> None:
+        """Called once operation ``node`` has produced ``out``."""
 
 
 @contextmanager
-def _module_stack(model: nn.Module, rec: _Recorder) -> Iterator[None]:
+def module_stack(model: nn.Module, rec: Recorder) -> Iterator[None]:
     handles = []
     for name, m in model.named_modules():
         def pre(_m: nn.Module, _a: Any, name: str = name) -> None:
@@ -208,13 +256,20 @@ def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = 
     tensors = state if state is not None else dict(
         (*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)))
     params = {id(t): name for name, t in tensors.items()}
-    rec = _Recorder(graph, params)
-    rec.add(OpKind.INPUT, "input", (), x)
-    with _module_stack(model, rec), rec:
-        out = torch.func.functional_call(model, state, (x,)) if state is not None else model(x)
+    rec = Recorder(graph, params)
+    rec.start(x)
+    quiet_before, QUIET[0] = QUIET[0], 0  # discovery may start from inside a quiet hook
+    try:
+        with module_stack(model, rec), rec:
+            out = torch.func.functional_call(model, state, (x,)) if state is not None else model(x)
+    finally:
+        QUIET[0] = quiet_before
     graph.output = tuple(rec.producer[id(t)] for t in tree_flatten(out)[0]
                          if isinstance(t, Tensor) and id(t) in rec.producer)
     return graph
 
 
-__all__ = ["Graph", "Node", "OpKind", "meta_state", "op_kind", "record_graph"]
+__all__ = [
+    "QUIET", "Graph", "Node", "OpKind", "Recorder", "meta_state", "module_stack", "op_kind", "quiet", "quietly",
+    "record_graph",
+]

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.measure.counting import count_macs
+from resviz.measure.graph import quietly
 from resviz.measure.static import branch_of, owning_block, stage_of
 from resviz.measure.stats import HIST_EDGES, ROW, LayerStatsBuffer, Moments, batchnorm_moments, decode
 from resviz.model.blocks import Fork, ResidualBlock
@@ -50,7 +51,7 @@ class LayerCapture:
     ) -> None:
         self.model = model
         self.names = {m: n for n, m in model.named_modules()}
-        self.blocks = list(blocks)
+        self.blocks = blocks  # the same list: blocks found once the model runs are added to it
         self.buffer = LayerStatsBuffer(count_nonfinite=count_nonfinite)
         self.facts: list[LayerFacts] = []
         self.calls: dict[nn.Module, int] = {}
@@ -71,6 +72,7 @@ class LayerCapture:
     def _pre_hook(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
         self.current = self.names.get(module, "")
 
+    @quietly
     def _layer_hook(self, module: nn.Module, args: tuple[Any, ...], out: Any) -> None:
         if not isinstance(out, Tensor) or not out.is_floating_point():
             return
@@ -95,6 +97,7 @@ class LayerCapture:
             self.buffer.give_moments(row, found[0])
         self.buffer.give_moments(len(self.buffer) - 1, found[1])
 
+    @quietly
     def _flush_hook(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
         self.buffer.flush()
 

@@ -47,9 +47,11 @@ from resviz.errors import ResvizError
 from resviz.measure import fastpaths
 from resviz.measure.compiled import EagerSwitch, compiled_code_probe, is_compiled, original, outside_graphs
 from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, local_part, resolve_reduce
+from resviz.measure.graph import quietly
 from resviz.measure.layers import LayerCapture
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import HIST_BINS, ROW, norms
+from resviz.measure.structure import discovering
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
 from resviz.measure.transfer import HostTransfer
 from resviz.records import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats
@@ -200,7 +202,7 @@ class Monitor:
         if torch.compiler.is_compiling() or module is not self.wrapper or self._in_compiled():
             return  # the wrapper called from compiled code (the original's pre-hook counts); a deep copy
         self._counted = True
-        self._on_forward(in_graph=False)
+        self._on_forward(in_graph=False, args=_args)
 
     def _on_call(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
         """The counting pre-hook of the original module. Traced by dynamo when the module runs
@@ -214,8 +216,10 @@ class Monitor:
             if self._from_graph is not None:
                 self._from_graph(module)
             return
+        if discovering(module):
+            return  # the structure discovery's own forward, on the meta device: not a step
         if module is self.model:  # not a deep copy of it, whose hook dictionary holds this same hook
-            self._on_forward(in_graph=False)
+            self._on_forward(in_graph=False, args=_args)
 
     def _in_graph(self, module: nn.Module) -> None:
         """The pre-hook's work when the model runs inside compiled code, which only a stance set
@@ -224,7 +228,7 @@ class Monitor:
             self._ahead = True
             self._on_forward(in_graph=True)
 
-    def _on_forward(self, in_graph: bool) -> None:
+    def _on_forward(self, in_graph: bool, args: tuple[Any, ...] = ()) -> None:
         if not self.model.training:
             if self._grad_handles:  # fallback path, backward begun: this forward is not the step's
                 self._drop_step_hooks()
@@ -241,7 +245,8 @@ class Monitor:
         self._eager.set(True)
         self._inplace = disable_inplace(self.model)  # for this forward only: a graph compiled
         # for the other steps sees the flags as the user set them, and is never recompiled for them
-        self._capture.attach(self._step_handles)
+        x = args[0] if args and isinstance(args[0], Tensor) else None
+        self._capture.attach(self._step_handles, x, running=True)
         layers = LayerCapture(self.model, self._capture.blocks, count_nonfinite=True) if self.layers else None
         if layers is not None:
             layers.attach(self._step_handles)
@@ -250,6 +255,7 @@ class Monitor:
         self._pending.append(pending)
         queue = fastpaths.engine_callback()
 
+        @quietly
         def on_output(_m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
             x = args[0] if args else None
             pending.batch = int(x.shape[0]) if isinstance(x, Tensor) and x.dim() else 1
@@ -274,6 +280,7 @@ class Monitor:
         run again, unless the next step is recorded too and the stance is set ahead."""
         step = pending.step
 
+        @quietly
         def hook(_m: nn.Module, _a: tuple[Any, ...], _out: Any) -> None:
             if pending.layers is not None:
                 pending.layers.buffer.flush()

@@ -30,7 +30,9 @@ blocks at one resolution.
 from __future__ import annotations
 
 import weakref
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -73,10 +75,12 @@ class ResidualSite:
     """One residual addition found in a model's computation."""
 
     name: str
-    """``module`` for the first residual addition of that module's forward; ``module:k`` for the
-    k-th when it performs several."""
+    """``module`` when each call of the module performs one residual addition, ``module:k`` for
+    the k-th of several (a ViT block: ``blocks.0:1``, ``blocks.0:2``); ``#c`` is added for the
+    c-th call of a module that runs more than once in one forward (shared weights)."""
     module: str
     index: int
+    call: int
     shortcut: ShortcutKind
     modifiers: tuple[Modifier, ...]
     main_last: str
@@ -91,6 +95,10 @@ class ResidualSite:
     """Graph node of the addition."""
     main_operand: int
     skip_operand: int
+    readers: tuple[tuple[int, str], ...] = ()
+    """The operations that read the fork point, each with its branch (``main`` or ``skip``): where
+    :class:`~resviz.measure.branches.SiteMode` hands each branch its own view of ``x``. The
+    addition itself reads ``x`` for the branch that is ``x`` (an identity shortcut)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +116,8 @@ class Structure:
     sites: tuple[ResidualSite, ...]
     others: tuple[OtherAddition, ...]
     notes: tuple[str, ...] = ()
+    nodes: int = 0
+    """Operations recorded in the forward (a later identical forward records as many)."""
 
     @property
     def blocks(self) -> tuple[str, ...]:
@@ -139,9 +149,9 @@ def _shortcut(branch: list[Node]) -> ShortcutKind:
     kinds = {n.kind for n in branch}
     if kinds & {OpKind.CONV, OpKind.LINEAR}:
         return ShortcutKind.POOLED_PROJECTION if OpKind.POOL in kinds else ShortcutKind.PROJECTION
-    if OpKind.PAD in kinds or any(n.name == "__getitem__" for n in branch) or OpKind.POOL in kinds:
+    if OpKind.PAD in kinds or any(n.name == "__getitem__" for n in branch):
         return ShortcutKind.ZERO_PAD
-    return ShortcutKind.IDENTITY
+    return ShortcutKind.POOLED if OpKind.POOL in kinds else ShortcutKind.IDENTITY
 
 
 def _modifiers(graph: Graph, main: list[Node], fork: set[int]) -> tuple[Modifier, ...]:
@@ -153,11 +163,11 @@ def _modifiers(graph: Graph, main: list[Node], fork: set[int]) -> tuple[Modifier
         if any(s.kind is OpKind.PARAM for s in srcs):
             found.add(Modifier.LAYER_SCALE)
         for s in srcs:
-            gate = _branch(graph, s.id, fork)
-            kinds = {n.kind for n in gate}
-            if s.kind is OpKind.GATE and OpKind.POOL in kinds:
+            origin = _origin(graph, s.id)
+            kinds = {n.kind for n in _branch(graph, s.id, fork)}
+            if origin is OpKind.GATE and OpKind.POOL in kinds:
                 found.add(Modifier.ECA if OpKind.CONV1D in kinds else Modifier.SE)
-            if s.kind is OpKind.RANDOM or (OpKind.RANDOM in kinds and not kinds & _WEIGHTED):
+            elif origin is OpKind.RANDOM:
                 found.add(Modifier.DROP_PATH)
     return tuple(sorted(found))
 
@@ -177,12 +187,42 @@ def _call_start(graph: Graph, module: str, node: int) -> int:
     return max((s for s in graph.entered.get(module, ()) if s <= node), default=0)
 
 
-def _main_last(main: list[Node], block: str) -> str:
+def _main_last(graph: Graph, operand: int, block: str) -> str:
+    """The module of the main branch's last computing operation: walking back from the operand
+    through views and through what modifies the branch (a product with a parameter, a scalar, a
+    gate or a random mask), the first other operation's module, when it lies inside the block."""
+    node = graph.nodes[operand]
+    while node.kind in (OpKind.VIEW, OpKind.MUL, OpKind.DROPOUT):
+        data = [i for i in node.inputs if graph.nodes[i].kind not in (OpKind.PARAM, OpKind.CONST)]
+        if node.kind is not OpKind.MUL:
+            data = data[:1]  # the tensor viewed (``expand_as(x)`` reads x for its shape only)
+        if node.kind is OpKind.MUL and len(data) == 2:
+            data = [i for i in data if not _modulates(graph, i)]
+        if len(data) != 1:
+            break
+        node = graph.nodes[data[0]]
     prefix = f"{block}." if block else ""
-    for node in reversed(main):
-        if node.module.startswith(prefix) and node.module != block and node.kind is not OpKind.VIEW:
-            return node.module
-    return ""
+    return node.module if node.module.startswith(prefix) and node.module != block else ""
+
+
+def _modulates(graph: Graph, node: int) -> bool:
+    """Whether ``node`` is a gate (a sigmoid) or a random mask, which multiply a branch."""
+    return _origin(graph, node) is not None
+
+
+def _origin(graph: Graph, node: int) -> OpKind | None:
+    """``GATE`` or ``RANDOM`` when ``node`` is a sigmoid gate or a random mask, seen through views
+    and scalings (``mask.div_(keep)``, ``gate.view(...).expand_as(x)``); else None."""
+    n = graph.nodes[node]
+    if n.kind in (OpKind.GATE, OpKind.RANDOM):
+        return n.kind
+    data = [i for i in n.inputs if graph.nodes[i].kind not in (OpKind.PARAM, OpKind.CONST)]
+    if n.kind is OpKind.VIEW and data:
+        return _origin(graph, data[0])
+    if n.kind is OpKind.MUL and data:
+        found = {_origin(graph, i) for i in data}
+        return found.pop() if len(found) == 1 else None
+    return None
 
 
 def _modules(branch: list[Node], block: str) -> tuple[str, ...]:
@@ -202,7 +242,7 @@ def find_residuals(graph: Graph) -> Structure:
     """The residual sites and the other two-branch additions of ``graph`` (see the module docstring)."""
     sites: list[ResidualSite] = []
     others: list[OtherAddition] = []
-    per_module: dict[str, int] = {}
+    per_call: dict[tuple[str, int], int] = {}
     for node in graph.nodes:
         if node.kind is not OpKind.ADD:
             continue
@@ -228,18 +268,35 @@ def find_residuals(graph: Graph) -> Structure:
             others.append(OtherAddition(node.module, NotResidual.LONG_SKIP))
             continue
         block = _owner(graph, node, (a, b))
-        index = per_module[block] = per_module.get(block, 0) + 1
+        start = _call_start(graph, block, node.id)
+        index = per_call[block, start] = per_call.get((block, start), 0) + 1
+        call = sorted(graph.entered.get(block, [0])).index(start) + 1 if block in graph.entered else 1
         sites.append(ResidualSite(
-            name=block, module=block, index=index, shortcut=_shortcut(skip),
-            modifiers=_modifiers(graph, main, before), main_last=_main_last(main, block),
+            name=block, module=block, index=index, call=call, shortcut=_shortcut(skip),
+            modifiers=_modifiers(graph, main, before), main_last=_main_last(graph, main_op, block),
             skip_modules=_modules(skip, block), main_modules=_modules(main, block), stage=0,
             fork=fork, add=node.id, main_operand=main_op, skip_operand=skip_op,
+            readers=_readers(graph, fork, node, main, skip, skip_op),
         ))
-    return Structure(_staged(graph, _named(sites, per_module)), tuple(others))
+    return Structure(_staged(graph, _named(sites)), tuple(others), nodes=len(graph.nodes))
 
 
-def _named(sites: list[ResidualSite], per_module: dict[str, int]) -> list[ResidualSite]:
-    return [replace(s, name=f"{s.module}:{s.index}") if per_module[s.module] > 1 else s for s in sites]
+def _readers(
+    graph: Graph, fork: int, add: Node, main: list[Node], skip: list[Node], skip_op: int,
+) -> tuple[tuple[int, str], ...]:
+    found = [(n.id, branch) for branch, nodes in (("main", main), ("skip", skip)) for n in nodes if fork in n.inputs]
+    if fork in add.inputs:
+        found.append((add.id, "skip" if skip_op == fork else "main"))
+    return tuple(sorted(found))
+
+
+def _named(sites: list[ResidualSite]) -> list[ResidualSite]:
+    several = {s.module for s in sites if s.index > 1}
+
+    def name(s: ResidualSite) -> str:
+        return s.module + (f":{s.index}" if s.module in several else "") + (f"#{s.call}" if s.call > 1 else "")
+
+    return [replace(s, name=name(s)) for s in sites]
 
 
 def _staged(graph: Graph, sites: list[ResidualSite]) -> tuple[ResidualSite, ...]:
@@ -282,7 +339,39 @@ def discover(model: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = 
     return cached[key]
 
 
+_RUNNING: list[nn.Module] = []
+
+
+def discovering(model: nn.Module) -> bool:
+    """Whether ``model`` runs now for :func:`discover` (its hooks then see a forward that is not
+    the user's: the monitor does not count it)."""
+    return any(m is model for m in _RUNNING)
+
+
 def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Structure:
+    _RUNNING.append(model)
+    try:
+        with _without_hooks(model):
+            return _discover_once(model, shape, dtype)
+    finally:
+        _RUNNING.pop()
+
+
+@contextmanager
+def _without_hooks(model: nn.Module) -> Iterator[None]:
+    """The modules' forward hooks set aside while discovery runs the model: the user's hooks (and
+    resviz's) must not see a forward on the meta device that is not theirs."""
+    saved = [(m, m._forward_pre_hooks, m._forward_hooks) for m in model.modules()]
+    for m, _, _ in saved:
+        m._forward_pre_hooks, m._forward_hooks = OrderedDict(), OrderedDict()
+    try:
+        yield
+    finally:
+        for m, pre, post in saved:
+            m._forward_pre_hooks, m._forward_hooks = pre, post
+
+
+def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Structure:
     try:
         with FastMeta(), torch.no_grad():
             graph = record_graph(model, torch.empty(shape, dtype=dtype, device="meta"), meta_state(model))
@@ -306,5 +395,6 @@ def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> S
 
 
 __all__ = [
-    "Modifier", "NotResidual", "OtherAddition", "ResidualSite", "Structure", "discover", "find_residuals",
+    "Modifier", "NotResidual", "OtherAddition", "ResidualSite", "Structure", "discover", "discovering",
+    "find_residuals",
 ]

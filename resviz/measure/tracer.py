@@ -1,11 +1,8 @@
 """The hook tracer: one real forward and backward pass, measured layer by layer and block by block.
 
-Branch gradients follow the algebra of a residual block y = F(x) + S(x): dL/dx is the sum of
-what flows back through F (the main path) and through S (the shortcut). resviz blocks expose the
-split as a :class:`~resviz.model.blocks.Fork` returning two views of x, so a tensor hook on each
-view sees exactly one term and a hook on x sees the sum. torchvision-style blocks (``conv1`` ...
-``downsample``, in-place ReLU, ``out += identity``) get the same split from a forward pre-hook
-that hands the block a view for the shortcut and ``conv1`` another view for the main path.
+Per block, the two branches' gradients and the two addends' RMS come from
+:mod:`resviz.measure.branches` (resviz's own blocks at their fork, every other residual addition
+through the model's computation); per layer, output statistics from :mod:`resviz.measure.layers`.
 
 :class:`TraceSession` owns every hook handle and every change it makes (BatchNorm statistics,
 ``.grad``, ``inplace`` flags, modes) and undoes them on exit, also when the forward raises.
@@ -16,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -25,6 +22,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
+from resviz.measure.branches import BlockProbe, BranchCapture
 from resviz.measure.compiled import eager, original
 from resviz.measure.layers import LayerCapture
 from resviz.measure.ownership import Use, claim, release
@@ -35,7 +33,7 @@ from resviz.measure.stats import (
     norms,
 )
 from resviz.measure.transfer import HostTransfer
-from resviz.model.blocks import PreActBlock, ResidualBlock, find_blocks, shortcut_type
+from resviz.model.blocks import find_blocks
 from resviz.records import (
     BlockStats,
     LayerStats,
@@ -50,168 +48,6 @@ from resviz.records import (
 LossFn = Callable[[Tensor, Any], Tensor]
 
 
-def _norm(t: Tensor) -> Tensor:
-    return norms([t.detach()])[0]
-
-
-@dataclass
-class BlockProbe:
-    """Device scalars of one block, filled by hooks during one forward/backward."""
-
-    name: str
-    shortcut: ShortcutKind
-    call: int = 1
-    main: Tensor | None = None
-    skip: Tensor | None = None
-    main_numel: int = 0
-    skip_numel: int = 0
-    main_row: int | None = None  # row of the layer statistics that already hold the main operand's norm
-    skip_row: int | None = None
-    grads: dict[str, Tensor] = field(default_factory=dict)
-    vectors: dict[str, Tensor] = field(default_factory=dict)
-
-
-def _main_operand(block: nn.Module) -> nn.Module | None:
-    """The module whose output is the main operand of the residual addition."""
-    if isinstance(block, ResidualBlock) and block.add is not None:
-        return None  # read from the ResidualAdd pre-hook instead
-    if isinstance(block, PreActBlock):
-        return getattr(block, "conv3", None) or getattr(block, "conv2", None)
-    return getattr(block, "bn3", None) or getattr(block, "bn2", None)
-
-
-class BranchCapture:
-    """Hooks that measure, per block, the RMS of both addends and the gradient of both branches.
-
-    ``keep_vectors`` also keeps detached copies of the three gradients (for verification only).
-    """
-
-    def __init__(self, model: nn.Module, keep_vectors: bool = False) -> None:
-        self.model = model
-        self.keep_vectors = keep_vectors
-        self.blocks = find_blocks(model)
-        self.probes: dict[str, BlockProbe] = {}
-        self._views: dict[int, tuple[BlockProbe, Tensor]] = {}
-        self.find_row: Callable[[Tensor], int | None] | None = None
-        """Set by :class:`TraceSession`: finds an addend among the recorded layer outputs, whose
-        norm the layer statistics compute anyway, so it is not reduced a second time."""
-
-    def reset(self) -> None:
-        self.probes = {n: BlockProbe(n, shortcut_type(b)) for n, b in self.blocks}
-        self._current = dict(self.probes)
-        self._entered: set[str] = set()
-        self._views.clear()
-
-    def _enter(self, name: str) -> Callable[..., None]:
-        """Pre-hook that starts a block's record: a block that runs again in the same forward
-        (shared weights) gets a new probe per call, so calls are never mixed."""
-        def pre(_m: nn.Module, _args: tuple[Any, ...]) -> None:
-            if name not in self._entered:
-                self._entered.add(name)
-                return
-            last = self._current[name]
-            again = BlockProbe(name, last.shortcut, call=last.call + 1)
-            self.probes[f"{name}#{again.call}"] = self._current[name] = again
-
-        return pre
-
-    def _grad_hook(self, probe: BlockProbe, key: str, t: Tensor) -> None:
-        if not t.requires_grad:
-            return
-
-        def hook(g: Tensor) -> None:
-            probe.grads[key] = _norm(g)
-            if self.keep_vectors:
-                probe.vectors[key] = g.detach().clone()
-
-        t.register_hook(hook)
-
-    def attach(self, handles: list[RemovableHandle]) -> None:
-        self.reset()
-        for name, block in self.blocks:
-            handles.append(block.register_forward_pre_hook(self._enter(name)))
-            if isinstance(block, ResidualBlock):
-                self._attach_resviz(block, name, handles)
-            else:
-                self._attach_foreign(block, name, handles)
-            main_mod = _main_operand(block)
-            if main_mod is not None:
-                handles.append(main_mod.register_forward_hook(self._main_hook(name)))
-
-    def _main_hook(self, name: str) -> Callable[..., None]:
-        def hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-            if isinstance(out, Tensor):
-                probe = self._current[name]
-                probe.main, probe.main_numel = _norm(out), out.numel()
-
-        return hook
-
-    def _attach_resviz(self, block: ResidualBlock, name: str, handles: list[RemovableHandle]) -> None:
-        if block.fork is None or block.add is None:
-            def plain_pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
-                probe = self._current[name]
-                self._grad_hook(probe, "total", args[0])
-                self._grad_hook(probe, "main", args[0])
-
-            handles.append(block.register_forward_pre_hook(plain_pre))
-            return
-
-        def fork_hook(_m: nn.Module, args: tuple[Any, ...], out: tuple[Tensor, Tensor]) -> None:
-            probe = self._current[name]
-            self._grad_hook(probe, "total", args[0])
-            self._grad_hook(probe, "main", out[0])
-            self._grad_hook(probe, "skip", out[1])
-
-        def add_pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
-            main, skip, probe = args[0], args[1], self._current[name]
-            probe.main_numel, probe.skip_numel = main.numel(), skip.numel()
-            find = self.find_row
-            probe.main_row = find(main) if find is not None else None
-            probe.skip_row = find(skip) if find is not None else None
-            if probe.main_row is None:
-                probe.main = _norm(main)
-            if probe.skip_row is None:
-                probe.skip = _norm(skip)
-
-        handles.append(block.fork.register_forward_hook(fork_hook))
-        handles.append(block.add.register_forward_pre_hook(add_pre))
-
-    def _attach_foreign(self, block: nn.Module, name: str, handles: list[RemovableHandle]) -> None:
-        """torchvision-style: the block gets a skip view of x, ``conv1`` a separate main view."""
-
-        def block_pre(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-            x = args[0]
-            if not isinstance(x, Tensor):
-                return None
-            xs, probe = x.view_as(x), self._current[name]
-            self._views[id(xs)] = (probe, x)
-            self._grad_hook(probe, "total", x)
-            self._grad_hook(probe, "skip", xs)
-            if getattr(block, "downsample", None) is None:
-                probe.skip, probe.skip_numel = _norm(xs), xs.numel()
-            return (xs, *args[1:])
-
-        def conv1_pre(_m: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...] | None:
-            entry = self._views.pop(id(args[0]), None) if args else None
-            if entry is None:
-                return None
-            probe, x = entry
-            xm = x.view_as(x)
-            self._grad_hook(probe, "main", xm)
-            return (xm, *args[1:])
-
-        def ds_hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-            if isinstance(out, Tensor):
-                probe = self._current[name]
-                probe.skip, probe.skip_numel = _norm(out), out.numel()
-
-        handles.append(block.register_forward_pre_hook(block_pre))
-        handles.append(block.conv1.register_forward_pre_hook(conv1_pre))  # type: ignore[union-attr,operator]
-        ds = getattr(block, "downsample", None)
-        if isinstance(ds, nn.Module):
-            handles.append(ds.register_forward_hook(ds_hook))
-
-
 class TraceSession:
     """Context manager that hooks a model for one measured pass and restores it completely.
 
@@ -222,10 +58,14 @@ class TraceSession:
 
     def __init__(
         self, model: nn.Module, layer_stats: bool = True, keep_vectors: bool = False, label: str | None = None,
+        example: Tensor | None = None,
     ) -> None:
         self.model = model
         self.label = label or type(model).__name__
         self.layer_stats = layer_stats
+        self.example = example
+        """The input of the forward to measure: residual additions outside resviz's own blocks are
+        found from the computation on its shape."""
         self.branches = BranchCapture(model, keep_vectors)
         self.layers = LayerCapture(model, self.branches.blocks)
         if layer_stats:
@@ -291,7 +131,7 @@ class TraceSession:
         self._handles.clear()
 
     def _attach(self) -> None:
-        self.branches.attach(self._handles)
+        self.branches.attach(self._handles, self.example)
         if self.layer_stats:
             self.layers.attach(self._handles)
 
@@ -422,7 +262,7 @@ def _trace(
     if not any(p.requires_grad for p in model.parameters()):
         x = x.requires_grad_(True)  # keep a graph so branch gradients still exist
     loss_fn: LossFn = loss if loss is not None else F.cross_entropy
-    with TraceSession(model, label=label) as session:
+    with TraceSession(model, label=label, example=x) as session:
         step = "forward"
         try:
             with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
@@ -484,6 +324,7 @@ def _finish(
         notes.append(f"first NaN/Inf in {first.name} ({first.type}): {first.nan_count} NaN, {first.inf_count} Inf")
     if not math.isfinite(loss_value):
         notes.append(f"the loss is {loss_value}")
+    notes.extend(session.branches.notes)
     if not blocks:
         notes.append(f"{label} has no residual blocks")
     notes.extend(reuse_notes(blocks))
@@ -571,7 +412,7 @@ def branch_gradients(
     For checking the decomposition main + skip = total; costs a copy of every block input.
     """
     model = original(model)
-    session = TraceSession(model, layer_stats=False, keep_vectors=True)
+    session = TraceSession(model, layer_stats=False, keep_vectors=True, example=x)
     with session, eager():
         out = model(x)
         value = (loss or (lambda o, _t: o.float().square().mean()))(out, None)

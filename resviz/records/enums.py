@@ -21,6 +21,8 @@ class ShortcutKind(StrEnum):
     PROJECTION = "projection"
     ZERO_PAD = "zero-pad"
     NONE = "none"
+    POOLED = "pooled"
+    """Pooling only (no parameters): a strided identity that keeps the channels."""
     POOLED_PROJECTION = "pooled-projection"
     """Average pooling, then a 1x1 projection: ResNet-D's downsampling shortcut (He et al. 2019,
     arXiv:1812.01187, Fig. 2c)."""
