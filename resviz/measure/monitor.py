@@ -49,6 +49,7 @@ from resviz.measure.compiled import EagerSwitch, compiled_code_probe, is_compile
 from resviz.measure.distributed import Combine, GlobalTransfer, Reduce, local_part, resolve_reduce
 from resviz.measure.graph import quietly
 from resviz.measure.layers import LayerCapture
+from resviz.measure.outputs import find_logits
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import HIST_BINS, ROW, norms
 from resviz.measure.structure import discovering
@@ -259,7 +260,7 @@ class Monitor:
         def on_output(_m: nn.Module, args: tuple[Any, ...], out: Any) -> None:
             x = args[0] if args else None
             pending.batch = int(x.shape[0]) if isinstance(x, Tensor) and x.dim() else 1
-            t = out if isinstance(out, Tensor) else None
+            t = find_logits(out)
             if t is None or not t.requires_grad:
                 return
             if queue is not None:

@@ -25,6 +25,7 @@ from resviz.errors import ResvizError, one_line
 from resviz.measure.branches import BlockProbe, BranchCapture
 from resviz.measure.compiled import eager, original
 from resviz.measure.layers import LayerCapture
+from resviz.measure.outputs import find_logits, logits
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.static import stage_of
 from resviz.measure.stats import (
@@ -267,11 +268,11 @@ def _trace(
         try:
             with torch.autocast(dev.type, dtype=amp or torch.float32, enabled=amp is not None):
                 out = model(x)
-            if not isinstance(out, Tensor) and loss is None:
-                raise ResvizError(f"{label} returns {type(out).__name__}, not a tensor: pass loss=")
-            t = _make_targets(targets, out, loss is not None, gen)
+            pred = out if loss is not None else logits(out, label)  # a custom loss reads the output as it is
+            found = find_logits(out)
+            t = _make_targets(targets, found if found is not None else x, loss is not None, gen)
             step = "loss"
-            value = loss_fn(out, t)
+            value = loss_fn(pred, t)
             if not isinstance(value, Tensor) or value.numel() != 1:
                 raise ResvizError("the loss must return a scalar tensor")
             session.buffer.flush()
@@ -415,7 +416,7 @@ def branch_gradients(
     session = TraceSession(model, layer_stats=False, keep_vectors=True, example=x)
     with session, eager():
         out = model(x)
-        value = (loss or (lambda o, _t: o.float().square().mean()))(out, None)
+        value = (loss or (lambda o, _t: logits(o, type(model).__name__).float().square().mean()))(out, None)
         value.backward()
     return {n: dict(p.vectors) for n, p in session.branches.probes.items()}
 
