@@ -12,6 +12,7 @@ import torch
 from torch import Tensor, nn
 
 import resviz
+from resviz.measure.outputs import logits
 from resviz.measure.structure import discover
 from resviz.measure.tracer import branch_gradients
 
@@ -138,3 +139,23 @@ def test_a_huggingface_output_with_a_loss_of_its_own() -> None:
     tr = resviz.trace(model, inputs=torch.randn(mod.INPUT),
                       loss=lambda out, _t: out.logits.square().mean())
     assert len(tr.blocks) == len(discover(model, mod.INPUT).sites) and tr.loss > 0
+
+
+@pytest.mark.parametrize("family", ["tv_resnet", "vit", "hf_resnet"])
+def test_the_monitor_records_the_same_blocks_as_a_trace(family: str) -> None:
+    """One recorded training step of the monitor against branch_gradients on the same batch."""
+    model, mod = _model(family)
+    model.eval()  # no dropout or batch statistics: two forwards give the same numbers
+    x = torch.randn(mod.INPUT)
+    want = branch_gradients(model, x)
+    with resviz.monitor(model, every=1) as mon:
+        model.train(False)
+        for m in model.modules():
+            m.training = m is model  # the monitor counts training forwards of the model itself
+        out = model(x)
+        logits(out, family).float().square().mean().backward()
+    snap = mon.series.snapshots[0]
+    assert [b.name for b in snap.blocks] == list(want)
+    for b in snap.blocks:
+        for key in ("main", "skip", "total"):
+            assert getattr(b, f"grad_{key}") == pytest.approx(float(want[b.name][key].norm()), rel=1e-5)
