@@ -159,3 +159,32 @@ def test_the_monitor_records_the_same_blocks_as_a_trace(family: str) -> None:
     for b in snap.blocks:
         for key in ("main", "skip", "total"):
             assert getattr(b, f"grad_{key}") == pytest.approx(float(want[b.name][key].norm()), rel=1e-5)
+
+
+@pytest.mark.parametrize("fused", [False, True])
+def test_attention_matrix_products_count_in_the_headline_macs(fused: bool) -> None:
+    """ViT written with ``q @ k^T`` and ``attn @ v``: the summary's MACs equal PyTorch's own
+    FlopCounterMode / 2. With ``scaled_dot_product_attention`` the same network has the same MACs
+    (FlopCounterMode counts no flops for that call on the CPU, so it is compared with the explicit form)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    mod = importlib.import_module("tests.families.vit")
+    explicit = mod.build(fused=False)
+    with FlopCounterMode(display=False) as fc:
+        explicit(torch.randn(mod.INPUT))
+    summary = resviz.summarize(mod.build(fused=fused), input_size="x".join(map(str, mod.INPUT)))
+    assert summary.total_macs == fc.get_total_flops() // 2
+    rows = [lr for lr in summary.layers if lr.type in ("matmul", "scaled_dot_product_attention")]
+    assert {lr.name for lr in rows} == {"blocks.0.attn", "blocks.1.attn"} and all(lr.macs > 0 for lr in rows)
+    assert all(lr.block.startswith("blocks.") and lr.block.endswith(":1") for lr in rows)  # the attention residual
+
+
+def test_a_fused_norm_and_activation_module_has_a_row_of_its_own() -> None:
+    """timm's BatchNormAct2d computes its BatchNorm itself and calls its activation child: both rows."""
+    model, mod = _model("timm_resnetv2")
+    summary = resviz.summarize(model, input_size="x".join(map(str, mod.INPUT)))
+    types = {lr.name: lr.type for lr in summary.layers}
+    fused = [n for n, t in types.items() if t == "BatchNormAct2d"]
+    assert fused and all(f"{n}.act" in types for n in fused)
+    first = next(i for i, lr in enumerate(summary.layers) if lr.name == fused[0])
+    assert summary.layers[first + 1].name.startswith(fused[0] + ".")  # the fused row before its children's

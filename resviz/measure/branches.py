@@ -26,8 +26,9 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import one_line
 from resviz.measure.graph import QUIET, Graph, Recorder, module_stack, quietly
+from resviz.measure.static import stage_of
 from resviz.measure.stats import norms
-from resviz.measure.structure import ResidualSite, discover
+from resviz.measure.structure import Layout, ResidualSite, discover
 from resviz.model.blocks import PreActBlock, ResidualBlock, find_blocks, shortcut_type
 from resviz.records import ShortcutKind
 
@@ -54,6 +55,8 @@ class BlockProbe:
     skip_row: int | None = None
     grads: dict[str, Tensor] = field(default_factory=dict)
     vectors: dict[str, Tensor] = field(default_factory=dict)
+    stage: str = ""
+    """Set for blocks found in the computation (:class:`~resviz.measure.structure.Layout`)."""
 
 
 def _main_operand(block: nn.Module) -> nn.Module | None:
@@ -84,6 +87,8 @@ class BranchCapture:
         self._mode: SiteMode | None = None
         self.expected = 0
         self.notes: list[str] = []
+        self.layout: Layout | None = None
+        """Where the model's modules sit, once blocks were found in its computation."""
         self.find_row: Callable[[Tensor], int | None] | None = None
         """Set by :class:`TraceSession`: finds an addend among the recorded layer outputs, whose
         norm the layer statistics compute anyway, so it is not reduced a second time."""
@@ -153,13 +158,18 @@ class BranchCapture:
             self.notes.append(f"the residual structure of the computation was not found: {one_line(exc)[:200]}")
             return []
         self.sites = [s for s in found.sites if not f"{s.module}.".startswith(own)]
+        self.layout = Layout(self.sites, stage_of) if self.sites else None
         known = {n for n, _ in self.blocks}
         for s in self.sites:
-            self.probes[s.name] = BlockProbe(s.name, s.shortcut, call=s.call)
+            self.probes[s.name] = self._probe(s)
             if s.name not in known:
                 self.blocks.append((s.name, self.model.get_submodule(s.module)))
         self.expected = found.nodes
         return self.sites
+
+    def _probe(self, site: ResidualSite) -> BlockProbe:
+        stage = self.layout.stages[site.name] if self.layout is not None else ""
+        return BlockProbe(site.name, site.shortcut, call=site.call, stage=stage)
 
     def _start_sites(self, _m: nn.Module, args: tuple[Any, ...]) -> None:
         x = args[0] if args else None
@@ -180,7 +190,7 @@ class BranchCapture:
         mode.end()
         if mode.mismatch or len(mode.graph.nodes) != self.expected:
             for s in self.sites:
-                self.probes[s.name] = BlockProbe(s.name, s.shortcut, call=s.call)
+                self.probes[s.name] = self._probe(s)
             self.notes.append("the forward ran other operations than when its structure was found: "
                               "branch statistics of the blocks found in its computation were not measured")
 

@@ -1,6 +1,8 @@
 """Per-module operation counts from shapes alone.
 
-Headline MACs (multiply-accumulates) count only convolutions and linear layers, the convention of
+Headline MACs (multiply-accumulates) count convolutions, linear layers and matrix products written
+as functions (attention's ``q @ k^T`` and ``attn @ v``, ``scaled_dot_product_attention``:
+:func:`matmul_macs`; zero in a ResNet), the convention of
 He et al. 2015 ("multiply-adds", Table 1: 3.8e9 for ResNet-50, whose 1x1 convolution carries the
 stride; torchvision's v1.5 strides the 3x3 and has 4.1e9) and of torchvision's ``_ops`` metadata.
 Biases are not counted (fvcore and torchvision do not count them either). Everything else is an "elementwise" operation:
@@ -46,6 +48,26 @@ def count_macs(module: nn.Module, inp: Tensor, out: Tensor) -> int:
         return out.numel() * per_output
     if isinstance(module, nn.Linear):
         return out.numel() * module.in_features
+    return 0
+
+
+MATMUL_NAMES = frozenset({"matmul", "__matmul__", "__rmatmul__", "bmm", "mm", "baddbmm", "addbmm"})
+ATTENTION_NAMES = frozenset({"scaled_dot_product_attention"})
+
+
+def matmul_macs(name: str, args: tuple[object, ...], out: object) -> int:
+    """Multiply-accumulates of a matrix product called as a function, from shapes: each output
+    element of ``a @ b`` sums ``a.shape[-1]`` products; attention over queries ``(..., L, E)``,
+    keys ``(..., S, E)`` and values ``(..., S, Ev)`` costs ``L*S*E`` for the scores and ``L*S*Ev``
+    for the weighted sum per batch and head (the softmax is elementwise). 0 for anything else."""
+    tensors = [a for a in args if isinstance(a, Tensor)]
+    if name in ATTENTION_NAMES and len(tensors) >= 3:
+        q, k, v = tensors[:3]
+        batch = math.prod(q.shape[:-2])
+        return batch * q.shape[-2] * k.shape[-2] * (q.shape[-1] + v.shape[-1])
+    if name in MATMUL_NAMES and len(tensors) >= 2 and isinstance(out, Tensor):
+        a = tensors[-2]  # baddbmm(input, batch1, batch2): the last two are the factors
+        return out.numel() * (a.shape[-1] if a.dim() else 1)
     return 0
 
 

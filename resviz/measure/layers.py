@@ -22,9 +22,11 @@ from torch.utils.hooks import RemovableHandle
 
 from resviz.measure.counting import count_macs
 from resviz.measure.graph import quietly
+from resviz.measure.leaves import is_layer
 from resviz.measure.static import branch_of, owning_block, stage_of
 from resviz.measure.stats import HIST_EDGES, ROW, LayerStatsBuffer, Moments, batchnorm_moments, decode
-from resviz.model.blocks import Fork, ResidualBlock
+from resviz.measure.structure import Layout
+from resviz.model.blocks import ResidualBlock
 from resviz.records import Branch, LayerStats, Shape
 
 
@@ -57,11 +59,13 @@ class LayerCapture:
         self.calls: dict[nn.Module, int] = {}
         self.current = ""
         """The leaf module that runs now (named in a forward's error message)."""
+        self.layout: Layout | None = None
+        """Where modules sit when blocks were found in the computation; else read from names."""
         self.defer = bool(self.blocks) and all(isinstance(b, ResidualBlock) for _, b in self.blocks)
 
     def attach(self, handles: list[RemovableHandle]) -> None:
         for m in self.model.modules():
-            if isinstance(m, Fork) or any(True for _ in m.children()):
+            if not is_layer(m):
                 continue
             handles.append(m.register_forward_pre_hook(self._pre_hook))
             handles.append(m.register_forward_hook(self._layer_hook))
@@ -111,22 +115,36 @@ class LayerCapture:
         owner = {n for n, _ in self.blocks}  # a few set look-ups per layer, not a scan of every block
         buf = self.buffer
         sizes = numels if numels is not None else buf.numels
+        places = self._places(buf.names, owner)
         out: list[tuple[LayerStats, bool]] = []
         for i, (name, numel, facts) in enumerate(zip(buf.names, sizes, self.facts, strict=True)):
             m = decode(list(host[i * ROW:(i + 1) * ROW]), int(numel))
             shape = facts.shape
             if batch is not None and shape and shape[0] == batch[0]:
                 shape = (batch[1], *shape[1:])
-            out.append((_layer_record(name, facts, shape, m, owning_block(name, owner)), m.finite))
+            out.append((_layer_record(name, facts, shape, m, places[i]), m.finite))
+        return out
+
+    def _places(self, names: Sequence[str], owner: set[str]) -> list[tuple[str, Branch, str]]:
+        """``(block, branch, stage)`` of each recorded layer."""
+        if self.layout is not None:
+            return self.layout.places(names)
+        out = []
+        for name in names:
+            block = owning_block(name, owner)
+            out.append((block, branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE, stage_of(name)))
         return out
 
 
-def _layer_record(name: str, facts: LayerFacts, shape: Shape, m: Moments, block: str) -> LayerStats:
+def _layer_record(
+    name: str, facts: LayerFacts, shape: Shape, m: Moments, place: tuple[str, Branch, str],
+) -> LayerStats:
+    block, branch, stage = place
     return LayerStats(
         name=name, type=facts.type, output_shape=shape, mean=m.mean, std=m.std, min=m.min, max=m.max,
         rms=m.rms, zero_fraction=m.zero_fraction, nan_count=m.nan_count, inf_count=m.inf_count,
-        hist_edges=HIST_EDGES, hist_counts=m.hist, params=facts.params, macs=facts.macs, stage=stage_of(name),
-        block=block, branch=branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE, call=facts.call,
+        hist_edges=HIST_EDGES, hist_counts=m.hist, params=facts.params, macs=facts.macs, stage=stage,
+        block=block, branch=branch, call=facts.call,
     )
 
 

@@ -250,6 +250,7 @@ class Monitor:
         self._capture.attach(self._step_handles, x, running=True)
         layers = LayerCapture(self.model, self._capture.blocks, count_nonfinite=True) if self.layers else None
         if layers is not None:
+            layers.layout = self._capture.layout
             layers.attach(self._step_handles)
         pending = _Pending(step=step, probes=self._capture.probes, layers=layers)
         self._step_handles.append(self.model.register_forward_hook(self._end_forward(pending), always_call=True))

@@ -10,16 +10,27 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch.overrides import TorchFunctionMode
 
 from resviz.errors import ResvizError, one_line
-from resviz.measure.counting import count_elementwise, count_macs, kernel_and_stride
+from resviz.measure.counting import (
+    ATTENTION_NAMES,
+    MATMUL_NAMES,
+    count_elementwise,
+    count_macs,
+    kernel_and_stride,
+    matmul_macs,
+)
 from resviz.measure.graph import meta_state
+from resviz.measure.leaves import is_layer
 from resviz.measure.ownership import Use, exclusive
-from resviz.model.blocks import Fork, find_blocks, shortcut_type
+from resviz.measure.structure import Layout, discover
+from resviz.model.blocks import Fork, ResidualBlock, find_blocks, shortcut_type
 from resviz.model.fastmeta import FastMeta
 from resviz.model.resnet import build_model
 from resviz.records import (
@@ -84,9 +95,13 @@ class _Recorder:
         self.block_io: dict[str, tuple[Shape, Shape]] = {}
         self.current = ""
         self.current_input: Shape = ()
+        self.slots: dict[nn.Module, int] = {}
+        self.stack: list[nn.Module] = []
+        self.matmul_calls: dict[str, int] = {}
 
     def pre_hook(self, module: nn.Module, args: tuple[Any, ...]) -> None:
         self.current = self.names[module]
+        self.slots[module] = len(self.layers)  # a fused module's row goes before its children's
         x = args[0] if args else None
         self.current_input = tuple(x.shape) if isinstance(x, Tensor) else ()
         conv = isinstance(module, nn.modules.conv._ConvNd)
@@ -108,7 +123,8 @@ class _Recorder:
         branch = branch_of(name[len(block) + 1:]) if block else Branch.OUTSIDE
         kernel, stride = kernel_and_stride(module)
         call = self.calls[module] = self.calls.get(module, 0) + 1
-        self.layers.append(
+        self.layers.insert(
+            self.slots.pop(module, len(self.layers)),
             LayerRecord(
                 name=name,
                 type=type(module).__name__,
@@ -134,6 +150,29 @@ class _Recorder:
         self.block_io[name] = (tuple(x.shape), tuple(out.shape))
         self.block_calls[name] = self.block_calls.get(name, 0) + 1
 
+    def matmul(self, name: str, args: tuple[Any, ...], out: Any) -> None:
+        """A matrix product called as a function (attention's): a row of its own, named after the
+        module that runs it, unless a convolution or linear layer runs it (its MACs are counted)."""
+        macs = matmul_macs(name, args, out)
+        module = self.stack[-1] if self.stack else self.model
+        if not macs or isinstance(module, (nn.modules.conv._ConvNd, nn.Linear)):
+            return
+        where = self.names[module]
+        call = self.matmul_calls[where] = self.matmul_calls.get(where, 0) + 1
+        x = next(a for a in args if isinstance(a, Tensor))
+        block = owning_block(where, self.blocks)
+        self.layers.append(LayerRecord(
+            name=where, type=name.strip("_"), input_shape=tuple(x.shape), output_shape=tuple(out.shape), params=0,
+            macs=macs, elementwise=0, activation_bytes=out.numel() * out.element_size(), stage=stage_of(where),
+            block=block, branch=branch_of(where[len(block) + 1:]) if block else Branch.OUTSIDE, call=call,
+        ))
+
+    def _enter(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
+        self.stack.append(module)
+
+    def _leave(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
+        self.stack.pop()
+
     @contextmanager
     def attached(self) -> Iterator[None]:
         handles = []
@@ -141,13 +180,31 @@ class _Recorder:
             for name, m in self.model.named_modules():
                 if name in self.blocks:
                     handles.append(m.register_forward_hook(self.block_hook))
-                if not any(True for _ in m.children()):
+                if is_layer(m):
                     handles.append(m.register_forward_pre_hook(self.pre_hook))
                     handles.append(m.register_forward_hook(self.hook))
-            yield
+                handles.append(m.register_forward_pre_hook(self._enter))
+                handles.append(m.register_forward_hook(self._leave, always_call=True))
+            with _Matmuls(self):
+                yield
         finally:
             for h in handles:
                 h.remove()
+
+
+class _Matmuls(TorchFunctionMode):
+    """Sees every matrix product the model calls as a function (:meth:`_Recorder.matmul`)."""
+
+    def __init__(self, rec: _Recorder) -> None:
+        super().__init__()
+        self.rec = rec
+
+    def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
+        out = func(*args, **(kwargs or {}))
+        name = getattr(func, "__name__", "")
+        if name in MATMUL_NAMES or name in ATTENTION_NAMES:
+            self.rec.matmul(name, args, out)
+        return out
 
 
 def _all_meta(model: nn.Module) -> bool:
@@ -199,9 +256,40 @@ def _block_kind(module: nn.Module) -> BlockType:
     return BlockType.of(bottleneck=bottleneck, preact=bool(getattr(module, "preact", False)))
 
 
-def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], tuple[StageRecord, ...]]:
+def _layout(model: nn.Module, input_shape: Shape) -> Layout | None:
+    """Where blocks are, found from the computation (:mod:`resviz.measure.structure`), for a model
+    not built of resviz's own blocks (which say where they are)."""
+    if any(isinstance(m, ResidualBlock) for m in model.modules()):
+        return None
+    return Layout(discover(model, input_shape).sites, stage_of)
+
+
+def _place(rec: _Recorder, layout: Layout) -> None:
+    """Each layer's block, branch and stage from the structure; each block's input and output."""
+    places = layout.places([lr.name for lr in rec.layers])
+    rec.layers = [replace(lr, block=b, branch=br, stage=st) for lr, (b, br, st) in zip(rec.layers, places, strict=True)]
+    rec.block_io = {s.name: (s.input_shape, s.output_shape) for s in layout.sites}
+    rec.block_calls = {}
+    for s in layout.sites:
+        rec.block_calls[s.module] = max(rec.block_calls.get(s.module, 0), s.call)
+
+
+def _kind_of(rows: Sequence[LayerRecord]) -> BlockType:
+    """A block found in the computation: basic (two convolutions on the main branch) or bottleneck
+    (three), pre-activation when that branch starts with a normalisation; anything else other."""
+    main = [lr for lr in rows if lr.branch == Branch.MAIN]
+    convs = sum(lr.type.startswith("Conv") for lr in main)
+    if convs not in (2, 3) or any(lr.type == "Linear" for lr in main):
+        return BlockType.OTHER
+    return BlockType.of(bottleneck=convs == 3, preact=bool(main) and "Norm" in main[0].type)
+
+
+def _rollup(
+    rec: _Recorder, model: nn.Module, layout: Layout | None = None,
+) -> tuple[tuple[BlockRecord, ...], tuple[StageRecord, ...]]:
     """Group layer records into blocks and stages in one pass (linear in depth)."""
     modules = dict(model.named_modules())
+    shortcuts = {s.name: s.shortcut for s in layout.sites} if layout is not None else {}
     by_block: dict[str, list[LayerRecord]] = {}
     by_stage: dict[str, list[LayerRecord]] = {}
     for lr in rec.layers:
@@ -217,8 +305,8 @@ def _rollup(rec: _Recorder, model: nn.Module) -> tuple[tuple[BlockRecord, ...], 
             BlockRecord(
                 name=name,
                 stage=rows[0].stage,
-                kind=_block_kind(modules[name]),
-                shortcut=shortcut_type(modules[name]),
+                kind=_kind_of(rows) if layout is not None else _block_kind(modules[name]),
+                shortcut=shortcuts[name] if layout is not None else shortcut_type(modules[name]),
                 input_shape=inp,
                 output_shape=outp,
                 params=sum(lr.params for lr in rows),
@@ -286,8 +374,11 @@ def analyze_module(
         )
     rec = _Recorder(model)
     with exclusive(model, Use.SUMMARY, label):  # its parameters are swapped for meta ones meanwhile
+        layout = _layout(model, input_shape)
         _run_meta(model, rec, input_shape, label)
-    blocks, stages = _rollup(rec, model)
+    if layout is not None:
+        _place(rec, layout)
+    blocks, stages = _rollup(rec, model, layout)
     seen: set[int] = set()
     total = trainable = param_bytes = 0
     for p in model.parameters():

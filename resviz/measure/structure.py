@@ -29,9 +29,10 @@ blocks at one resolution.
 
 from __future__ import annotations
 
+import re
 import weakref
 from collections import OrderedDict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from enum import StrEnum
@@ -42,7 +43,7 @@ from torch import nn
 
 from resviz.measure.graph import Graph, Node, OpKind, meta_state, record_graph
 from resviz.model.fastmeta import FastMeta
-from resviz.records import ShortcutKind
+from resviz.records import Branch, ShortcutKind
 
 MAX_SKIP_WEIGHTED = 1
 """Convolutions or linear layers a shortcut may hold (a projection has one)."""
@@ -95,6 +96,10 @@ class ResidualSite:
     """Graph node of the addition."""
     main_operand: int
     skip_operand: int
+    input_shape: tuple[int, ...] = ()
+    """Shape of the fork point ``x``."""
+    output_shape: tuple[int, ...] = ()
+    """Shape of the sum."""
     readers: tuple[tuple[int, str], ...] = ()
     """The operations that read the fork point, each with its branch (``main`` or ``skip``): where
     :class:`~resviz.measure.branches.SiteMode` hands each branch its own view of ``x``. The
@@ -277,6 +282,7 @@ def find_residuals(graph: Graph) -> Structure:
             skip_modules=_modules(skip, block), main_modules=_modules(main, block), stage=0,
             fork=fork, add=node.id, main_operand=main_op, skip_operand=skip_op,
             readers=_readers(graph, fork, node, main, skip, skip_op),
+            input_shape=graph.nodes[fork].shape, output_shape=node.shape,
         ))
     return Structure(_staged(graph, _named(sites)), tuple(others), nodes=len(graph.nodes))
 
@@ -394,7 +400,96 @@ def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype)
                                  "the model does not run on the meta device"))
 
 
+
+
+PAPER_STAGE = re.compile(r"^conv(1|\d+_x)$")
+
+
+class Layout:
+    """Where each executed module sits: its residual block, its branch and its stage.
+
+    Built from the residual sites (:class:`Structure`): a module computing part of a site's main
+    branch or shortcut belongs to that site and branch; another module inside the site's own
+    module (a pre-activation before the fork, the activation after the sum) to that site's main
+    branch. Stages are named after the paper (``conv2_x`` for torchvision's ``layer1``, via
+    ``stage_name``) where the names allow, else after the modules their blocks share
+    (``stages.0``, ``blocks``), else ``stage1``...; modules before the first block are the
+    ``stem``, after the last the ``head``.
+    """
+
+    def __init__(self, sites: Sequence[ResidualSite], stage_name: Callable[[str], str]) -> None:
+        self.sites = tuple(sites)
+        self.stage_name = stage_name
+        self._by_module: dict[str, tuple[str, Branch]] = {}
+        self._by_block: dict[str, str] = {}
+        for s in self.sites:
+            for m in s.main_modules:
+                self._by_module.setdefault(m, (s.name, Branch.MAIN))
+            for m in s.skip_modules:
+                self._by_module.setdefault(m, (s.name, Branch.SKIP))
+            self._by_block.setdefault(s.module, s.name)
+        self.stages = self._stage_names()
+
+    def _stage_names(self) -> dict[str, str]:
+        """Stage name of each site."""
+        groups: dict[int, list[ResidualSite]] = {}
+        for s in self.sites:
+            groups.setdefault(s.stage, []).append(s)
+        out: dict[str, str] = {}
+        for k, members in groups.items():
+            paper = {self.stage_name(s.module) for s in members}
+            if len(paper) == 1 and PAPER_STAGE.match(next(iter(paper))):
+                name = paper.pop()
+            else:
+                prefix = _common_parent([s.module for s in members])
+                name = prefix or f"stage{k + 1}"
+            for s in members:
+                out[s.name] = name
+        return out
+
+    def block_of(self, layer: str) -> tuple[str, Branch]:
+        """The site a module belongs to (``""`` outside every block) and its branch."""
+        parts = layer.split(".")
+        for i in range(len(parts), 0, -1):
+            found = self._by_module.get(".".join(parts[:i]))
+            if found is not None:
+                return found
+        for i in range(len(parts) - 1, 0, -1):
+            block = self._by_block.get(".".join(parts[:i]))
+            if block is not None:
+                return block, Branch.MAIN
+        return "", Branch.OUTSIDE
+
+    def places(self, layers: Sequence[str]) -> list[tuple[str, Branch, str]]:
+        """``(block, branch, stage)`` of each module in ``layers``, given in execution order."""
+        found = [self.block_of(name) for name in layers]
+        out: list[tuple[str, Branch, str]] = []
+        later = ""  # the stage of the next block: a transition between stages leads into it
+        for name, (block, branch) in reversed(list(zip(layers, found, strict=True))):
+            if block:
+                later = self.stages[block]
+                out.append((block, branch, later))
+                continue
+            paper = self.stage_name(name)
+            out.append(("", Branch.OUTSIDE, paper if PAPER_STAGE.match(paper) else later or "head"))
+        out.reverse()
+        first = next((i for i, (b, _) in enumerate(found) if b), len(found))
+        return [(b, br, "stem" if i < first and not PAPER_STAGE.match(self.stage_name(layers[i])) else st)
+                for i, (b, br, st) in enumerate(out)]
+
+
+def _common_parent(modules: Sequence[str]) -> str:
+    """The longest dotted prefix shared by every module name, stopping above the modules themselves."""
+    parts = [m.split(".")[:-1] for m in modules]
+    common: list[str] = []
+    for level in zip(*parts, strict=False):
+        if len(set(level)) != 1:
+            break
+        common.append(level[0])
+    return ".".join(common)
+
+
 __all__ = [
-    "Modifier", "NotResidual", "OtherAddition", "ResidualSite", "Structure", "discover", "discovering",
+    "Layout", "Modifier", "NotResidual", "OtherAddition", "ResidualSite", "Structure", "discover", "discovering",
     "find_residuals",
 ]

@@ -358,7 +358,7 @@ def block_record(probe: BlockProbe, values: dict[str, float], index: int, grads:
     block's shortcut carries nothing: 0.0 by definition."""
     plain = probe.shortcut is ShortcutKind.NONE
     return BlockStats(
-        name=probe.name, stage=stage_of(probe.name), index=index, shortcut=probe.shortcut,
+        name=probe.name, stage=probe.stage or stage_of(probe.name), index=index, shortcut=probe.shortcut,
         main_rms=values.get("main_rms", 0.0) / math.sqrt(max(probe.main_numel, 1)),
         skip_rms=0.0 if plain else values.get("skip_rms", 0.0) / math.sqrt(max(probe.skip_numel, 1)),
         grad_main=values.get("main") if grads else None,
@@ -382,6 +382,7 @@ def enable_inplace(mods: list[nn.Module]) -> None:
 
 
 def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
+    session.layers.layout = session.branches.layout
     found = session.layers.records(host)
     return tuple(lr for lr, _ in found), [lr.name for lr, finite in found if not finite]
 

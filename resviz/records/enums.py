@@ -46,6 +46,8 @@ class BlockType(StrEnum):
     BOTTLENECK = "bottleneck"
     PREACT_BASIC = "preact-basic"
     PREACT_BOTTLENECK = "preact-bottleneck"
+    OTHER = "other"
+    """Any other residual block: ViT's attention and MLP, ConvNeXt's, a user's own."""
 
     @property
     def preact(self) -> bool:
