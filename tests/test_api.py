@@ -45,14 +45,17 @@ class _Counting(nn.Module):
 
 
 def test_a_user_module_runs_once_per_trace() -> None:
-    """The memory check runs on a meta copy of resviz's own architectures only: a user's forward
-    (and the hooks they registered) must not run a second time."""
+    """The memory check runs on a meta copy of resviz's own architectures only, and the user's hooks
+    see the real forward only. Finding the residual structure runs the user's forward once more,
+    on the meta device and without their hooks, once per model and input shape (cached)."""
     model = _Counting()
     seen: list[tuple[int, ...]] = []
     model.conv.register_forward_hook(lambda _m, _a, out: seen.append(tuple(out.shape)))
     tr = api.trace(model, input_size="2x3x8x8")
-    assert model.calls == 1 and seen == [(2, 4, 8, 8)]
+    assert model.calls == 2 and seen == [(2, 4, 8, 8)]
     assert tr.model == "_Counting" and tr.input_shape == (2, 3, 8, 8)
+    api.trace(model, input_size="2x3x8x8")
+    assert model.calls == 3 and seen == [(2, 4, 8, 8)] * 2
 
 
 def test_a_resviz_network_too_large_for_memory_is_refused_before_it_is_built(monkeypatch: pytest.MonkeyPatch) -> None:

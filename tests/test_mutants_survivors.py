@@ -88,8 +88,8 @@ def test_relu_statistics_are_derived_from_their_recorded_inputs(monkeypatch: pyt
     buffers: list[stats.LayerStatsBuffer] = []
     real_init = stats.LayerStatsBuffer.__init__
 
-    def spy(self: stats.LayerStatsBuffer) -> None:
-        real_init(self)
+    def spy(self: stats.LayerStatsBuffer, **kw: bool) -> None:
+        real_init(self, **kw)
         buffers.append(self)
 
     monkeypatch.setattr(stats.LayerStatsBuffer, "__init__", spy)

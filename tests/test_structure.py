@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 import torch
 
-import resviz
 from resviz.measure.structure import discover
 from tests.families import FAMILIES, ROOT, split_not_residual
 

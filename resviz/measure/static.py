@@ -170,8 +170,9 @@ class _Recorder:
     def _enter(self, module: nn.Module, _args: tuple[Any, ...]) -> None:
         self.stack.append(module)
 
-    def _leave(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
-        self.stack.pop()
+    def _leave(self, module: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
+        if self.stack and self.stack[-1] is module:  # not when its pre-hooks raised before _enter
+            self.stack.pop()
 
     @contextmanager
     def attached(self) -> Iterator[None]:
@@ -261,7 +262,10 @@ def _layout(model: nn.Module, input_shape: Shape) -> Layout | None:
     not built of resviz's own blocks (which say where they are)."""
     if any(isinstance(m, ResidualBlock) for m in model.modules()):
         return None
-    return Layout(discover(model, input_shape).sites, stage_of)
+    try:
+        return Layout(discover(model, input_shape, real=False).sites, stage_of)
+    except (RuntimeError, NotImplementedError, ValueError, TypeError):  # the summary pass ran: blocks by name
+        return None
 
 
 def _place(rec: _Recorder, layout: Layout) -> None:
@@ -274,9 +278,12 @@ def _place(rec: _Recorder, layout: Layout) -> None:
         rec.block_calls[s.module] = max(rec.block_calls.get(s.module, 0), s.call)
 
 
-def _kind_of(rows: Sequence[LayerRecord]) -> BlockType:
-    """A block found in the computation: basic (two convolutions on the main branch) or bottleneck
-    (three), pre-activation when that branch starts with a normalisation; anything else other."""
+def _kind_of(rows: Sequence[LayerRecord], module: nn.Module) -> BlockType:
+    """A block found in the computation: what its module declares (``kind``, as resviz's blocks
+    do), else basic (two convolutions on the main branch) or bottleneck (three), pre-activation
+    when that branch starts with a normalisation; anything else other."""
+    if isinstance(getattr(module, "kind", None), BlockKind):
+        return _block_kind(module)
     main = [lr for lr in rows if lr.branch == Branch.MAIN]
     convs = sum(lr.type.startswith("Conv") for lr in main)
     if convs not in (2, 3) or any(lr.type == "Linear" for lr in main):
@@ -305,7 +312,7 @@ def _rollup(
             BlockRecord(
                 name=name,
                 stage=rows[0].stage,
-                kind=_kind_of(rows) if layout is not None else _block_kind(modules[name]),
+                kind=_block_kind(modules[name]) if layout is None else _kind_of(rows, modules[layout.modules[name]]),
                 shortcut=shortcuts[name] if layout is not None else shortcut_type(modules[name]),
                 input_shape=inp,
                 output_shape=outp,
@@ -374,8 +381,8 @@ def analyze_module(
         )
     rec = _Recorder(model)
     with exclusive(model, Use.SUMMARY, label):  # its parameters are swapped for meta ones meanwhile
+        _run_meta(model, rec, input_shape, label)  # first: its errors name the layer that fails
         layout = _layout(model, input_shape)
-        _run_meta(model, rec, input_shape, label)
     if layout is not None:
         _place(rec, layout)
     blocks, stages = _rollup(rec, model, layout)

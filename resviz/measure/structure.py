@@ -328,20 +328,23 @@ def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
     return tuple((name, id(m), m.training) for name, m in model.named_modules())
 
 
-def discover(model: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32) -> Structure:
+def discover(
+    model: nn.Module, input_shape: Sequence[int], dtype: torch.dtype = torch.float32, real: bool = True,
+) -> Structure:
     """The residual structure of ``model`` on inputs of ``input_shape``, found once and cached
     (per model, input shape, dtype and module layout).
 
     Runs on the meta device (stand-ins for every parameter and buffer: the model is never touched,
     and the cost does not grow with the input); a model whose forward cannot run there (it reads
     values, ``.item()``) runs once for real on a batch of one, under ``no_grad``, its buffers
-    restored, with a note. A model whose forward fails either way raises its error.
+    restored, with a note (not with ``real=False``: then the meta device's error is raised).
+    A model whose forward fails either way raises its error.
     """
     key = (tuple(int(d) for d in input_shape), dtype, _fingerprint(model))
     cached = _CACHE.setdefault(model, {})
     if key not in cached:
         cached.clear()  # one layout per model is enough: an edited model is discovered afresh
-        cached[key] = _discover(model, tuple(int(d) for d in input_shape), dtype)
+        cached[key] = _discover(model, tuple(int(d) for d in input_shape), dtype, real)
     return cached[key]
 
 
@@ -354,11 +357,11 @@ def discovering(model: nn.Module) -> bool:
     return any(m is model for m in _RUNNING)
 
 
-def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Structure:
+def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, real: bool) -> Structure:
     _RUNNING.append(model)
     try:
         with _without_hooks(model):
-            return _discover_once(model, shape, dtype)
+            return _discover_once(model, shape, dtype, real)
     finally:
         _RUNNING.pop()
 
@@ -377,13 +380,13 @@ def _without_hooks(model: nn.Module) -> Iterator[None]:
             m._forward_pre_hooks, m._forward_hooks = pre, post
 
 
-def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype) -> Structure:
+def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, real: bool) -> Structure:
     try:
         with FastMeta(), torch.no_grad():
             graph = record_graph(model, torch.empty(shape, dtype=dtype, device="meta"), meta_state(model))
         return find_residuals(graph)
     except (NotImplementedError, RuntimeError) as exc:
-        if "meta" not in str(exc).lower() and "data-dependent" not in str(exc).lower():
+        if not real or ("meta" not in str(exc).lower() and "data-dependent" not in str(exc).lower()):
             raise
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.zeros((1, *shape[1:]), dtype=dtype, device=device)
@@ -422,6 +425,8 @@ class Layout:
         self.stage_name = stage_name
         self._by_module: dict[str, tuple[str, Branch]] = {}
         self._by_block: dict[str, str] = {}
+        self.modules = {s.name: s.module for s in self.sites}
+        """The module of each block."""
         for s in self.sites:
             for m in s.main_modules:
                 self._by_module.setdefault(m, (s.name, Branch.MAIN))
