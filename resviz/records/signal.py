@@ -141,6 +141,8 @@ class ShatterModel:
     ``neighbor_correlation``: mean cosine similarity of the gradients at consecutive points.
     ``autocorrelation[k]``: the normalised autocorrelation at lag k (``autocorrelation[0] == 1``).
     ``grad_norm_*``: the smallest, mean and largest L2 norm of the points' gradients.
+    ``residual``: whether any block has a shortcut; ``blocks``: how many blocks the model has (the
+    depth that Balduzzi et al. relate the decorrelation to).
     """
 
     name: str
@@ -151,6 +153,7 @@ class ShatterModel:
     grad_norm_mean: float
     grad_norm_max: float
     residual: bool = True
+    blocks: int = 0
     notes: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
