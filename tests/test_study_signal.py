@@ -46,7 +46,7 @@ def _expected(model: nn.Module, main_addend: str | None, train: bool = True) -> 
     rows: list[dict[str, Any]] = []
     handles = []
     for name, block in twin.named_modules():
-        if not name.count(".") == 1 or not name.startswith("layer"):
+        if name.count(".") != 1 or not name.startswith("layer"):
             continue
 
         def out_hook(_m: nn.Module, _a: Any, y: Tensor, name: str = name) -> None:
