@@ -137,6 +137,7 @@ def _state(model: nn.Module) -> dict[str, Any]:
         "grads": [p.grad for p in model.parameters()],
         "req": [p.requires_grad for p in model.parameters()],
         "hooks": [(len(m._forward_hooks), len(m._forward_pre_hooks)) for m in model.modules()],
+        "momentum": [getattr(m, "momentum", None) for m in model.modules()],
     }
 
 
@@ -145,6 +146,8 @@ def test_model_left_as_it_was(how: str) -> None:
     model = _model("resnet20").train()
     model.fc.weight.grad = torch.zeros_like(model.fc.weight)
     model.layer1[0].conv1.weight.requires_grad_(False)
+    model.layer1[0].bn1.momentum = None  # cumulative averaging
+    model.layer2[0].bn2.momentum = 0.3
     before = _state(model)
     shatter_study([("r", model)], (3, 8, 8), points=4, bn_mode="both", train_gradient=how, max_lag=1)
     after = _state(model)
@@ -152,7 +155,7 @@ def test_model_left_as_it_was(how: str) -> None:
         assert torch.equal(v, after["tensors"][k]), k
     assert before["training"] == after["training"] and before["req"] == after["req"]
     assert all(a is b for a, b in zip(before["grads"], after["grads"], strict=True))
-    assert before["hooks"] == after["hooks"]
+    assert before["hooks"] == after["hooks"] and before["momentum"] == after["momentum"]
 
 
 def test_both_modes_json_round_trip() -> None:

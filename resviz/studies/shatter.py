@@ -20,11 +20,11 @@ pass of sum_i logit_k(x_i) gives every g_i exactly (points go through in chunks 
 :data:`CHUNK`, which changes nothing for independent points). ``train``: the P points form one
 batch and share its statistics, so logit_k(x_i) depends on every point. Two exact definitions:
 
-* ``frozen-stats`` (default): each BatchNorm's batch mean and population variance are measured on
-  the batch (one pass without gradients), then held constant: every layer normalises exactly as in
-  the train-mode forward, and g_i is the gradient with respect to x_i with the statistics fixed.
-  Computed by loading the batch statistics as running statistics and taking eval-mode gradients:
-  one backward pass, the same cost as ``eval``.
+* ``frozen-stats`` (default): each BatchNorm's batch mean and population variance are taken from
+  a train-mode pass over the batch without gradients, then held constant: every layer normalises
+  exactly as in the train-mode forward, and g_i is the gradient with respect to x_i with the
+  statistics fixed. Computed by loading the batch statistics as running statistics and taking
+  eval-mode gradients: one more forward pass than ``eval``, one backward pass.
 * ``full``: the total derivative, row i of d logit_k(x_i) / d X for the batch X, which also follows
   x_i's own effect on the statistics (of order 1/P per layer). One backward pass per point:
   affordable on small models and few points only.
@@ -90,40 +90,45 @@ def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
 
 
 @contextmanager
-def _recording_stats(bns: list[nn.modules.batchnorm._BatchNorm]) -> Iterator[dict[nn.Module, list[Tensor]]]:
-    """Forward pre-hooks that keep each BatchNorm's batch statistics (mean, population variance)."""
-    seen: dict[nn.Module, list[Tensor]] = {}
+def _batch_stats_kept(bns: list[nn.modules.batchnorm._BatchNorm]) -> Iterator[dict[nn.Module, list[int]]]:
+    """BatchNorm layers that keep their batch's statistics as running statistics: momentum 1
+    makes the running update ``running = batch`` (the mean, and the variance with divisor n - 1),
+    so BatchNorm's own reduction is reused instead of a second pass over every input. Yields, per
+    layer, the number of values per channel of each call."""
+    sizes: dict[nn.Module, list[int]] = {}
 
     def pre(m: nn.Module, args: tuple[Any, ...]) -> None:
-        x = args[0].detach()
-        dims = [d for d in range(x.dim()) if d != 1]
-        var, mean = torch.var_mean(x, dim=dims, correction=0)
-        seen.setdefault(m, []).extend((mean, var))
+        sizes.setdefault(m, []).append(args[0].numel() // args[0].shape[1])
 
+    momenta = [(m, m.momentum) for m in bns]
     handles = [m.register_forward_pre_hook(pre) for m in bns]
     try:
-        yield seen
+        for m in bns:
+            m.momentum = 1.0
+        yield sizes
     finally:
         for h in handles:
             h.remove()
+        for m, momentum in momenta:
+            m.momentum = momentum
 
 
 def frozen_stats_grads(model: nn.Module, x: Tensor, k: int, label: str) -> Tensor:
     """g_i with every BatchNorm normalising by the batch's statistics, held constant (module
-    docstring). The model's BatchNorm layers must be in train mode on entry; its running statistics
-    are overwritten (the caller restores them)."""
+    docstring). The model's BatchNorm layers must be in train mode on entry; their running
+    statistics are overwritten with the batch's (the caller restores them)."""
     bns = _batchnorms(model)
-    with _recording_stats(bns) as seen, torch.no_grad():
-        model(x)
     for m in bns:
-        stats = seen.get(m, [])
-        if len(stats) > 2:
-            raise ResvizError(f"{label}: a BatchNorm layer runs more than once per forward; use bn_mode='eval'")
         if m.running_mean is None or m.running_var is None:
             raise ResvizError(f"{label}: a BatchNorm layer keeps no running statistics; use train_gradient='full'")
-        if stats:
-            m.running_mean.copy_(stats[0])
-            m.running_var.copy_(stats[1])
+    with _batch_stats_kept(bns) as sizes, torch.no_grad():
+        model(x)
+    for m in bns:
+        n = sizes.get(m, [])
+        if len(n) > 1:
+            raise ResvizError(f"{label}: a BatchNorm layer runs more than once per forward; use bn_mode='eval'")
+        if n and n[0] > 1 and m.running_var is not None:
+            m.running_var.mul_((n[0] - 1) / n[0])  # the population variance BatchNorm normalised by
         m.eval()
     return independent_grads(model, x, k, label)
 
