@@ -214,6 +214,9 @@ def test_findings_read_the_numbers() -> None:
     post = SignalModel("post", growing.blocks, preact=False)
     assert any(s.startswith("post: differs from the prediction") and "2 of 2 stages grow linearly" in s
                for s in signal_findings(SignalStudy((4, 3, 8, 8), 0, BatchNormMode.TRAIN, (post,))))
+    unknown = SignalModel("tv", growing.blocks, preact=None)
+    assert signal_findings(SignalStudy((4, 3, 8, 8), 0, BatchNormMode.TRAIN, (unknown,)))[-1] == (
+        "tv: its blocks do not say whether they are pre- or post-activation: no prediction checked.")
 
 
 def test_line_fit_equals_least_squares_written_here() -> None:

@@ -143,6 +143,8 @@ def _branch_sentence(m: SignalModel) -> tuple[bool, str]:
 
 def _verdict(m: SignalModel, trends: list[str], resets: list[bool], branch_near: bool) -> str:
     fitted = [t for t in trends if t != "short"]
+    if m.residual and m.preact is None:
+        return f"{m.name}: its blocks do not say whether they are pre- or post-activation: no prediction checked."
     if m.residual and m.preact:
         expected = "variance growing about linearly inside each stage, resetting at transitions, branch variance near 1"
         misses = [
