@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from typing import Any
@@ -196,7 +197,13 @@ def test_findings_read_the_numbers() -> None:
     assert "res20 (eval BN), residual, 9 blocks: neighbour correlation 0.9, autocorrelation at lag 1 0.85, " \
            "falls below 0.5 at lag 2" in text
     assert "more correlated than plain nets (mean neighbour correlation 0.9 vs 0.29), as the paper predicts" in text
-    assert "eval BN, plain nets by depth: plain20 0.5, plain56 0.08: falls with every step in depth" in text
+    assert "eval BN, plain nets by depth: plain20 0.5, plain56 0.08: lower in every deeper net" in text
+    tied = ShatterModel("other56", BatchNormMode.EVAL, 0.3, (1.0, 0.3), 1.0, 1.0, 1.0, False, 27)
+    deeper = ShatterModel("res56", BatchNormMode.EVAL, 0.95, (1.0, 0.9), 1.0, 1.0, 1.0, True, 27)
+    more = dataclasses.replace(_made_up(), models=(*_made_up().models, tied, deeper))
+    text = "\n".join(shatter_findings(more))
+    assert "plain nets by depth: plain20 0.5, plain56 0.08, other56 0.3: lower in every deeper net" in text
+    assert "residual nets by depth: res20 0.9, res56 0.95: not lower in every deeper net" in text
 
 
 def test_figures_plot_the_record() -> None:

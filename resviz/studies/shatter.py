@@ -79,10 +79,17 @@ def independent_grads(model: nn.Module, x: Tensor, k: int, label: str) -> Tensor
     chunk by chunk, is each point's own gradient. Returns (P, D)."""
     grads = []
     for chunk in x.split(CHUNK):
-        chunk = chunk.detach().requires_grad_(True)
+        chunk = _fast_layout(chunk).detach().requires_grad_(True)
         (g,) = torch.autograd.grad(_logit(model(chunk), k, label).sum(), chunk)
         grads.append(g.reshape(g.shape[0], -1))
     return torch.cat(grads)
+
+
+def _fast_layout(x: Tensor) -> Tensor:
+    """Images in channels-last memory on the CPU, where oneDNN's convolutions and their backward
+    run faster in that layout (bench/study_bench_a.py); the values are the same, the model's own
+    tensors are not touched."""
+    return x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 and x.device.type == "cpu" else x
 
 
 def _batchnorms(model: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -122,7 +129,7 @@ def frozen_stats_grads(model: nn.Module, x: Tensor, k: int, label: str) -> Tenso
         if m.running_mean is None or m.running_var is None:
             raise ResvizError(f"{label}: a BatchNorm layer keeps no running statistics; use train_gradient='full'")
     with _batch_stats_kept(bns) as sizes, torch.no_grad():
-        model(x)
+        model(_fast_layout(x))
     for m in bns:
         n = sizes.get(m, [])
         if len(n) > 1:

@@ -291,11 +291,11 @@ def _compare(study: ShatterStudy, mode: BatchNormMode) -> list[str]:
         by_depth = sorted(group, key=lambda m: m.blocks)
         if len({m.blocks for m in by_depth}) < 2:
             continue
-        values = [m.neighbor_correlation for m in by_depth]
-        falls = all(b < a for a, b in pairwise(values))
+        falls = all(b.neighbor_correlation < a.neighbor_correlation
+                    for i, a in enumerate(by_depth) for b in by_depth[i + 1:] if b.blocks > a.blocks)
         series = ", ".join(f"{m.name} {sig(m.neighbor_correlation)}" for m in by_depth)
         out.append(f"{mode.value} BN, {kind} nets by depth: {series}: "
-                   f"{'falls with every step in depth' if falls else 'does not fall steadily with depth'}.")
+                   f"{'lower in every deeper net' if falls else 'not lower in every deeper net'}.")
     return out
 
 
