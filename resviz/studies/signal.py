@@ -1,0 +1,226 @@
+"""Signal Propagation Plots at initialisation (Brock, De, Smith 2021, arXiv:2101.08692, Sec. 3;
+De & Smith 2020, arXiv:2002.10444).
+
+One forward pass per model, without gradients, on one seeded N(0, 1) batch. At every residual block
+(as :func:`~resviz.model.blocks.find_blocks` finds them, in forward order) three numbers of a
+tensor y of shape (N, C, ...), with moments over every axis but the channel axis 1:
+
+* ``avg_sq_mean`` = mean over c of (mean over N, H, W of y[:, c])^2 for the block output;
+* ``avg_var``     = mean over c of the population variance (divisor N*H*W) of y[:, c], block output;
+* ``branch_var``  = the same average variance for the residual branch alone: the main-path addend
+  of the addition out = F(x) + S(x), i.e. F(x). A plain block (no shortcut) has no addition, so
+  its branch is the whole block and ``branch_var == avg_var``.
+
+The papers' plots at initialisation normalise with batch statistics, so BatchNorm runs in train
+mode by default (``train_mode=False``: running statistics); every other module runs in eval mode
+so the pass is deterministic (no dropout). The model is left as it was: training flags, buffers
+(BatchNorm running statistics), parameters, ``.grad`` and ``requires_grad``, hooks removed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.utils.hooks import RemovableHandle
+
+from resviz.errors import ResvizError, one_line
+from resviz.measure.compiled import eager, original
+from resviz.measure.ownership import Use, exclusive
+from resviz.measure.static import stage_of
+from resviz.model.blocks import ResidualBlock, find_blocks, shortcut_type
+from resviz.records.signal import BatchNormMode, SignalBlock, SignalModel, SignalStudy
+
+Models = Sequence[tuple[str, nn.Module]]
+
+
+@contextmanager
+def held(model: nn.Module, label: str) -> Iterator[None]:
+    """Hold ``model`` for one study and give it back as it was: every buffer's values, every
+    module's ``training`` flag, every parameter's ``.grad`` object and ``requires_grad``."""
+    with exclusive(model, Use.TRACE, label):
+        buffers = [(b, b.detach().clone()) for b in model.buffers()]
+        modes = [(m, m.training) for m in model.modules()]
+        params = [(p, p.grad, p.requires_grad) for p in model.parameters()]
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for b, saved in buffers:
+                    b.copy_(saved)
+            for m, mode in modes:
+                m.training = mode
+            for p, grad, req in params:
+                p.grad = grad
+                p.requires_grad_(req)
+
+
+def set_batchnorm(model: nn.Module, mode: BatchNormMode) -> None:
+    """Every module in eval mode except BatchNorm layers, which run in ``mode``."""
+    model.eval()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.train(mode is BatchNormMode.TRAIN)
+
+
+def placement(model: nn.Module) -> tuple[torch.device, torch.dtype]:
+    """Device and floating dtype of the model's first parameter (CPU float32 without any)."""
+    p = next(model.parameters(), None)
+    return (p.device, p.dtype) if p is not None else (torch.device("cpu"), torch.float32)
+
+
+def gaussian(shape: Sequence[int], seed: int, device: torch.device, dtype: torch.dtype) -> Tensor:
+    """A seeded N(0, 1) tensor, drawn on the CPU so every device gets the same numbers."""
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randn(tuple(shape), generator=gen).to(device=device, dtype=dtype)
+
+
+def check_shape(shape: Sequence[int], dims: int, what: str) -> tuple[int, ...]:
+    """``shape`` as a tuple of ``dims`` positive ints, or a one-line error naming ``what`` it is."""
+    values = tuple(shape)
+    if len(values) != dims or not all(isinstance(v, int) and v > 0 for v in values):
+        raise ResvizError(f"{what} must be {dims} positive integers, got {values!r}")
+    return values
+
+
+def check_models(models: Models) -> None:
+    if not models:
+        raise ResvizError("give at least one model to study")
+    names = [n for n, _ in models]
+    if len(set(names)) != len(names):
+        raise ResvizError(f"model names must differ, got {names}")
+
+
+def channel_moments(y: Tensor) -> Tensor:
+    """``[avg_sq_mean, avg_var]`` of ``y`` (channel axis 1, moments over every other axis, population
+    variance), as one device tensor."""
+    dims = [d for d in range(y.dim()) if d != 1]
+    var, mean = torch.var_mean(y.detach().float(), dim=dims, correction=0)
+    return torch.stack((mean.square().mean(), var.mean()))
+
+
+class _SignalHooks:
+    """Forward hooks that reduce each block's output and main addend to device scalars."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.blocks = find_blocks(model)
+        self.order: list[str] = []
+        self.out: dict[str, Tensor] = {}
+        self.branch: dict[str, Tensor] = {}
+        self.repeated: set[str] = set()
+
+    def attach(self, handles: list[RemovableHandle]) -> None:
+        for name, block in self.blocks:
+            handles.append(block.register_forward_hook(self._output(name)))
+            branch = _branch_module(block)
+            if isinstance(block, ResidualBlock) and block.add is not None:
+                handles.append(block.add.register_forward_pre_hook(self._addend(name)))
+            elif branch is not None:
+                handles.append(branch.register_forward_hook(self._branch_out(name)))
+
+    def _output(self, name: str) -> Callable[..., None]:
+        def hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+            if name in self.out:
+                self.repeated.add(name)
+            elif isinstance(out, Tensor):
+                self.order.append(name)
+                self.out[name] = channel_moments(out)
+
+        return hook
+
+    def _addend(self, name: str) -> Callable[..., None]:
+        def pre(_m: nn.Module, args: tuple[Any, ...]) -> None:
+            if name not in self.out:  # the block's first call only
+                self.branch[name] = channel_moments(args[0])[1]
+
+        return pre
+
+    def _branch_out(self, name: str) -> Callable[..., None]:
+        def hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
+            if name not in self.out and isinstance(out, Tensor):
+                self.branch[name] = channel_moments(out)[1]
+
+        return hook
+
+
+def _branch_module(block: nn.Module) -> nn.Module | None:
+    """The module whose output is the main addend of a torchvision-style block (its last BN);
+    None for resviz blocks, whose :class:`~resviz.model.blocks.ResidualAdd` is hooked instead."""
+    if isinstance(block, ResidualBlock):
+        return None
+    return getattr(block, "bn3", None) or getattr(block, "bn2", None)
+
+
+def _preact(blocks: list[tuple[str, nn.Module]]) -> bool | None:
+    flags = {getattr(b, "preact", None) for _, b in blocks}
+    return flags.pop() if len(flags) == 1 else None
+
+
+def _measure(label: str, model: nn.Module, x: Tensor, mode: BatchNormMode) -> SignalModel:
+    hooks = _SignalHooks(model)
+    handles: list[RemovableHandle] = []
+    with held(model, label):
+        set_batchnorm(model, mode)
+        try:
+            hooks.attach(handles)
+            with torch.no_grad(), eager():
+                model(x)
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise ResvizError(f"{label} fails on input {tuple(x.shape)}: {one_line(exc)}") from None
+        finally:
+            for h in handles:
+                h.remove()
+    return _record(label, model, hooks)
+
+
+def _record(label: str, model: nn.Module, hooks: _SignalHooks) -> SignalModel:
+    by_name = dict(hooks.blocks)
+    names = hooks.order
+    rows = [torch.cat((hooks.out[n], hooks.branch.get(n, hooks.out[n][1] * float("nan")).reshape(1))) for n in names]
+    host = torch.stack(rows).tolist() if rows else []  # one device-to-host transfer per model
+    blocks = []
+    for n, (sq, var, branch) in zip(names, host, strict=True):
+        kind = shortcut_type(by_name[n])
+        blocks.append(SignalBlock(
+            name=n, stage=stage_of(n), avg_sq_mean=sq, avg_var=var,
+            branch_var=var if isinstance(by_name[n], ResidualBlock) and by_name[n].add is None else branch,
+            shortcut=kind,
+        ))
+    notes = [f"{n} runs more than once in one forward: its first call is recorded" for n in sorted(hooks.repeated)]
+    if not hooks.blocks:
+        notes.append(f"{label} has no residual blocks")
+    return SignalModel(name=label, blocks=tuple(blocks), notes=tuple(notes), preact=_preact(hooks.blocks))
+
+
+def signal_study(
+    models: Models,
+    input_shape: Sequence[int] = (64, 3, 32, 32),
+    seed: int = 0,
+    train_mode: bool = True,
+) -> SignalStudy:
+    """Signal Propagation Plots of ``models`` (``(name, module)`` pairs) at their current weights.
+
+    Every model sees the same seeded N(0, 1) batch of ``input_shape`` (N, C, H, W); BatchNorm uses
+    batch statistics when ``train_mode`` (the papers' setting), running statistics otherwise.
+    """
+    check_models(models)
+    shape = check_shape(input_shape, 4, "the input shape (N, C, H, W)")
+    mode = BatchNormMode.TRAIN if train_mode else BatchNormMode.EVAL
+    if mode is BatchNormMode.TRAIN and shape[0] < 2:
+        raise ResvizError("BatchNorm with batch statistics needs a batch of at least 2")
+    results = []
+    device = torch.device("cpu")
+    for label, module in models:
+        model = original(module)
+        device, dtype = placement(model)
+        results.append(_measure(label, model, gaussian(shape, seed, device, dtype), mode))
+    return SignalStudy(input_shape=shape, seed=seed, bn_mode=mode, models=tuple(results), device=str(device))
+
+
+__all__ = [
+    "channel_moments", "check_models", "check_shape", "gaussian", "held", "placement", "set_batchnorm",
+    "signal_study",
+]
