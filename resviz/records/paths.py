@@ -49,7 +49,8 @@ class PathLength:
 @dataclass(frozen=True)
 class PathsSettings:
     """How a paths study was run: input (batch, C, H, W), subsets per length, seed, loss, the share
-    of the total contribution the effective range must hold, and the BatchNorm mode of the pass."""
+    of the total contribution the effective range must hold, the BatchNorm mode of the pass, and
+    the weights measured as the caller names them (``initialisation``, ``trained 500 steps`` ...)."""
 
     input_shape: tuple[int, ...]
     samples_per_k: int
@@ -57,6 +58,7 @@ class PathsSettings:
     fraction: float = 0.9
     loss: str = "cross entropy, random labels"
     batchnorm: str = "batch statistics (training mode), running statistics restored"
+    weights: str = "as given"
 
 
 @dataclass(frozen=True)

@@ -204,11 +204,12 @@ def gated_gradients(
 
 def paths_study(
     model_name: str, model: nn.Module, input_shape: Sequence[int] = (8, 3, 32, 32), samples_per_k: int = 10,
-    seed: int = 0, ks: Sequence[int] | None = None, fraction: float = DEFAULT_FRACTION,
+    seed: int = 0, ks: Sequence[int] | None = None, fraction: float = DEFAULT_FRACTION, weights: str = "as given",
 ) -> PathsStudy:
     """Veit et al. 2016, Sec. 5 on ``model``: path counts C(n, k) and the gradient norm reaching the
     input through paths of each length k in ``ks`` (all of 0..n by default); see the module
-    docstring for the method. ``model`` is left as it was."""
+    docstring for the method. ``weights`` names the state of the weights for the record
+    (``initialisation``, ``trained``). ``model`` is left as it was."""
     _check(input_shape, samples_per_k, fraction)
     blocks = residual_blocks(model, model_name, "paths")
     plain = [name for name, b in blocks if b.fork is None]
@@ -229,7 +230,7 @@ def paths_study(
     values = norms.double().cpu().tolist()  # one transfer for every measurement
     rows = _rows(n, lengths, plan, values)
     range_ = effective_range([r.k for r in rows], [r.contribution for r in rows], fraction)
-    settings = PathsSettings(tuple(int(d) for d in input_shape), samples_per_k, seed, fraction)
+    settings = PathsSettings(tuple(int(d) for d in input_shape), samples_per_k, seed, fraction, weights=weights)
     return PathsStudy(model_name, tuple(name for name, _ in blocks), settings, tuple(rows), range_,
                       _notes(n, lengths))
 
