@@ -205,11 +205,15 @@ def gated_gradients(
 def paths_study(
     model_name: str, model: nn.Module, input_shape: Sequence[int] = (8, 3, 32, 32), samples_per_k: int = 10,
     seed: int = 0, ks: Sequence[int] | None = None, fraction: float = DEFAULT_FRACTION, weights: str = "as given",
+    data: tuple[Tensor, Tensor] | None = None,
 ) -> PathsStudy:
     """Veit et al. 2016, Sec. 5 on ``model``: path counts C(n, k) and the gradient norm reaching the
     input through paths of each length k in ``ks`` (all of 0..n by default); see the module
     docstring for the method. ``weights`` names the state of the weights for the record
-    (``initialisation``, ``trained``). ``model`` is left as it was."""
+    (``initialisation``, ``trained``). ``data`` = (inputs, class indices) replaces the random
+    input and labels (``input_shape`` is then the inputs' shape). ``model`` is left as it was."""
+    if data is not None:
+        input_shape = tuple(data[0].shape)
     _check(input_shape, samples_per_k, fraction)
     blocks = residual_blocks(model, model_name, "paths")
     plain = [name for name, b in blocks if b.fork is None]
@@ -220,17 +224,20 @@ def paths_study(
     rng = random.Random(seed)
     plan = {k: subsets(n, k, samples_per_k, rng) for k in lengths}
     gen = torch.Generator().manual_seed(seed)
-    x = torch.randn(*input_shape, generator=gen)
+    x = torch.randn(*input_shape, generator=gen) if data is None else data[0]
     with kept(model, model_name):
         model.train()
-        device = next((p.device for p in model.parameters()), torch.device("cpu"))
-        x = x.to(device)
+        param = next(model.parameters(), None)
+        if param is not None:
+            x = x.to(param.device, param.dtype if data is None else x.dtype)
+        y = gen if data is None else data[1].to(x.device)
         patterns = [p for k in lengths for p in plan[k][0]]
-        norms = torch.stack([g.norm() for g in gated_gradients(model, blocks, x, gen, patterns)])
+        norms = torch.stack([g.norm() for g in gated_gradients(model, blocks, x, y, patterns)])
     values = norms.double().cpu().tolist()  # one transfer for every measurement
     rows = _rows(n, lengths, plan, values)
     range_ = effective_range([r.k for r in rows], [r.contribution for r in rows], fraction)
-    settings = PathsSettings(tuple(int(d) for d in input_shape), samples_per_k, seed, fraction, weights=weights)
+    loss = "cross entropy, " + ("random labels" if data is None else "given labels")
+    settings = PathsSettings(tuple(int(d) for d in input_shape), samples_per_k, seed, fraction, loss, weights=weights)
     return PathsStudy(model_name, tuple(name for name, _ in blocks), settings, tuple(rows), range_,
                       _notes(n, lengths))
 
