@@ -150,7 +150,7 @@ def test_model_is_left_intact() -> None:
 
 def test_refusals_and_selection() -> None:
     model = tiny()
-    with pytest.raises(ResvizError, match="no residual block 'layer9.0'"):
+    with pytest.raises(ResvizError, match=r"no residual block 'layer9\.0'"):
         lesion_study("tiny", model, held_out(), blocks=["layer9.0"])
     with pytest.raises(ResvizError, match="held-out data"):
         lesion_study("tiny", model, [])

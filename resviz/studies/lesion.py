@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
@@ -51,7 +51,8 @@ DEFAULT_SEEDS = 5
 
 def downsampling(block: nn.Module) -> bool:
     """The block changes the shape of what it passes on (stride or width)."""
-    return bool(getattr(block, "stride", 1) != 1 or getattr(block, "in_channels", 0) != getattr(block, "out_channels", 0))
+    stride = getattr(block, "stride", 1)
+    return bool(stride != 1 or getattr(block, "in_channels", 0) != getattr(block, "out_channels", 0))
 
 
 def removable(block: nn.Module) -> bool:
@@ -111,7 +112,9 @@ def _mean_err(values: Sequence[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / len(values))
 
 
-def _select(found: Sequence[tuple[str, nn.Module]], names: Sequence[str] | None, label: str) -> list[tuple[str, nn.Module]]:
+def _select(
+    found: Sequence[tuple[str, nn.Module]], names: Sequence[str] | None, label: str,
+) -> list[tuple[str, nn.Module]]:
     if names is None:
         return list(found)
     known = dict(found)

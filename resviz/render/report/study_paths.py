@@ -13,6 +13,7 @@ Figures are returned, never shown or saved; the page shell and the surfaces plac
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -154,8 +155,9 @@ def _block_trace(fig: go.Figure, study: LesionStudy, i: int) -> None:
     rows = study.blocks
     names = [r.name for r in rows]
     color = theme.model_color(i)
+    marker = {"symbol": [_symbol(r) for r in rows], "size": [_size(r) for r in rows]}
     fig.add_scatter(x=names, y=[finite(r.error) for r in rows], mode="lines+markers", name=study.model,
-                    line={"color": color}, marker={"symbol": [_symbol(r) for r in rows], "size": [_size(r) for r in rows]},
+                    line={"color": color}, marker=marker,
                     hovertemplate="%{x}: error %{y:.3f}<extra>" + study.model + "</extra>")
     fig.add_hline(y=study.baseline.error, line={"color": color, "dash": "dot"},
                   annotation_text=f"{study.model} unlesioned", annotation_position="bottom right")
@@ -234,7 +236,7 @@ def lesion_findings(study: LesionStudy) -> list[str]:
 
 def _smooth(study: LesionStudy) -> str:
     errors = [study.baseline.error] + [r.error for r in study.sets]
-    steps = [b - a for a, b in zip(errors, errors[1:], strict=False)]
+    steps = [b - a for a, b in itertools.pairwise(errors)]
     if all(s >= -1e-12 for s in steps):
         return "the error rises with every block removed"
     return "the error does not rise monotonically with the number removed (within the draws' noise)"
