@@ -25,7 +25,14 @@ from resviz.model.blocks import ResidualBlock
 from resviz.model.resnet import build_model
 from resviz.records.paths import PathsStudy
 from resviz.render.report.study_paths import paths_figures, paths_findings
-from resviz.studies.paths import effective_range, gated_gradients, kept, paths_study, residual_blocks
+from resviz.studies.paths import (
+    chained_gradients,
+    effective_range,
+    gated_gradients,
+    kept,
+    paths_study,
+    residual_blocks,
+)
 from resviz.zoo import derive, get_spec
 
 TINY = {"layers": [2, 1, 1], "widths": [4, 8, 8], "stem_width": 4, "name": "tiny"}
@@ -73,6 +80,12 @@ def gated(model: nn.Module, x: Tensor, y: Tensor, patterns: Sequence[Sequence[in
         return list(gated_gradients(model, residual_blocks(model, "tiny", "paths"), x, y, patterns))
 
 
+def chained(model: nn.Module, x: Tensor, y: Tensor, patterns: Sequence[Sequence[int]]) -> list[Tensor]:
+    with kept(model, "tiny"):
+        model.train()
+        return list(chained_gradients(model, residual_blocks(model, "tiny", "paths"), x, y, patterns))
+
+
 def full_gradient(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
     model.train()
     xx = x.clone().requires_grad_(True)
@@ -105,10 +118,11 @@ def test_all_subsets_add_up_to_the_full_gradient(shortcut: str, preact: bool) ->
     n = len(blocks_of(model))
     patterns = [c for k in range(n + 1) for c in itertools.combinations(range(n), k)]
     assert len(patterns) == 2**n == 16
-    total = torch.stack(gated(model, x, y, patterns)).sum(dim=0)
     full = full_gradient(model, x, y)
     assert full.norm() > 0
-    assert torch.allclose(total, full, atol=1e-5 * float(full.abs().max()), rtol=0)
+    for grads in (gated(model, x, y, patterns), chained(model, x, y, patterns)):
+        total = torch.stack(grads).sum(dim=0)
+        assert torch.allclose(total, full, atol=1e-5 * float(full.abs().max()), rtol=0)
 
 
 @pytest.mark.parametrize("shortcut,preact", [("A", False), ("B", False), ("B", True)])
@@ -118,11 +132,54 @@ def test_gated_gradient_equals_detached_branches(shortcut: str, preact: bool) ->
     n = len(blocks_of(model))
     patterns: list[tuple[int, ...]] = [(), tuple(range(n)), (0, 2), (1, 3)]
     got = gated(model, x, y, patterns)
-    for pattern, g in zip(patterns, got, strict=True):
+    fast = chained(model, x, y, patterns)
+    for pattern, g, h in zip(patterns, got, fast, strict=True):
         want = detached_gradient(model, x, y, set(pattern))
         assert want.norm() > 0
         assert torch.allclose(g, want, atol=1e-10, rtol=1e-8), pattern
+        assert torch.allclose(h, want, atol=1e-10, rtol=1e-8), pattern
     assert not torch.allclose(got[0], got[1])  # the two extremes differ: the gating does something
+
+
+class Twice(nn.Module):
+    """Runs one block twice and skips the others: not a chain of n distinct blocks."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: Tensor) -> Tensor:
+        m = self.inner
+        h = m.layer1[0](m.layer1[0](m.relu(m.bn1(m.conv1(x)))))
+        return m.fc(torch.flatten(m.avgpool(h), 1))
+
+
+class Bypass(nn.Module):
+    """A chain of blocks plus a second head on the stem's output: gradient goes around the blocks."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.head = inner, nn.Linear(4, 10).double()
+
+    def forward(self, x: Tensor) -> Tensor:
+        m = self.inner
+        h0 = m.relu(m.bn1(m.conv1(x)))
+        h = m.layer3(m.layer2(m.layer1(h0)))
+        return m.fc(torch.flatten(m.avgpool(h), 1)) + self.head(torch.flatten(m.avgpool(h0), 1))
+
+
+def test_blocks_that_form_no_chain_are_refused() -> None:
+    inner = tiny("A")
+    inner.fc = nn.Linear(4, 10).double()
+    with pytest.raises(ResvizError, match="run once each"):
+        paths_study("twice", Twice(inner), (2, 3, 8, 8), samples_per_k=1)
+    with pytest.raises(ResvizError, match="around its residual blocks"):
+        paths_study("bypass", Bypass(tiny("A")), (2, 3, 8, 8), samples_per_k=1)
+    model = Bypass(tiny("A"))  # the refusal is right: the gated sum over subsets counts the bypass 2^n times
+    x, y = data()
+    patterns = [c for k in range(5) for c in itertools.combinations(range(4), k)]
+    total = torch.stack(gated(model, x, y, patterns)).sum(dim=0)
+    assert not torch.allclose(total, full_gradient(model, x, y), rtol=1e-3, atol=0)
 
 
 def test_study_numbers_match_independent_gradients() -> None:

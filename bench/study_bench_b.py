@@ -1,0 +1,109 @@
+"""Benchmark of the paths and lesion studies (Veit et al. 2016, arXiv:1605.06431) on CPU.
+
+1. paths: :func:`resviz.studies.paths.paths_study` on ResNet-110 (54 blocks) at initialisation, every
+   path length 0..54, ``--samples`` random subsets per length (target: under 3 minutes on 2 cores),
+   with the largest relative sampling error;
+2. lesion: ResNet-56 trained briefly on the digits training split (16x16), then
+   :func:`resviz.studies.lesion.lesion_study` on the held-out split (target: training and study
+   under 5 minutes); ``--plain`` adds the plain twin for comparison.
+
+Run: ``python bench/study_bench_b.py [--only paths|lesion] [--samples 8] [--steps 300] [--plain]
+[--out DIR]``; prints a Markdown section for ``bench/RESULTS.md`` and, with ``--out``, writes the
+records (JSON) and the figures (HTML) there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from resviz.model.resnet import build_model
+from resviz.records.paths import LesionStudy, PathsStudy
+from resviz.render.report.study_paths import lesion_figures, lesion_findings, paths_figures, paths_findings
+from resviz.studies.lesion import digits_split, lesion_study
+from resviz.studies.paths import paths_study
+from resviz.studies.training import train
+
+
+def bench_paths(samples: int, batch: int, size: int, out: Path | None) -> PathsStudy:
+    torch.manual_seed(0)
+    model = build_model("resnet110", device="cpu")
+    start = time.perf_counter()
+    study = paths_study("resnet110", model, (batch, 3, size, size), samples_per_k=samples, weights="initialisation")
+    seconds = time.perf_counter() - start
+    worst = max(r.grad_norm_err / r.grad_norm for r in study.lengths if r.grad_norm > 0)
+    backwards = sum(r.samples for r in study.lengths)
+    print(f"### paths: resnet110, input {batch}x3x{size}x{size}, {samples} subsets per length\n")
+    print(f"- time: {seconds:.1f} s ({backwards} gated backward passes, 1 forward)")
+    print(f"- effective range ({study.settings.fraction:.0%} of the contribution): {study.effective_range}")
+    print(f"- largest relative sampling error (std/sqrt(n) / mean): {worst:.1%}")
+    for line in paths_findings(study):
+        print(f"- {line}")
+    _save(out, "paths_resnet110", study.to_dict(), paths_figures(study))
+    return study
+
+
+def _train(name: str, steps: int, batch: int, size: int) -> tuple[torch.nn.Module, list, float, float]:
+    torch.manual_seed(0)
+    model = build_model(name, device="cpu")
+    train_batches, held = digits_split((3, size, size), held_out=360, batch=batch, count=steps + 1)
+    start = time.perf_counter()
+    runs, _ = train([(name, model)], train_batches, steps, lr=0.05, every=None)
+    return model, held, time.perf_counter() - start, runs[0].losses[-1]
+
+
+def bench_lesion(name: str, steps: int, batch: int, size: int, seeds: int) -> tuple[LesionStudy, float, float]:
+    model, held, train_s, last = _train(name, steps, batch, size)
+    start = time.perf_counter()
+    study = lesion_study(name, model, held, seeds=seeds)
+    lesion_s = time.perf_counter() - start
+    print(f"\n### lesion: {name}, {steps} SGD steps of {batch} digits {size}x{size}, {seeds} draws per set size\n")
+    print(f"- training: {train_s:.1f} s (last loss {last:.3f}); lesion study: {lesion_s:.1f} s; "
+          f"total {train_s + lesion_s:.1f} s")
+    for line in lesion_findings(study):
+        print(f"- {line}")
+    return study, train_s, lesion_s
+
+
+def _save(out: Path | None, stem: str, record: dict, figures: list) -> None:
+    if out is None:
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    (out / f"{stem}.json").write_text(json.dumps(record, indent=1))
+    html = "".join(f.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
+                   for i, f in enumerate(figures))
+    (out / f"{stem}.html").write_text(f"<html><body>{html}</body></html>")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--only", choices=("paths", "lesion"))
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--paths-batch", type=int, default=4)
+    ap.add_argument("--paths-size", type=int, default=32)
+    ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--plain", action="store_true", help="also the plain twin plain56")
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=None)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads\n")
+    if args.only in (None, "paths"):
+        bench_paths(args.samples, args.paths_batch, args.paths_size, args.out)
+    if args.only in (None, "lesion"):
+        studies = [bench_lesion("resnet56", args.steps, args.batch, args.size, args.seeds)[0]]
+        if args.plain:
+            studies.append(bench_lesion("plain56", args.steps, args.batch, args.size, args.seeds)[0])
+        _save(args.out, "lesion_resnet56", {"studies": [s.to_dict() for s in studies]}, lesion_figures(*studies))
+
+
+if __name__ == "__main__":
+    main()
