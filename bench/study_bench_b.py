@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -32,13 +33,14 @@ from resviz.studies.training import train
 def bench_paths(samples: int, batch: int, size: int, out: Path | None) -> PathsStudy:
     torch.manual_seed(0)
     model = build_model("resnet110", device="cpu")
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     study = paths_study("resnet110", model, (batch, 3, size, size), samples_per_k=samples, weights="initialisation")
-    seconds = time.perf_counter() - start
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
     worst = max(r.grad_norm_err / r.grad_norm for r in study.lengths if r.grad_norm > 0)
     backwards = sum(r.samples for r in study.lengths)
     print(f"### paths: resnet110, input {batch}x3x{size}x{size}, {samples} subsets per length\n")
-    print(f"- time: {seconds:.1f} s ({backwards} gated backward passes, 1 forward)")
+    print(f"- time: {seconds:.1f} s wall, {cpu:.1f} s CPU ({backwards} gated backward passes, 1 forward; "
+          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     print(f"- effective range ({study.settings.fraction:.0%} of the contribution): {study.effective_range}")
     print(f"- largest relative sampling error (std/sqrt(n) / mean): {worst:.1%}")
     for line in paths_findings(study):
@@ -83,7 +85,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--only", choices=("paths", "lesion"))
     ap.add_argument("--samples", type=int, default=8)
-    ap.add_argument("--paths-batch", type=int, default=4)
+    ap.add_argument("--paths-batch", type=int, default=2)
     ap.add_argument("--paths-size", type=int, default=32)
     ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--batch", type=int, default=64)

@@ -290,7 +290,8 @@ def chained_gradients(
         for i in range(len(calls) - 1, -1, -1):
             d = calls[i]
             views = [d[key] for key, on in (("main", open_main(i)), ("skip", open_skip(i))) if on]
-            g = sum(torch.autograd.grad(d["output"], views, g, retain_graph=True))  # type: ignore[assignment]
+            parts = torch.autograd.grad(d["output"], views, g, retain_graph=True)
+            g = parts[0] if len(parts) == 1 else parts[0] + parts[1]
             if d["fork_input"] is not d["input"]:  # a pre-activation shared by both branches
                 (g,) = torch.autograd.grad(d["fork_input"], d["input"], g, retain_graph=True)
             below = calls[i - 1]["output"] if i else x
@@ -378,4 +379,7 @@ def _notes(n: int, lengths: Sequence[int]) -> tuple[str, ...]:
     return tuple(notes)
 
 
-__all__ = ["PathGate", "chained_gradients", "effective_range", "gated_gradients", "kept", "paths_study", "residual_blocks", "subsets"]
+__all__ = [
+    "PathGate", "chained_gradients", "effective_range", "gated_gradients", "kept", "paths_study", "residual_blocks",
+    "subsets",
+]
