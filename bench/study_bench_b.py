@@ -3,11 +3,11 @@
 1. paths: :func:`resviz.studies.paths.paths_study` on ResNet-110 (54 blocks) at initialisation, every
    path length 0..54, ``--samples`` random subsets per length (target: under 3 minutes on 2 cores),
    with the largest relative sampling error;
-2. lesion: ResNet-56 trained briefly on the digits training split (16x16), then
+2. lesion: ResNet-56 trained briefly on the digits training split (8x8, their own resolution), then
    :func:`resviz.studies.lesion.lesion_study` on the held-out split (target: training and study
    under 5 minutes); ``--plain`` adds the plain twin for comparison.
 
-Run: ``python bench/study_bench_b.py [--only paths|lesion] [--samples 8] [--steps 300] [--plain]
+Run: ``python bench/study_bench_b.py [--only paths|lesion] [--samples 8] [--steps 200] [--plain]
 [--out DIR]``; prints a Markdown section for ``bench/RESULTS.md`` and, with ``--out``, writes the
 records (JSON) and the figures (HTML) there.
 """
@@ -33,9 +33,9 @@ from resviz.studies.training import train
 def bench_paths(samples: int, batch: int, size: int, out: Path | None) -> PathsStudy:
     torch.manual_seed(0)
     model = build_model("resnet110", device="cpu")
-    start, cpu = time.perf_counter(), time.process_time()
+    clock = _Clock()
     study = paths_study("resnet110", model, (batch, 3, size, size), samples_per_k=samples, weights="initialisation")
-    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    seconds, cpu = clock.read()
     worst = max(r.grad_norm_err / r.grad_norm for r in study.lengths if r.grad_norm > 0)
     backwards = sum(r.samples for r in study.lengths)
     print(f"### paths: resnet110, input {batch}x3x{size}x{size}, {samples} subsets per length\n")
@@ -49,26 +49,37 @@ def bench_paths(samples: int, batch: int, size: int, out: Path | None) -> PathsS
     return study
 
 
-def _train(name: str, steps: int, batch: int, size: int) -> tuple[torch.nn.Module, list, float, float]:
+class _Clock:
+    """Wall and CPU seconds since creation (the machine may be shared: CPU time says what the run cost)."""
+
+    def __init__(self) -> None:
+        self.wall, self.cpu = time.perf_counter(), time.process_time()
+
+    def read(self) -> tuple[float, float]:
+        return time.perf_counter() - self.wall, time.process_time() - self.cpu
+
+
+def _train(name: str, steps: int, batch: int, size: int) -> tuple[torch.nn.Module, list, tuple[float, float], float]:
     torch.manual_seed(0)
     model = build_model(name, device="cpu")
-    train_batches, held = digits_split((3, size, size), held_out=360, batch=batch, count=steps + 1)
-    start = time.perf_counter()
+    train_batches, held = digits_split((3, size, size), held_out=360, batch=batch, count=steps + 1, eval_batch=360)
+    clock = _Clock()
     runs, _ = train([(name, model)], train_batches, steps, lr=0.05, every=None)
-    return model, held, time.perf_counter() - start, runs[0].losses[-1]
+    return model, held, clock.read(), runs[0].losses[-1]
 
 
-def bench_lesion(name: str, steps: int, batch: int, size: int, seeds: int) -> tuple[LesionStudy, float, float]:
-    model, held, train_s, last = _train(name, steps, batch, size)
-    start = time.perf_counter()
+def bench_lesion(name: str, steps: int, batch: int, size: int, seeds: int) -> LesionStudy:
+    model, held, (train_s, train_cpu), last = _train(name, steps, batch, size)
+    clock = _Clock()
     study = lesion_study(name, model, held, seeds=seeds)
-    lesion_s = time.perf_counter() - start
+    lesion_s, lesion_cpu = clock.read()
     print(f"\n### lesion: {name}, {steps} SGD steps of {batch} digits {size}x{size}, {seeds} draws per set size\n")
-    print(f"- training: {train_s:.1f} s (last loss {last:.3f}); lesion study: {lesion_s:.1f} s; "
-          f"total {train_s + lesion_s:.1f} s")
+    print(f"- training: {train_s:.1f} s wall, {train_cpu:.1f} s CPU (last loss {last:.3f}); lesion study: "
+          f"{lesion_s:.1f} s wall, {lesion_cpu:.1f} s CPU; total {train_s + lesion_s:.1f} s wall "
+          f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)")
     for line in lesion_findings(study):
         print(f"- {line}")
-    return study, train_s, lesion_s
+    return study
 
 
 def _save(out: Path | None, stem: str, record: dict, figures: list) -> None:
@@ -87,9 +98,9 @@ def main() -> None:
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--paths-batch", type=int, default=2)
     ap.add_argument("--paths-size", type=int, default=32)
-    ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--batch", type=int, default=64)
-    ap.add_argument("--size", type=int, default=16)
+    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--size", type=int, default=8, help="digits are 8x8: larger sizes only upsample them")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--plain", action="store_true", help="also the plain twin plain56")
     ap.add_argument("--threads", type=int, default=None)
@@ -101,9 +112,9 @@ def main() -> None:
     if args.only in (None, "paths"):
         bench_paths(args.samples, args.paths_batch, args.paths_size, args.out)
     if args.only in (None, "lesion"):
-        studies = [bench_lesion("resnet56", args.steps, args.batch, args.size, args.seeds)[0]]
+        studies = [bench_lesion("resnet56", args.steps, args.batch, args.size, args.seeds)]
         if args.plain:
-            studies.append(bench_lesion("plain56", args.steps, args.batch, args.size, args.seeds)[0])
+            studies.append(bench_lesion("plain56", args.steps, args.batch, args.size, args.seeds))
         _save(args.out, "lesion_resnet56", {"studies": [s.to_dict() for s in studies]}, lesion_figures(*studies))
 
 

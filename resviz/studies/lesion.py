@@ -191,10 +191,10 @@ def _notes(plain: bool, rows: Sequence[LesionBlock]) -> tuple[str, ...]:
 
 def digits_split(
     image_shape: ImageShape = (3, 16, 16), held_out: int = 360, batch: int = 64, count: int = 1000,
-    seed: int = 0,
+    seed: int = 0, eval_batch: int | None = None,
 ) -> tuple[Batches, list[Batch]]:
     """The digits data set split once, deterministically (a seeded permutation): ``held_out``
-    images for evaluation (batches of ``batch``), the rest for ``count`` training batches of
+    images for evaluation (batches of ``eval_batch``, default ``batch``), the rest for ``count`` training batches of
     ``batch`` drawn from seeded permutations. Both are standardised with the training images'
     per-channel mean and std. Needs scikit-learn (the ``data`` extra)."""
     images, labels, names = _digits_arrays()
@@ -220,7 +220,8 @@ def digits_split(
         idx = torch.cat([order, order])[start:start + batch]
         return xt[idx].contiguous(), yt[idx].contiguous()
 
-    test = [(x[test_idx[i:i + batch]].contiguous(), y[test_idx[i:i + batch]]) for i in range(0, held_out, batch)]
+    step = eval_batch or batch
+    test = [(x[test_idx[i:i + step]].contiguous(), y[test_idx[i:i + step]]) for i in range(0, held_out, step)]
     return Batches(info, count, make), test
 
 

@@ -138,14 +138,26 @@ def paths_findings(study: PathsStudy) -> list[str]:
             f"{sig(last.grad_norm)} at length {last.k}; a log-linear fit gives a factor of {sig(decay)} per "
             f"extra residual branch on the path."
         )
-    worst = max(rows, key=lambda r: r.grad_norm_err / r.grad_norm if r.grad_norm > 0 else 0.0)
-    if worst.grad_norm > 0:
-        out.append(
-            f"Sampling error: at most {percent(worst.grad_norm_err / worst.grad_norm)} of the mean "
-            f"(length {worst.k}, {worst.samples} subsets); lengths with few subsets were measured exhaustively."
-        )
+    out.extend(_sampling(study))
     out.append(PAPER_PATHS)
     return out
+
+
+def _relative_err(r: PathLength) -> float:
+    return r.grad_norm_err / r.grad_norm if r.grad_norm > 0 else 0.0
+
+
+def _sampling(study: PathsStudy) -> list[str]:
+    """The largest relative standard error, inside the effective range and over all lengths."""
+    lo, hi = study.effective_range
+    inside = [r for r in study.lengths if lo <= r.k <= hi]
+    worst, worst_in = max(study.lengths, key=_relative_err), max(inside, key=_relative_err, default=None)
+    if _relative_err(worst) == 0:
+        return ["Every path length was measured exhaustively: no sampling error."]
+    where = "" if worst_in is None else (
+        f"within the effective range at most {percent(_relative_err(worst_in))} (length {worst_in.k}); ")
+    return [f"Sampling error (standard error / mean, {study.settings.samples_per_k} subsets per length): {where}"
+            f"over all lengths at most {percent(_relative_err(worst))} (length {worst.k})."]
 
 
 # --- lesion -------------------------------------------------------------------------------------
