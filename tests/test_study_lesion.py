@@ -20,8 +20,10 @@ from torch import Tensor, nn
 from resviz.errors import ResvizError
 from resviz.model.blocks import PreActBlock, ResidualBlock
 from resviz.model.resnet import build_model
+from resviz.records import DataInfo, DataKind
 from resviz.records.paths import LesionStudy
 from resviz.render.report.study_paths import lesion_figures, lesion_findings
+from resviz.studies.data import Batches
 from resviz.studies.lesion import digits_split, lesion_study
 from resviz.zoo import derive, get_spec
 
@@ -158,6 +160,13 @@ def test_refusals_and_selection() -> None:
         lesion_study("tiny", model, held_out(), max_k=9)
     picked = lesion_study("tiny", model, held_out(), blocks=["layer3.0"], max_k=1, seeds=1)
     assert [b.name for b in picked.blocks] == ["layer3.0"] and picked.blocks[0].downsampling
+
+
+def test_batches_are_read_once_each() -> None:
+    data = held_out()
+    info = DataInfo(DataKind.SYNTHETIC, "test", 10, tuple(map(str, range(10))), 12, (3, 8, 8))
+    study = lesion_study("tiny", tiny(), Batches(info, len(data), lambda i: data[i]), max_k=0)
+    assert study.settings.held_out == 12  # a Batches wraps its indices: iterating it would not end
 
 
 def test_digits_split_is_disjoint_and_deterministic() -> None:

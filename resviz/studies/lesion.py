@@ -124,15 +124,20 @@ def _select(
     return [(n, known[n]) for n in names]
 
 
-def _materialize(held_out: Iterable[Batch]) -> list[Batch]:
-    batches = [(x, y) for x, y in held_out]
+def _materialize(held_out: Iterable[Batch] | Batches) -> list[Batch]:
+    """The held-out batches as a list. A :class:`Batches` is read by index up to its length:
+    iterating it would never end (its indices wrap around)."""
+    if isinstance(held_out, Batches):
+        batches = [held_out[i] for i in range(len(held_out))]
+    else:
+        batches = [(x, y) for x, y in held_out]
     if not batches or sum(int(y.shape[0]) for _, y in batches) == 0:
         raise ResvizError("the lesion study needs held-out data: got no images")
     return batches
 
 
 def lesion_study(
-    model_name: str, model: nn.Module, held_out: Iterable[Batch], blocks: Sequence[str] | None = None,
+    model_name: str, model: nn.Module, held_out: Iterable[Batch] | Batches, blocks: Sequence[str] | None = None,
     max_k: int | None = None, seeds: int = DEFAULT_SEEDS, seed: int = 0,
 ) -> LesionStudy:
     """Veit et al. 2016, Sec. 4 on ``model``: held-out loss and error unlesioned, with each block of
