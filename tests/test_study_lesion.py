@@ -21,7 +21,7 @@ from resviz.errors import ResvizError
 from resviz.model.blocks import PreActBlock, ResidualBlock
 from resviz.model.resnet import build_model
 from resviz.records import DataInfo, DataKind
-from resviz.records.paths import LesionStudy
+from resviz.records.paths import LesionBlock, LesionScore, LesionSet, LesionSettings, LesionStudy
 from resviz.render.report.study_paths import lesion_figures, lesion_findings
 from resviz.studies.data import Batches
 from resviz.studies.lesion import digits_split, lesion_study
@@ -198,3 +198,15 @@ def test_record_round_trips_and_draws() -> None:
     assert "plain" in sets.data[-1].name
     text = " ".join(lesion_findings(plain))
     assert "cannot be removed" in text and f"{plain.settings.held_out} images" in text
+
+
+def test_findings_read_the_numbers() -> None:
+    blocks = (LesionBlock("a", False, 0.3, 0.1), LesionBlock("b", False, 0.5, 0.3), LesionBlock("c", True, 0.9, 0.6))
+    sets = (LesionSet(1, 0.6, 0.2, 0.1, 0.05, 3), LesionSet(2, 0.5, 0.15, 0.1, 0.05, 3),
+            LesionSet(3, 1.0, 0.7, 0, 0, 3))
+    study = LesionStudy("r", LesionScore(0.2, 0.05), blocks, sets, LesionSettings(100, 3, 3))
+    text = lesion_findings(study)
+    assert "error 5%, loss 0.2 (100 images)" in text[0]
+    assert "20% error on average over 2 (worst: b, 30%)" in text[1]
+    assert "60% error on average over 1 (worst: c, 60%)" in text[2]
+    assert "70% error" in text[3] and "falls 1 time(s)" in text[3]
