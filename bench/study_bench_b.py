@@ -5,9 +5,9 @@
    with the largest relative sampling error;
 2. lesion: ResNet-56 trained briefly on the digits training split (8x8, their own resolution), then
    :func:`resviz.studies.lesion.lesion_study` on the held-out split (target: training and study
-   under 5 minutes); ``--plain`` adds the plain twin for comparison.
+   under 5 minutes); ``--models resnet56,plain56`` adds the plain twin for comparison.
 
-Run: ``python bench/study_bench_b.py [--only paths|lesion] [--samples 8] [--steps 200] [--plain]
+Run: ``python bench/study_bench_b.py [--only paths|lesion] [--samples 8] [--steps 200] [--models resnet56,plain56]
 [--out DIR]``; prints a Markdown section for ``bench/RESULTS.md`` and, with ``--out``, writes the
 records (JSON) and the figures (HTML) there.
 """
@@ -102,7 +102,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--size", type=int, default=8, help="digits are 8x8: larger sizes only upsample them")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--plain", action="store_true", help="also the plain twin plain56")
+    ap.add_argument("--models", default="resnet56", help="comma-separated, e.g. resnet56,plain56 (the plain twin)")
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args()
@@ -112,10 +112,8 @@ def main() -> None:
     if args.only in (None, "paths"):
         bench_paths(args.samples, args.paths_batch, args.paths_size, args.out)
     if args.only in (None, "lesion"):
-        studies = [bench_lesion("resnet56", args.steps, args.batch, args.size, args.seeds)]
-        if args.plain:
-            studies.append(bench_lesion("plain56", args.steps, args.batch, args.size, args.seeds))
-        _save(args.out, "lesion_resnet56", {"studies": [s.to_dict() for s in studies]}, lesion_figures(*studies))
+        studies = [bench_lesion(name, args.steps, args.batch, args.size, args.seeds) for name in args.models.split(",")]
+        _save(args.out, "lesion_" + "_".join(s.model for s in studies), {"studies": [s.to_dict() for s in studies]}, lesion_figures(*studies))
 
 
 if __name__ == "__main__":
