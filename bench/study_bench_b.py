@@ -112,8 +112,10 @@ def main() -> None:
     if args.only in (None, "paths"):
         bench_paths(args.samples, args.paths_batch, args.paths_size, args.out)
     if args.only in (None, "lesion"):
-        studies = [bench_lesion(name, args.steps, args.batch, args.size, args.seeds) for name in args.models.split(",")]
-        _save(args.out, "lesion_" + "_".join(s.model for s in studies), {"studies": [s.to_dict() for s in studies]}, lesion_figures(*studies))
+        names = args.models.split(",")
+        studies = [bench_lesion(name, args.steps, args.batch, args.size, args.seeds) for name in names]
+        records = {"studies": [s.to_dict() for s in studies]}
+        _save(args.out, "lesion_" + "_".join(names), records, lesion_figures(*studies))
 
 
 if __name__ == "__main__":
