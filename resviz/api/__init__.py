@@ -41,6 +41,7 @@ from resviz.api.targets import (
     parse_overrides,
     resolve_model,
     resolve_spec,
+    resolve_target,
     spec_of,
 )
 from resviz.api.tracing import check_pass, check_trace, resolve_dtype, trace, trace_memory
@@ -106,6 +107,7 @@ __all__ = [
     "get_spec", "label_of", "list_models", "load_checkpoint", "load_series", "monitor", "parse_dims",
     "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
+    "resolve_target",
     "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_memory", "trace_need",
     "trace_shape", "writes_files",
 ]

@@ -7,7 +7,7 @@ import dataclasses
 from torch import nn
 
 from resviz.api.sizes import SizeLike, static_shape
-from resviz.api.targets import Target, label_of, resolve_spec, spec_of
+from resviz.api.targets import Target, label_of, resolve_target, spec_of
 from resviz.errors import ResvizError
 from resviz.measure.static import analyze_module
 from resviz.measure.static import analyze_spec as analyze_shape
@@ -24,9 +24,10 @@ def summarize(target: Target, input_size: SizeLike | None = None, plain: bool = 
     ``nn.Module`` (a torchvision or timm model): modules are analysed with meta stand-ins for
     their tensors and are not modified.
     """
-    if isinstance(target, nn.Module):
-        return static_summary(target, input_size)  # no paper to compare a module with
-    spec = resolve_spec(target, plain)
+    found = resolve_target(target, plain)
+    if isinstance(found, nn.Module):
+        return static_summary(found, input_size)  # no paper to compare a module with
+    spec = found
     first = analyze_spec(spec, input_size)
     variant = needs_stride_variant(spec)
     macs_1x1 = None
@@ -49,10 +50,11 @@ def static_summary(target: Target | Summary, input_size: SizeLike | None = None)
         if input_size is not None:
             raise ResvizError("input_size cannot change a ready Summary: pass the model instead")
         return target
-    if isinstance(target, nn.Module):
-        spec = spec_of(target)
-        return analyze_module(target, static_shape(spec, input_size), label=label_of(target), spec=spec)
-    return analyze_spec(resolve_spec(target), input_size)
+    found = resolve_target(target)
+    if isinstance(found, nn.Module):
+        spec = spec_of(found)
+        return analyze_module(found, static_shape(spec, input_size), label=label_of(found), spec=spec)
+    return analyze_spec(found, input_size)
 
 
 __all__ = ["analyze_spec", "static_summary", "summarize"]

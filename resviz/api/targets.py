@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from resviz.api.factories import is_factory, load_factory
 from resviz.errors import ResvizError, clip, quote
 from resviz.limits import check_seed
 from resviz.measure.compiled import original
@@ -118,6 +119,9 @@ def resolve_spec(
         spec = ResNetSpec.from_dict({**load_spec_file(target).to_dict(), **changes})
     elif isinstance(target, str) and target.strip().lower() == CUSTOM:
         spec = custom(changes)
+    elif is_factory(target):
+        raise ResvizError(f"{quote(str(target))} names a model resviz did not build: it has no spec (--plain, --set "
+                          f"and spec-only commands do not apply to it)")
     elif isinstance(target, str) and "@" in target:
         spec = resolve_variant(target)
         spec = derive(spec, changes) if changes else spec
@@ -126,6 +130,24 @@ def resolve_spec(
     else:
         raise ResvizError(f"expected a model name, a ResNetSpec or an nn.Module, got {clip(type(target).__name__)}")
     return spec.plain() if plain else spec
+
+
+def resolve_target(
+    target: Target, plain: bool = False, overrides: dict[str, Any] | None = None, seed: int = 0,
+) -> ResNetSpec | nn.Module:
+    """What a target names: a spec (:func:`resolve_spec`), or a module: the user's own, or one a
+    factory builds (``pkg.mod:factory``, ``file.py:factory``, ``torchvision:resnet50``, built with
+    the global RNG seeded by ``seed`` and restored). ``plain`` and ``overrides`` apply to specs only."""
+    if isinstance(target, nn.Module) or is_factory(target):
+        if plain or overrides:
+            raise ResvizError("--plain and --set apply to resviz's own models, not to a module or a factory")
+        if isinstance(target, nn.Module):
+            return target
+        check_seed(seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return load_factory(str(target))
+    return resolve_spec(target, plain, overrides)
 
 
 @dataclass(frozen=True)
@@ -168,6 +190,12 @@ def resolve_model(target: Target, device: str | torch.device = "auto", seed: int
     The seed is checked first (:func:`resviz.limits.check_seed`), for modules too. A compiled
     module (``torch.compile``) resolves to its original module: resviz measures it eagerly."""
     check_seed(seed)
+    if is_factory(target):  # resviz builds it, so resviz may put it on the measuring device
+        dev = measuring_device(device)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            built = load_factory(str(target)).to(dev)
+        return Resolved(built, label_of(built), None, dev)
     if isinstance(target, nn.Module):
         target = original(target)
         check_free(target, label_of(target))  # another measurement may have swapped its parameters out
@@ -188,5 +216,5 @@ def resolve_model(target: Target, device: str | torch.device = "auto", seed: int
 
 __all__ = [
     "CUSTOM", "Resolved", "Target", "label_of", "measuring_device", "parse_overrides", "resolve_model", "resolve_spec",
-    "resolve_variant", "spec_of",
+    "resolve_target", "resolve_variant", "spec_of",
 ]

@@ -7,6 +7,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from resviz.api.factories import is_factory
 from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, trace_shape
 from resviz.api.targets import Target, label_of, measuring_device, resolve_model, resolve_spec, spec_of
@@ -128,7 +129,7 @@ def trace(
     """
     check_seed(seed)
     with torch.random.fork_rng(devices=[]):
-        if isinstance(model_or_name, nn.Module):
+        if isinstance(model_or_name, nn.Module) or is_factory(model_or_name):
             found = resolve_model(model_or_name, device, seed)
             amp = resolve_dtype(dtype, found.device)
             check_pass(found.model, _shape_of(inputs, found.spec, input_size), found.device, backward)

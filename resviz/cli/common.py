@@ -20,7 +20,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 ModelArg = Annotated[
     str,
-    typer.Argument(help="Preset name (see `resviz list`), a spec file (.json/.yaml), or `custom`."),
+    typer.Argument(help=(
+        "Preset name (see `resviz list`), MODEL@KEY=VALUE, a spec file (.json/.yaml), `custom`, or your own model: "
+        "package.module:factory, path/to/file.py:factory, torchvision:resnet50, timm:convnext_atto."
+    )),
 ]
 PlainOpt = Annotated[bool, typer.Option("--plain", help="Use the plain twin: same layers, no skips.")]
 SetOpt = Annotated[
@@ -57,11 +60,25 @@ def user_errors(fn: F) -> F:
 
 
 def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = None) -> Any:
-    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec,
-    as :func:`resviz.api.resolve_spec` reads it."""
+    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec, or
+    a factory (``pkg.mod:factory``) -> the module it builds, as :func:`resviz.api.resolve_target`
+    reads them."""
     from resviz import api  # here, not at the top: ``resviz --help`` must not import torch
 
-    return api.resolve_spec(model, plain, api.parse_overrides(sets or []))
+    return api.resolve_target(model, plain, api.parse_overrides(sets or []))
+
+
+def with_weights(target: Any, weights: str | None, device: str = "cpu", seed: int = 0) -> Any:
+    """``target`` with the checkpoint ``weights`` loaded (strict keys and shapes; ``weights_only``
+    or safetensors): a module as it is, a spec built first. Without ``weights``, ``target``."""
+    if weights is None:
+        return target
+    from torch import nn
+
+    from resviz import api
+
+    model = target if isinstance(target, nn.Module) else api.resolve_model(target, device, seed).model
+    return api.load_checkpoint(model, weights)
 
 
 def check_format(fmt: str, allowed: tuple[str, ...] = ("table", "json", "csv")) -> str:

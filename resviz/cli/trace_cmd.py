@@ -18,6 +18,7 @@ from resviz.cli.common import (
     echo,
     resolve_cli_spec,
     user_errors,
+    with_weights,
 )
 from resviz.errors import ResvizError, clip_path
 from resviz.files import check_writable, write_atomic
@@ -38,13 +39,16 @@ def trace_cmd(
     no_backward: Annotated[bool, typer.Option("--no-backward", help="Forward only: no gradients.")] = False,
     plain: PlainOpt = False,
     sets: SetOpt = None,
+    weights: Annotated[
+        str | None, typer.Option("--weights", "-w", help="Load a checkpoint (.pth/.pt/.safetensors) first.")
+    ] = None,
 ) -> None:
     """Trace activations and skip-versus-main gradients of one batch (random inputs and labels)."""
     if output is not None and output.suffix.lower() not in (".json", ".csv"):
         raise ResvizError(f"cannot tell the format of {clip_path(output)}: use a .json or .csv file name")
     if output is not None:
         check_writable(output)  # before the trace, not after it
-    spec = resolve_cli_spec(model, plain, sets)
+    spec = with_weights(resolve_cli_spec(model, plain, sets), weights, device, seed)
     from resviz.api import trace  # heavy imports inside the command keep ``resviz --help`` fast
     from resviz.render.trace_view import block_table, layer_table, trace_csv, trace_json
 

@@ -45,6 +45,8 @@ from resviz.measure.graph import Graph, Node, OpKind, meta_state, record_graph
 from resviz.model.fastmeta import FastMeta
 from resviz.records import Branch, ShortcutKind
 
+ROOT = "<root>"
+"""The name of a residual addition the model's own ``forward`` performs (its module has no name)."""
 MAX_SKIP_WEIGHTED = 1
 """Convolutions or linear layers a shortcut may hold (a projection has one)."""
 MAX_SKIP_NORMS = 1
@@ -300,7 +302,8 @@ def _named(sites: list[ResidualSite]) -> list[ResidualSite]:
     several = {s.module for s in sites if s.index > 1}
 
     def name(s: ResidualSite) -> str:
-        return s.module + (f":{s.index}" if s.module in several else "") + (f"#{s.call}" if s.call > 1 else "")
+        base = s.module or ROOT
+        return base + (f":{s.index}" if s.module in several else "") + (f"#{s.call}" if s.call > 1 else "")
 
     return [replace(s, name=name(s)) for s in sites]
 

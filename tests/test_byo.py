@@ -1,0 +1,142 @@
+"""Bring your own model on the command line: ``pkg.mod:factory``, ``path/file.py:factory`` and
+``torchvision:``/``timm:`` names, ``--weights``, and a one-line refusal for every way a factory fails."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import resviz
+from resviz.api.factories import is_factory, load_factory
+from resviz.errors import ResvizError
+
+ROOT = Path(__file__).resolve().parent.parent
+NET = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU(),
+                                  nn.Conv2d(8, 8, 3, padding=1))
+        self.head = nn.Linear(8, 10)
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.body(x)
+        return self.head(x.mean((2, 3)))
+
+
+def make():
+    return Net()
+
+
+def broken():
+    raise ValueError("no such width")
+
+
+def not_a_module():
+    return 3
+'''
+
+
+def _cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    env = {"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin", "HOME": str(cwd)}
+    return subprocess.run([sys.executable, "-m", "resviz", *args], cwd=cwd, env=env, capture_output=True,
+                          text=True, timeout=180)
+
+
+@pytest.fixture()
+def user_file(tmp_path: Path) -> Path:
+    (tmp_path / "mynet.py").write_text(NET)
+    (tmp_path / "bad.py").write_text("def make(:\n")
+    return tmp_path
+
+
+def test_a_factory_in_a_file_is_summarized_traced_and_drawn(user_file: Path) -> None:
+    res = _cli("summary", "mynet.py:make", "--input", "1x3x16x16", "--format", "json", cwd=user_file)
+    assert res.returncode == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["model"] == "Net" and [b["name"] for b in summary["blocks"]] == ["<root>"]
+    res = _cli("trace", "mynet.py:make", "--input", "2x3x16x16", "-o", "t.json", cwd=user_file)
+    assert res.returncode == 0, res.stderr
+    trace = json.loads((user_file / "t.json").read_text())
+    (block,) = trace["blocks"]
+    assert block["shortcut"] == "identity" and block["grad_main"] > 0 and block["grad_skip"] > 0
+    res = _cli("diagram", "mynet.py:make", "--view", "gradient-flow", "-o", "g.svg", "--input", "2x3x16x16",
+               cwd=user_file)
+    assert res.returncode == 0, res.stderr
+    assert (user_file / "g.svg").read_text().lstrip().startswith(("<?xml", "<svg"))
+
+
+def test_a_factory_in_a_package_builds_a_test_family_model() -> None:
+    res = _cli("summary", "tests.families.vit:build", "--input", "1x3x32x32", "--format", "json")
+    assert res.returncode == 0, res.stderr
+    blocks = [b["name"] for b in json.loads(res.stdout)["blocks"]]
+    assert blocks == ["blocks.0:1", "blocks.0:2", "blocks.1:1", "blocks.1:2"]
+
+
+def test_weights_are_loaded_into_a_users_model(user_file: Path) -> None:
+    sys.path.insert(0, str(user_file))
+    try:
+        torch.manual_seed(7)
+        net = load_factory(f"{user_file / 'mynet.py'}:make")
+    finally:
+        sys.path.remove(str(user_file))
+    torch.save(net.state_dict(), user_file / "w.pth")
+    want = resviz.trace(net, input_size="2x3x16x16").loss
+    res = _cli("trace", "mynet.py:make", "--input", "2x3x16x16", "--weights", "w.pth", "-o", "t.json", cwd=user_file)
+    assert res.returncode == 0, res.stderr
+    assert json.loads((user_file / "t.json").read_text())["loss"] == pytest.approx(want, rel=1e-6)
+    (user_file / "other.pth").write_bytes(b"not a checkpoint")
+    res = _cli("trace", "mynet.py:make", "--weights", "other.pth", cwd=user_file)
+    assert res.returncode == 2 and len(res.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(("target", "message"), [
+    ("mynet.py:broken", "error: 'mynet.py:broken' raised ValueError: no such width"),
+    ("mynet.py:not_a_module", "error: 'mynet.py:not_a_module' returned int, not an nn.Module"),
+    ("mynet.py:nothing", "error: 'mynet.py:nothing': mynet.py has no 'nothing'"),
+    ("bad.py:make", "error: 'bad.py:make': syntax error in bad.py line 1: invalid syntax"),
+    ("nosuch.py:make", "error: 'nosuch.py:make': no such file nosuch.py"),
+    ("nosuchpkg.mod:make", "error: 'nosuchpkg.mod:make': cannot import nosuchpkg.mod: No module named 'nosuchpkg'"),
+])
+def test_every_way_a_factory_fails_is_one_line(user_file: Path, target: str, message: str) -> None:
+    res = _cli("summary", target, cwd=user_file)
+    assert res.returncode == 2 and res.stderr.strip() == message and res.stdout == ""
+
+
+def test_plain_and_set_do_not_apply_to_a_users_model(user_file: Path) -> None:
+    res = _cli("summary", "mynet.py:make", "--plain", cwd=user_file)
+    assert res.returncode == 2
+    assert res.stderr.strip() == "error: --plain and --set apply to resviz's own models, not to a module or a factory"
+
+
+@pytest.mark.parametrize("library", ["torchvision:resnet18", "timm:resnet18"])
+def test_library_models_are_built_without_weights_where_the_library_imports(library: str) -> None:
+    """torchvision and timm do not import with a CPU-only torch from the registry: there the
+    refusal is one line naming the library; where they import, the model summarizes."""
+    name = library.split(":")[0]
+    importable = importlib.util.find_spec(name) is not None
+    try:
+        model = load_factory(library)
+    except ResvizError as exc:
+        assert not importable or "cannot import" in str(exc), str(exc)
+        assert str(exc).startswith(f"'{library}': cannot import") and "\n" not in str(exc)
+        return
+    assert sum(p.numel() for p in model.parameters()) == 11_689_512  # torchvision's resnet18
+
+
+def test_what_is_a_factory() -> None:
+    assert is_factory("pkg.mod:make") and is_factory("dir/file.py:make") and is_factory("timm:vit_tiny.augreg")
+    assert not is_factory("resnet50") and not is_factory("C:\\models\\spec.yaml") and not is_factory(":make")
+    assert not is_factory("pkg:") and not is_factory(3)
