@@ -104,3 +104,22 @@ def test_layer_statistics_survive_the_json_round_trip() -> None:
     series = mon.series
     again = MonitorSeries.from_dict(series.to_dict())
     assert again == series and len(again.snapshots[0].layers) == 70
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_an_output_recorded_twice_gets_the_same_statistics(fast: bool) -> None:
+    """``nn.Identity`` returns its input: its row is a copy of the input's (fast paths) or reduced
+    again (without them); either way equal to a direct computation, also after a derived ReLU."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Identity(), nn.ReLU(), nn.Identity(), nn.Flatten(),
+                          nn.Linear(4 * 64, 3))
+    x = torch.randn(2, 3, 8, 8)
+    saved: dict[str, Tensor] = {}
+    handles = _saving_hooks(model, saved)
+    with fastpaths.fast_paths(fast):
+        tr = resviz.trace(model, inputs=x)
+    for h in handles:
+        h.remove()
+    for lr in tr.layers:
+        _check(lr, saved[lr.name])
+    assert tr.layer("1").hist_counts == tr.layer("0").hist_counts and tr.layer("3").min == 0.0

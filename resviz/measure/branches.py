@@ -25,11 +25,12 @@ from torch.utils._pytree import tree_map
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import one_line
-from resviz.measure.graph import QUIET, Graph, Recorder, module_stack, quietly
+from resviz.measure.graph import QUIET, Graph, Recorder, quietly
 from resviz.measure.static import stage_of
 from resviz.measure.stats import norms
 from resviz.measure.structure import Layout, ResidualSite, discover
 from resviz.model.blocks import PreActBlock, ResidualBlock, find_blocks, shortcut_type
+from resviz.model.resnet import ResNet
 from resviz.records import ShortcutKind
 
 GradHook = Callable[["BlockProbe", str, Tensor], None]
@@ -87,6 +88,10 @@ class BranchCapture:
         self._mode: SiteMode | None = None
         self.expected = 0
         self.notes: list[str] = []
+        self.inplace: tuple[int, ...] = ()
+        """The forward's in-place operations (graph nodes of the structure found)."""
+        self.before_inplace: Callable[[], None] | None = None
+        """Called right before each of them runs (the layer statistics reduce what they recorded)."""
         self.layout: Layout | None = None
         """Where the model's modules sit, once blocks were found in its computation."""
         self.find_row: Callable[[Tensor], int | None] | None = None
@@ -149,8 +154,8 @@ class BranchCapture:
         """The residual sites outside resviz's blocks, found from the computation (cached per
         input shape), each with its probe. Found before any hook of this capture is attached, so
         the discovery's own forward runs none."""
-        if not x.is_floating_point():
-            return []
+        if not x.is_floating_point() or isinstance(self.model, ResNet):
+            return []  # resviz's own networks: every residual addition is in one of its blocks
         own = tuple(f"{n}." for n, b in self.blocks if isinstance(b, ResidualBlock))
         try:
             found = discover(self.model, tuple(x.shape), x.dtype)
@@ -165,6 +170,7 @@ class BranchCapture:
             if s.name not in known:
                 self.blocks.append((s.name, self.model.get_submodule(s.module)))
         self.expected = found.nodes
+        self.inplace = found.inplace
         return self.sites
 
     def _probe(self, site: ResidualSite) -> BlockProbe:
@@ -179,6 +185,8 @@ class BranchCapture:
     def _begin(self, x: Tensor) -> None:
         """Measure the sites in the forward that starts now (its input ``x``): a :class:`SiteMode`."""
         self._mode = SiteMode(self.model, self.sites, self.probes, self._grad_hook)
+        self._mode.inplace = frozenset(self.inplace)
+        self._mode.before_inplace = self.before_inplace
         self._mode.begin(x)
 
     def _end_sites(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
@@ -255,6 +263,8 @@ class SiteMode(Recorder):
         self.tensors: dict[int, Tensor] = {}
         self.views: dict[tuple[int, str], Tensor] = {}
         self.mismatch = False
+        self.inplace: frozenset[int] = frozenset()
+        self.before_inplace: Callable[[], None] | None = None
         for site in sites:
             probe = probes[site.name]
             self.forks.setdefault(site.fork, []).append((site, probe))
@@ -263,20 +273,14 @@ class SiteMode(Recorder):
                 self.readers.setdefault(node, []).append((site.fork, branch, probe))
 
     def begin(self, x: Tensor) -> None:
-        """Start recording at the model's forward, from inside its pre-hooks: the model's own call
-        has begun, so its place on the module stack is taken here (as discovery's forward took it
-        right after recording the input)."""
-        self._stack = module_stack(self.model, self)
-        self._stack.__enter__()
+        """Start recording at the model's forward, from inside its pre-hooks. Operations are
+        numbered as discovery numbered them; which module runs them is not needed again."""
         self._quiet = self._quiet_hooks()
         self.start(x)
-        self.stack.append("")
-        self.graph.entered.setdefault("", []).append(len(self.graph.nodes))
         self.__enter__()
 
     def end(self) -> None:
         self.__exit__(None, None, None)
-        self._stack.__exit__(None, None, None)
         for h in self._quiet:
             h.remove()
 
@@ -294,6 +298,8 @@ class SiteMode(Recorder):
     def before(
         self, node: int, args: tuple[Any, ...], kwargs: dict[str, Any], ins: list[Tensor],
     ) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if node in self.inplace and self.before_inplace is not None:
+            self.before_inplace()
         if node in self.adds:
             self._operands(node, ins)
         readers = self.readers.get(node)

@@ -20,6 +20,7 @@ from typing import Any
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
+from resviz.measure.branches import BranchCapture
 from resviz.measure.counting import count_macs
 from resviz.measure.graph import quietly
 from resviz.measure.leaves import is_layer
@@ -62,6 +63,14 @@ class LayerCapture:
         self.layout: Layout | None = None
         """Where modules sit when blocks were found in the computation; else read from names."""
         self.defer = bool(self.blocks) and all(isinstance(b, ResidualBlock) for _, b in self.blocks)
+
+    def defer_when_safe(self, branches: BranchCapture) -> None:
+        """Defer reductions to block ends for a model whose blocks were found in its computation:
+        its in-place operations are known, and what was recorded is reduced right before each
+        runs, so nothing rewrites a recorded output before it is reduced."""
+        if branches.sites:
+            self.defer = True
+            branches.before_inplace = self.buffer.flush
 
     def attach(self, handles: list[RemovableHandle]) -> None:
         for m in self.model.modules():

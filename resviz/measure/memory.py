@@ -199,7 +199,7 @@ def module_need(model: nn.Module, shape: Shape, label: str) -> MemoryNeed:
     buffers = module_buffer_bytes(model)
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
     try:
-        summary = analyze_module(meta_copy(model), shape, label)
+        summary = analyze_module(meta_copy(model), shape, label, find_structure=False)  # memory needs layers only
     except Exception:  # an estimate must never stop a trace that the tracer itself would run or explain
         return MemoryNeed(0, grads, 0, 0, input_bytes(shape), tracer_bytes(0, buffers), shape[0])
     return trace_need(summary, buffers, weights_exist=True)._replace(gradients=grads)

@@ -251,6 +251,7 @@ class Monitor:
         layers = LayerCapture(self.model, self._capture.blocks, count_nonfinite=True) if self.layers else None
         if layers is not None:
             layers.layout = self._capture.layout
+            layers.defer_when_safe(self._capture)
             layers.attach(self._step_handles)
         pending = _Pending(step=step, probes=self._capture.probes, layers=layers)
         self._step_handles.append(self.model.register_forward_hook(self._end_forward(pending), always_call=True))

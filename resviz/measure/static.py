@@ -371,8 +371,11 @@ def analyze_module(
     label: str | None = None,
     spec: ResNetSpec | None = None,
     notes: Sequence[str] = (),
+    find_structure: bool = True,
 ) -> Summary:
-    """Static analysis of any ``nn.Module`` at ``input_shape``; the module is not modified."""
+    """Static analysis of any ``nn.Module`` at ``input_shape``; the module is not modified.
+    ``find_structure=False`` skips finding the residual structure of a model resviz did not build (its
+    layers' block, branch and stage are then read from their names): for a memory estimate."""
     label = label or (spec.name if spec else type(model).__name__)
     if spec is not None and input_shape[1] != spec.in_channels:
         raise ResvizError(
@@ -382,7 +385,7 @@ def analyze_module(
     rec = _Recorder(model)
     with exclusive(model, Use.SUMMARY, label):  # its parameters are swapped for meta ones meanwhile
         _run_meta(model, rec, input_shape, label)  # first: its errors name the layer that fails
-        layout = _layout(model, input_shape)
+        layout = _layout(model, input_shape) if find_structure else None
     if layout is not None:
         _place(rec, layout)
     blocks, stages = _rollup(rec, model, layout)

@@ -208,11 +208,12 @@ class LayerStatsBuffer:
         self.count_nonfinite = count_nonfinite
         self.names: list[str] = []
         self.numels: list[int] = []
-        self._pending: list[tuple[str, Tensor, int | None]] = []
+        self._pending: list[tuple[str, Tensor, int | None, int | None]] = []
         self._moments: dict[int, Tensor] = {}  # row -> [sum, sum of squares], known without a pass
         self._rows: list[Tensor] = []
         self._index: dict[_Key, tuple[int, weakref.ref[Tensor], int]] = {}
         self._derived: list[tuple[int, int]] = []  # (relu row, input row)
+        self._copies: list[tuple[int, int]] = []  # (row, the earlier row of the same tensor)
         self._derived_rows: set[int] = set()
 
     def __len__(self) -> int:
@@ -239,6 +240,10 @@ class LayerStatsBuffer:
 
     def add(self, name: str, y: Tensor, relu_of: Tensor | None = None) -> None:
         row = len(self)
+        same = self.find(y)  # an output recorded already (``nn.Identity`` returns its input): copy its row
+        if same is not None:
+            self._pending.append((name, y.detach(), None, same))
+            return
         src = self.find(relu_of) if relu_of is not None and _fast(y) else None
         if src is not None and src not in self._derived_rows:
             self._derived.append((row, src))
@@ -248,24 +253,35 @@ class LayerStatsBuffer:
         version = fastpaths.tensor_version(y)
         if version is not None:
             self._index[_key(y)] = (row, weakref.ref(y), version)
-        self._pending.append((name, y.detach(), src))
+        self._pending.append((name, y.detach(), src, None))
 
     def flush(self) -> None:
         if not self._pending:
             return
-        names, ys, srcs = zip(*self._pending, strict=True)
+        names, ys, srcs, sames = zip(*self._pending, strict=True)
         self._pending.clear()
         first = len(self.names)
         known = [self._moments.pop(first + i, None) for i in range(len(ys))]
-        flats = [flat(y) for y in ys]
-        if all(_fast(y) for y in ys):
-            rows = _rows_cpu(flats, [s is not None for s in srcs], known, self.count_nonfinite)
-        else:
-            heads = torch.stack([_head(v, n, self.count_nonfinite) for v, n in zip(flats, norms(flats), strict=True)])
-            rows = torch.cat([heads, torch.stack([_hist(v) for v in flats])], dim=1)
+        todo = [i for i, s in enumerate(sames) if s is None]
+        rows = self._reduce([ys[i] for i in todo], [srcs[i] for i in todo], [known[i] for i in todo])
+        if len(todo) < len(ys):  # copies of rows recorded before: placeholders, filled in device_rows
+            full = torch.zeros(len(ys), ROW, device=ys[0].device)
+            if todo:
+                full[todo] = rows
+            rows = full
+            self._copies.extend((first + i, s) for i, s in enumerate(sames) if s is not None)
         self.names.extend(names)
         self.numels.extend(y.numel() for y in ys)
         self._rows.append(rows)
+
+    def _reduce(self, ys: list[Tensor], srcs: list[int | None], known: list[Tensor | None]) -> Tensor:
+        if not ys:
+            return torch.zeros(0, ROW)
+        flats = [flat(y) for y in ys]
+        if all(_fast(y) for y in ys):
+            return _rows_cpu(flats, [s is not None for s in srcs], known, self.count_nonfinite)
+        heads = torch.stack([_head(v, n, self.count_nonfinite) for v, n in zip(flats, norms(flats), strict=True)])
+        return torch.cat([heads, torch.stack([_hist(v) for v in flats])], dim=1)
 
     def device_rows(self) -> Tensor | None:
         """All rows as one ``(layers, ROW)`` float32 tensor, still on the device."""
@@ -273,10 +289,18 @@ class LayerStatsBuffer:
         if not self._rows:
             return None
         rows = torch.cat(self._rows) if len(self._rows) > 1 else self._rows[0]
-        if self._derived:
-            dst, src = (torch.tensor(c, device=rows.device) for c in zip(*self._derived, strict=True))
-            rows[dst, 2:4] = rows[src, 2:4].clamp(min=0.0)
-            self._derived.clear()
+        if self._copies:  # in row order, as a copy may be of a derived row and a derived row of a copy
+            steps = sorted([(d, s, True) for d, s in self._copies] + [(d, s, False) for d, s in self._derived])
+            for dst, src, copy in steps:
+                if copy:
+                    rows[dst] = rows[src]
+                else:
+                    rows[dst, 2:4] = rows[src, 2:4].clamp(min=0.0)
+        elif self._derived:
+            dst_t, src_t = (torch.tensor(c, device=rows.device) for c in zip(*self._derived, strict=True))
+            rows[dst_t, 2:4] = rows[src_t, 2:4].clamp(min=0.0)
+        self._derived.clear()
+        self._copies.clear()
         self._rows = [rows]
         return rows
 

@@ -125,6 +125,9 @@ class Structure:
     notes: tuple[str, ...] = ()
     nodes: int = 0
     """Operations recorded in the forward (a later identical forward records as many)."""
+    inplace: tuple[int, ...] = ()
+    """The in-place operations of the forward (graph nodes): each may rewrite a layer's output
+    after it was recorded, so recorded outputs are reduced before one runs."""
 
     @property
     def blocks(self) -> tuple[str, ...]:
@@ -286,7 +289,8 @@ def find_residuals(graph: Graph) -> Structure:
             readers=_readers(graph, fork, node, main, skip, skip_op),
             input_shape=graph.nodes[fork].shape, output_shape=node.shape,
         ))
-    return Structure(_staged(graph, _named(sites)), tuple(others), nodes=len(graph.nodes))
+    return Structure(_staged(graph, _named(sites)), tuple(others), nodes=len(graph.nodes),
+                     inplace=tuple(n.id for n in graph.nodes if n.inplace))
 
 
 def _readers(

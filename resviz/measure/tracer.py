@@ -133,6 +133,7 @@ class TraceSession:
 
     def _attach(self) -> None:
         self.branches.attach(self._handles, self.example)
+        self.layers.defer_when_safe(self.branches)
         if self.layer_stats:
             self.layers.attach(self._handles)
 
