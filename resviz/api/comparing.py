@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -72,7 +72,7 @@ def _check_training(warmup: int, seeds: int, eval_period: int, seed: int) -> Non
     limits.check_seed(seed + seeds - 1)
 
 
-def recipe_options(recipe: Recipe | str, given: dict[str, object]) -> tuple[dict[str, Any], tuple[str, ...]]:
+def recipe_options(recipe: Recipe | str, given: Mapping[str, object]) -> tuple[dict[str, Any], tuple[str, ...]]:
     """The options of a run: ``recipe``'s values, replaced by each option in ``given`` that is not
     ``None``. Returns them and, for the ``paper`` recipe, ``name=value`` of each replaced value
     (what the report lists as overridden; a custom run has nothing to override).

@@ -17,7 +17,9 @@ from resviz.render.report.tables import (
     block_table,
     headline_sentence,
     headline_table,
+    held_out_table,
     notes,
+    recipe_headline,
     settings_table,
     stage_table,
     training_table,
@@ -52,12 +54,19 @@ def table_md(table: Table) -> str:
 
 def render_markdown(c: Comparison) -> str:
     title = _text(" vs ".join(c.settings.models))
-    out = [f"# Gradient flow: {title}", "", "## Headline", "", table_md(headline_table(c)), ""]
+    out = [f"# Gradient flow: {title}", "", "## Headline", ""]
+    findings = recipe_headline(c)
+    if findings:
+        out += [*(f"- **{_text(line)}**" for line in findings), ""]
+    out += [table_md(headline_table(c)), ""]
     out += [f"- {_text(headline_sentence(m))}" for m in c.models]
     out += [f"- **{_text(n.subject)}**: {_text(n.text)}" if n.subject else f"- note: {_text(n.text)}" for n in notes(c)]
     train = training_table(c)
     if train[1]:
         out += ["", "## Training", "", table_md(train)]
+    held = held_out_table(c)
+    if held[1]:
+        out += ["", "## Held-out images, end of training", "", table_md(held)]
     out += ["", "## Per stage"]
     for m in c.models:
         out += ["", f"### {_text(m.name)}", "", table_md(stage_table(m))]
