@@ -120,7 +120,8 @@ def test_training_batches_come_from_the_training_images_only() -> None:
     b = load_batches("digits", count, batch, (1, 8, 8), seed=3, held_out=0.2)
     assert b.held_out is not None
     assert torch.allclose(b.held_out[0], expected_held, atol=1e-5)
-    rows = {tuple(np.round(r.flatten().numpy(), 4)): int(lab) for r, lab in zip(expected_train, labels[train])}
+    pairs = zip(expected_train, labels[train], strict=True)
+    rows = {tuple(np.round(r.flatten().numpy(), 4)): int(lab) for r, lab in pairs}
     drawn = 0
     for i in range(count):
         xb, yb = b[i]
@@ -309,7 +310,7 @@ def test_paper_recipe_values_and_user_overrides() -> None:
     assert s.warmup_lr == pytest.approx(0.005) and s.eval_every == 1  # steps // 10, at least 1
     assert s.data.kind == "digits" and s.recipe is Recipe.PAPER and s.every == 10  # the recipe's
     assert set(s.overrides) == {"steps=4", "lr=0.05", "warmup=1", "batch=8", "input_size=3x8x8"}
-    rows = dict(map(tuple, settings_table(c)[1]))
+    rows = {row[0]: row[1] for row in settings_table(c)[1]}
     assert "lr=0.05" in rows["overridden by the user"] and rows["recipe"].startswith("paper")
     with pytest.raises(ResvizError, match="unknown recipe"):
         compare(list(_tiny()), recipe="fast", **TINY)
