@@ -28,7 +28,7 @@ from resviz.errors import ResvizError
 from resviz.model.resnet import build_model
 from resviz.records import Comparison, ModelResult, Recipe, SeedRun, TrainingStatus
 from resviz.render.report import render_markdown
-from resviz.render.report.tables import recipe_headline, settings_table
+from resviz.render.report.tables import findings_context, recipe_headline, settings_table
 from resviz.spec import ResNetSpec
 from resviz.studies import training
 from resviz.studies.data import load_batches, split_indices
@@ -294,6 +294,10 @@ def test_headline_of_a_real_run_is_in_the_report_and_the_cli(seeded: Comparison)
     assert f"{100 * res.mean:.1f} %" in lines[0] and f"{100 * plain.mean:.1f} %" in lines[0]
     md = render_markdown(seeded)
     assert lines[0].split(":")[0] in md and "Held-out images, end of training" in md
+    context = findings_context(seeded)
+    assert context is not None and context in md
+    assert "after 4 steps of batch 8 (lr 0.01 for 1 warm-up step, then 0.1)" in context
+    assert "on the 359 held-out images of digits, never trained on (1,438 for training), 3 seeds (0, 1, 2)" in context
 
 
 # -- overrides ---------------------------------------------------------------------------------

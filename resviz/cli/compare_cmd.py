@@ -125,14 +125,16 @@ def compare_cmd(
 
 def _summary(result: Any) -> None:
     """Final held-out error per model, then what the numbers reproduce (the report's findings)."""
-    from resviz.render.report.tables import pct, recipe_headline
+    from resviz.render.report.tables import findings_context, pct, recipe_headline
 
     for m in result.models:
         err = m.held_out_error
         if err is not None:
             spread = f" (range {pct(err.low)} to {pct(err.high)}, std {pct(err.std)}, {err.n} seeds)"
             echo(f"{m.name}: final held-out error {pct(err.mean)}{spread if err.n > 1 else ''}")
-    for line in recipe_headline(result):
+    lines = recipe_headline(result)
+    context = findings_context(result)
+    for line in [*lines, context] if lines and context else lines:
         echo(line)
 
 

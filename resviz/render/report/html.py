@@ -18,6 +18,7 @@ from resviz.render.report.diagrams import model_diagrams
 from resviz.render.report.tables import (
     Table,
     block_table,
+    findings_context,
     headline_sentence,
     headline_table,
     held_out_table,
@@ -92,7 +93,9 @@ def _findings(c: Comparison) -> str:
     if not lines:
         return ""
     items = "\n".join(f"<li>{html.escape(line)}</li>" for line in lines)
-    return f'<ul class="headline findings">\n{items}\n</ul>\n'
+    context = findings_context(c)
+    note = f'<p class="note">{html.escape(context)}</p>\n' if context else ""
+    return f'<ul class="headline findings">\n{items}\n</ul>\n{note}'
 
 
 def _stage_tables(c: Comparison) -> str:

@@ -15,6 +15,7 @@ from resviz.records import Comparison
 from resviz.render.report.tables import (
     Table,
     block_table,
+    findings_context,
     headline_sentence,
     headline_table,
     held_out_table,
@@ -58,6 +59,9 @@ def render_markdown(c: Comparison) -> str:
     findings = recipe_headline(c)
     if findings:
         out += [*(f"- **{_text(line)}**" for line in findings), ""]
+        context = findings_context(c)
+        if context:
+            out += [_text(context), ""]
     out += [table_md(headline_table(c)), ""]
     out += [f"- {_text(headline_sentence(m))}" for m in c.models]
     out += [f"- **{_text(n.subject)}**: {_text(n.text)}" if n.subject else f"- note: {_text(n.text)}" for n in notes(c)]

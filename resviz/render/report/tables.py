@@ -190,6 +190,24 @@ def recipe_headline(c: Comparison) -> list[str]:
     return [line for line in out if line]
 
 
+def findings_context(c: Comparison) -> str | None:
+    """What the findings rest on, in one sentence: the held-out images, the steps and rates, the
+    seeds. ``None`` without held-out results."""
+    s, d = c.settings, c.settings.data
+    if not d.held_out_images or not any(m.held_out_error is not None for m in c.models):
+        return None
+    rate = f"lr {num(s.lr)}"
+    if s.warmup_steps:
+        plural = "s" if s.warmup_steps > 1 else ""
+        rate = f"lr {num(s.warmup_lr)} for {s.warmup_steps} warm-up step{plural}, then {num(s.lr)}"
+    seeds = "one seed" if len(s.seeds) < 2 else f"{len(s.seeds)} seeds ({', '.join(map(str, s.seeds))})"
+    return (
+        f"Held-out error after {s.steps_done} steps of batch {s.batch} ({rate}), on the {num(d.held_out_images)} "
+        f"held-out images of {d.kind}, never trained on ({num(d.train_images)} for training), {seeds}: a short "
+        f"run, far from the paper's 64k iterations."
+    )
+
+
 def held_out_table(c: Comparison) -> Table:
     """Per model, the end of training over the seeds: final held-out error and loss (mean, then the
     lowest and highest seed, and the standard deviation), and the training loss and error of the
@@ -278,6 +296,6 @@ def settings_table(c: Comparison) -> Table:
 
 
 __all__ = [
-    "Note", "Table", "block_table", "headline_sentence", "headline_table", "held_out_table", "notes", "num", "pct",
-    "recipe_headline", "settings_table", "stage_table", "status_text", "training_table",
+    "Note", "Table", "block_table", "findings_context", "headline_sentence", "headline_table", "held_out_table",
+    "notes", "num", "pct", "recipe_headline", "settings_table", "stage_table", "status_text", "training_table",
 ]
