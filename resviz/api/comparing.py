@@ -1,24 +1,34 @@
-"""A gradient-flow comparison of several targets, checked before anything is built or trained."""
+"""A gradient-flow comparison of several targets, checked before anything is built or trained.
+
+A recipe (:class:`~resviz.records.comparison.Recipe`) supplies the defaults of the run; every
+option the caller passes (anything but ``None``) overrides the recipe's value and is recorded in
+``settings.overrides``, so a report says which of its settings were not the recipe's.
+"""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import torch
 
 from resviz import limits
 from resviz.api.preflight import check_need
-from resviz.api.sizes import SizeLike, batch_shape
+from resviz.api.sizes import SizeLike, batch_shape, parse_dims
 from resviz.api.targets import measuring_device, resolve_spec
 from resviz.errors import ResvizError, clip
 from resviz.measure.memory import compare_need
 from resviz.measure.static import analyze_spec
 from resviz.records import Comparison
+from resviz.records.comparison import Recipe
 from resviz.spec import ResNetSpec
-from resviz.studies.compare import Progress, run
+from resviz.studies.compare import RECIPES, Progress, paper_eval_every, paper_warmup, run
 from resviz.studies.data import data_bytes
+
+#: Most seeds one comparison trains: each seed trains every model again.
+MAX_SEEDS = 100
 
 
 def _specs(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
@@ -49,22 +59,74 @@ def _check_numbers(steps: int, lr: float, every: int, seed: int) -> None:
     limits.check_seed(seed)
 
 
+def _check_training(warmup: int, seeds: int, eval_period: int, seed: int) -> None:
+    """Warm-up steps, number of seeds and evaluation period: integers in range, before any work."""
+    for value, what, low, high, why in (
+        (warmup, "warmup", 0, limits.MAX_STEPS, limits.STEPS_WHY),
+        (eval_period, "eval_every", 0, limits.MAX_STEPS, limits.STEPS_WHY),
+        (seeds, "seeds", 1, MAX_SEEDS, "every seed trains every model again"),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ResvizError(f"{what} must be an integer, got {clip(repr(value))}")
+        limits.bounded(value, what, high, why, low=low)
+    limits.check_seed(seed + seeds - 1)
+
+
+def recipe_options(recipe: Recipe | str, given: Mapping[str, object]) -> tuple[dict[str, Any], tuple[str, ...]]:
+    """The options of a run: ``recipe``'s values, replaced by each option in ``given`` that is not
+    ``None``. Returns them and, for the ``paper`` recipe, ``name=value`` of each replaced value
+    (what the report lists as overridden; a custom run has nothing to override).
+
+    The paper recipe's warm-up and evaluation period follow the steps when not given
+    (:func:`resviz.studies.compare.paper_warmup`, :func:`~resviz.studies.compare.paper_eval_every`).
+    """
+    try:
+        kind = Recipe(str(recipe).strip().lower())
+    except ValueError:
+        names = ", ".join(r.value for r in Recipe)
+        raise ResvizError(f"unknown recipe {clip(repr(recipe))}: use one of {names}") from None
+    options = dict(RECIPES[kind])
+    chosen = {k: v for k, v in given.items() if v is not None}
+    options.update(chosen)
+    if kind is Recipe.PAPER:
+        steps = options["steps"]
+        if options["warmup"] is None:
+            options["warmup"] = paper_warmup(steps) if isinstance(steps, int) else 0
+        if options["eval_every"] is None:
+            options["eval_every"] = paper_eval_every(steps) if isinstance(steps, int) else 0
+    overrides = tuple(
+        f"{k}={v}" for k, v in chosen.items() if kind is Recipe.PAPER and RECIPES[kind].get(k) != v
+    )
+    return options, overrides
+
+
 def compare(
     models: Sequence[str | ResNetSpec],
-    steps: int = 0,
+    steps: int | None = None,
     batch: int | None = None,
-    input_size: SizeLike = "3x32x32",
-    data: str | os.PathLike[str] = "synthetic",
+    input_size: SizeLike | None = None,
+    data: str | os.PathLike[str] | None = None,
     seed: int = 0,
     device: str | torch.device = "auto",
-    lr: float = 0.05,
-    every: int = 1,
+    lr: float | None = None,
+    every: int | None = None,
     progress: Progress | None = None,
+    recipe: Recipe | str = Recipe.CUSTOM,
+    seeds: int | None = None,
+    warmup: int | None = None,
+    eval_every: int | None = None,
 ) -> Comparison:
     """Measure gradient flow in ``models`` at initialisation and, with ``steps > 0``, during training.
 
-    ``input_size`` is ``CxHxW`` (or ``NxCxHxW``, whose N is the batch unless ``batch`` is given).
-    ``data`` is ``synthetic``, ``digits`` or an ImageFolder-style directory. Every model is built
+    ``recipe`` gives the defaults: ``custom`` (no steps, batch 8, 3x32x32, synthetic data, lr
+    0.05, block statistics every step) or ``paper`` (He et al. 2015, arXiv:1512.03385, Sec. 4.2,
+    adapted to the digits: see :mod:`resviz.studies.compare`); any other argument given (not
+    ``None``) overrides the recipe's value. ``input_size`` is ``CxHxW`` (or ``NxCxHxW``, whose N is
+    the batch unless ``batch`` is given; with the paper recipe an ``NxCxHxW`` size given without a
+    batch keeps its N). ``data`` is ``synthetic``, ``digits`` or an ImageFolder-style directory.
+    ``warmup`` steps run at a tenth of ``lr``; ``eval_every`` > 0 holds 20 % of the digits out of
+    training and evaluates every model on them every ``eval_every`` steps and at the end;
+    ``seeds`` trains every model once per seed (``seed``, ``seed + 1`` ...). Every model is built
     after ``torch.manual_seed(seed)`` and sees the same batches, so the same call gives the same
     numbers. ``progress(done, total, label)`` is called after each traced model and training step.
     Ctrl-C returns what was done, with ``settings.interrupted`` set
@@ -73,15 +135,25 @@ def compare(
     built (:mod:`resviz.api.preflight`). The result renders with
     :func:`resviz.render.report.render_html` and :func:`~resviz.render.report.render_markdown`.
     """
+    given = {"steps": steps, "batch": batch, "input_size": input_size, "data": data, "lr": lr, "every": every,
+             "warmup": warmup, "seeds": seeds, "eval_every": eval_every}
+    o, overrides = recipe_options(recipe, given)
+    kind = Recipe(str(recipe).strip().lower())
+    if kind is Recipe.PAPER and batch is None and input_size is not None and len(parse_dims(input_size)) == 4:
+        o["batch"] = None  # the N of an NxCxHxW size the user gave is the batch
     specs = _specs(models)
-    _check_numbers(steps, lr, every, seed)
+    _check_numbers(o["steps"], o["lr"], o["every"], seed)
+    _check_training(o["warmup"], o["seeds"], o["eval_every"], seed)
     dev = measuring_device(device)
-    shape = batch_shape(input_size, batch)
+    shape = batch_shape(o["input_size"], o["batch"])
     summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]  # refuses channels or sizes a model cannot take
     names = ", ".join(s.name for s in specs)
-    need = compare_need(summaries, shape[0], steps, data_bytes(data, steps + 1, shape[0], shape[1:]))
+    need = compare_need(summaries, shape[0], o["steps"], data_bytes(o["data"], o["steps"] + 1, shape[0], shape[1:]))
     check_need(f"a comparison of {names}", need, dev, shape)  # before building
-    return run(specs, summaries, shape, steps, data, seed, dev, lr, every, progress)
+    return run(
+        specs, summaries, shape, o["steps"], o["data"], seed, dev, o["lr"], o["every"], progress,
+        warmup=o["warmup"], seeds=o["seeds"], eval_every=o["eval_every"], recipe=kind, overrides=overrides,
+    )
 
 
-__all__ = ["compare"]
+__all__ = ["MAX_SEEDS", "compare", "recipe_options"]

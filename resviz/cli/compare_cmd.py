@@ -4,6 +4,10 @@ The output format follows the suffix of ``-o``: ``.html`` (with a ``.json`` side
 the ``reports`` extra), ``.md`` (also with the sidecar) or ``.json``. Every file is rendered in memory first and written
 atomically, so a failed or interrupted run never leaves a partial report. Ctrl-C during training
 stops the loop and still writes a report of the steps done (exit code 130).
+
+``--recipe paper`` starts from He et al. 2015's CIFAR recipe adapted to the digits (300 steps,
+batch 64, 3x16x16, lr 0.1 after a warm-up at 0.01, a held-out split): options given on the
+command line override its values, and the report lists them.
 """
 
 from __future__ import annotations
@@ -53,14 +57,29 @@ def _progress_bar() -> Any:
 def compare_cmd(
     models: Annotated[list[str], typer.Argument(help="Two or more presets or spec files, e.g. resnet56 plain56.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="report.html, report.md or report.json.")],
-    steps: Annotated[int, typer.Option("--steps", help="Training steps after the init analysis.")] = 0,
-    batch: Annotated[int | None, typer.Option("--batch", "-b", help="Images per batch (default 8).")] = None,
-    input: Annotated[str, typer.Option("--input", "-i", help="Image size CxHxW, e.g. 3x32x32.")] = "3x32x32",
-    data: Annotated[str, typer.Option("--data", help="synthetic, digits, or an ImageFolder directory.")] = "synthetic",
-    seed: Annotated[int, typer.Option("--seed", help="Seed for weights and batches.")] = 0,
+    steps: Annotated[int | None, typer.Option(
+        "--steps", help="Training steps after the init analysis (default 0; paper recipe 300).")] = None,
+    batch: Annotated[int | None, typer.Option(
+        "--batch", "-b", help="Images per batch (default 8; paper recipe 64).")] = None,
+    input: Annotated[str | None, typer.Option(
+        "--input", "-i", help="Image size CxHxW (default 3x32x32; paper recipe 3x16x16).")] = None,
+    data: Annotated[str | None, typer.Option(
+        "--data", help="synthetic (default), digits (paper recipe), or an ImageFolder directory.")] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed for weights and batches (the first seed).")] = 0,
     device: Annotated[str, typer.Option("--device", help="auto, cpu or cuda.")] = "auto",
-    lr: Annotated[float, typer.Option("--lr", help="SGD learning rate.")] = 0.05,
-    every: Annotated[int, typer.Option("--every", help="Record block statistics every k-th step.")] = 1,
+    lr: Annotated[float | None, typer.Option(
+        "--lr", help="SGD learning rate (default 0.05; paper recipe 0.1).")] = None,
+    every: Annotated[int | None, typer.Option(
+        "--every", help="Record block statistics every k-th step (default 1; paper recipe 10).")] = None,
+    recipe: Annotated[str, typer.Option(
+        "--recipe", help="custom (default) or paper: He et al. 2015's CIFAR recipe adapted to the digits.")] = "custom",
+    seeds: Annotated[int | None, typer.Option(
+        "--seeds", help="Train every model once per seed (seed, seed+1 ...); default 1.")] = None,
+    warmup: Annotated[int | None, typer.Option(
+        "--warmup", help="Steps at a tenth of the rate first (default 0; paper recipe 10 % of the steps).")] = None,
+    eval_every: Annotated[int | None, typer.Option(
+        "--eval-every", help="Evaluate on 20 % held-out digits every k steps (0: never; paper recipe steps/10).",
+    )] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
     """Compare gradient flow through skip and main paths: at init and over N training steps."""
@@ -85,7 +104,8 @@ def compare_cmd(
 
     try:
         result = compare(specs, steps=steps, batch=batch, input_size=input, data=data, seed=seed,
-                         device=device, lr=lr, every=every, progress=progress)
+                         device=device, lr=lr, every=every, progress=progress, recipe=recipe, seeds=seeds,
+                         warmup=warmup, eval_every=eval_every)
     finally:
         if bar is not None and task is not None:
             bar.stop()
@@ -96,10 +116,26 @@ def compare_cmd(
     for m in result.models:
         mark = "" if m.status is TrainingStatus.OK else f"  [{m.training.message if m.training else m.status}]"
         echo(f"{m.name}: gradient first block / last block = {m.headline:.4g}{mark}")
+    _summary(result)
     echo("wrote " + ", ".join(str(p) for p, _ in files))
     if result.settings.interrupted:
         typer.echo(f"interrupted: the report covers {result.settings.steps_done} step(s)", err=True)
         raise typer.Exit(code=130)
+
+
+def _summary(result: Any) -> None:
+    """Final held-out error per model, then what the numbers reproduce (the report's findings)."""
+    from resviz.render.report.tables import findings_context, pct, recipe_headline
+
+    for m in result.models:
+        err = m.held_out_error
+        if err is not None:
+            spread = f" (range {pct(err.low)} to {pct(err.high)}, std {pct(err.std)}, {err.n} seeds)"
+            echo(f"{m.name}: final held-out error {pct(err.mean)}{spread if err.n > 1 else ''}")
+    lines = recipe_headline(result)
+    context = findings_context(result)
+    for line in [*lines, context] if lines and context else lines:
+        echo(line)
 
 
 def _render(result: Any, output: Path, kind: Any) -> list[tuple[Path, str]]:

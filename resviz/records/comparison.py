@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import statistics
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from resviz.records.codec import build, decode_float, json_safe, stamped
@@ -18,6 +21,18 @@ from resviz.records.summary import Summary
 from resviz.records.trace import MonitorSeries, Trace
 
 COMPARISON_KIND = "resviz.comparison"
+
+
+class Recipe(StrEnum):
+    """Which defaults a comparison starts from; options the user gives override either.
+
+    ``custom`` is a quick look at gradient flow (synthetic data, no training unless asked).
+    ``paper`` adapts the CIFAR recipe of He et al. 2015 (arXiv:1512.03385, Sec. 4.2) to the
+    digits bundled with scikit-learn: see :mod:`resviz.studies.compare` for its values.
+    """
+
+    CUSTOM = "custom"
+    PAPER = "paper"
 
 
 @dataclass(frozen=True)
@@ -32,6 +47,8 @@ class DataInfo:
     image_shape: tuple[int, int, int]
     skipped: tuple[str, ...] = ()
     notes: tuple[str, ...] = ()
+    train_images: int = 0  # with a held-out split: the images training draws from (0: no split)
+    held_out_images: int = 0  # never trained on, evaluated every ``eval_every`` steps
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", DataKind(self.kind))
@@ -45,8 +62,41 @@ class DataInfo:
 
 
 @dataclass(frozen=True)
+class HeldOut:
+    """Loss and error on the held-out images (never trained on), model in eval mode, at the
+    training steps ``steps`` (0: before the first step). Error is the misclassified fraction."""
+
+    steps: tuple[int, ...]
+    loss: tuple[float, ...]
+    error: tuple[float, ...]
+
+    @property
+    def final_loss(self) -> float | None:
+        return self.loss[-1] if self.loss else None
+
+    @property
+    def final_error(self) -> float | None:
+        return self.error[-1] if self.error else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(json_safe(self))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> HeldOut:
+        return cls(
+            steps=tuple(int(s) for s in data.get("steps", ())),
+            loss=tuple(float(v) for v in decode_float(data.get("loss", []))),
+            error=tuple(float(v) for v in decode_float(data.get("error", []))),
+        )
+
+
+@dataclass(frozen=True)
 class TrainingRun:
-    """One model's run: a loss per step done, how it ended, and the monitored block statistics."""
+    """One model's run: a loss per step done, how it ended, and the monitored block statistics.
+
+    ``errors`` is the training error per step (misclassified fraction of that step's batch,
+    before its update, like ``losses``); ``held_out`` the held-out curve when one was evaluated.
+    """
 
     model: str
     status: TrainingStatus
@@ -55,6 +105,8 @@ class TrainingRun:
     seconds: float
     message: str = ""
     series: MonitorSeries | None = field(default=None)
+    errors: tuple[float, ...] = ()
+    held_out: HeldOut | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", TrainingStatus(self.status))
@@ -69,17 +121,81 @@ class TrainingRun:
             "model": self.model, "status": str(self.status), "steps_done": self.steps_done,
             "losses": json_safe(self.losses), "seconds": self.seconds,
             "message": self.message, "series": self.series.to_dict() if self.series else None,
+            "errors": json_safe(self.errors), "held_out": self.held_out.to_dict() if self.held_out else None,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> TrainingRun:
-        series = data.get("series")
+        series, held = data.get("series"), data.get("held_out")
         return cls(
             model=data["model"], status=data["status"], steps_done=int(data["steps_done"]),
             losses=tuple(float(v) for v in decode_float(data.get("losses", []))),
             seconds=float(data["seconds"]), message=data.get("message", ""),
             series=MonitorSeries.from_dict(series) if series else None,
+            errors=tuple(float(v) for v in decode_float(data.get("errors", []))),
+            held_out=HeldOut.from_dict(held) if held else None,
         )
+
+
+#: Training steps at the end of a run whose mean loss and error stand for "the end of training":
+#: one step's batch is noisy.
+TAIL_STEPS = 20
+
+
+def tail_mean(values: tuple[float, ...], tail: int = TAIL_STEPS) -> float | None:
+    """Mean of the last ``tail`` values (fewer when the run is shorter); ``None`` when empty."""
+    last = values[-tail:]
+    return sum(last) / len(last) if last else None
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One seed's training of one model, reduced to its end: the held-out loss and error after the
+    last step, and the training loss and error averaged over the last :data:`TAIL_STEPS` steps."""
+
+    seed: int
+    status: TrainingStatus
+    steps_done: int
+    held_out_loss: float | None
+    held_out_error: float | None
+    train_loss: float | None
+    train_error: float | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", TrainingStatus(self.status))
+
+    @classmethod
+    def of(cls, seed: int, run: TrainingRun) -> SeedRun:
+        held = run.held_out
+        return cls(
+            seed, run.status, run.steps_done, held.final_loss if held else None,
+            held.final_error if held else None, tail_mean(run.losses), tail_mean(run.errors),
+        )
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean and spread of one number over seeds: ``low``/``high`` are the extremes, ``std`` the
+    sample standard deviation (0 for one seed)."""
+
+    n: int
+    mean: float
+    std: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: tuple[float, ...] | list[float]) -> Spread | None:
+        """The spread of the finite ``values``; ``None`` when there is none."""
+        xs = [float(v) for v in values if v is not None and math.isfinite(v)]
+        if not xs:
+            return None
+        std = statistics.stdev(xs) if len(xs) > 1 else 0.0
+        return cls(len(xs), statistics.fmean(xs), std, min(xs), max(xs))
+
+    def overlaps(self, other: Spread) -> bool:
+        """Whether the two ranges [low, high] share a value."""
+        return self.low <= other.high and other.low <= self.high
 
 
 @dataclass(frozen=True)
@@ -154,16 +270,29 @@ class ModelResult:
     summary: Summary | None = field(default=None, repr=False, compare=False)
     training: TrainingRun | None = None
     act_std_trained: tuple[LayerStd, ...] = ()
+    seeds: tuple[SeedRun, ...] = ()  # one per seed trained (the first is ``training``'s)
 
     @property
     def status(self) -> TrainingStatus:
         return self.training.status if self.training else TrainingStatus.OK
+
+    @property
+    def held_out_error(self) -> Spread | None:
+        """Final held-out error over the seeds, ``None`` without a held-out evaluation."""
+        return Spread.of([s.held_out_error for s in self.seeds if s.held_out_error is not None])
+
+    @property
+    def held_out_loss(self) -> Spread | None:
+        """Final held-out loss over the seeds, ``None`` without a held-out evaluation."""
+        return Spread.of([s.held_out_loss for s in self.seeds if s.held_out_loss is not None])
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "summary"}
         d["trace"] = self.trace.to_dict()
         d["training"] = self.training.to_dict() if self.training else None
         d["status"] = str(self.status)
+        # derived from ``seeds`` (read back from them, never from these keys): every number in the JSON
+        d["held_out_error"], d["held_out_loss"] = self.held_out_error, self.held_out_loss
         return dict(json_safe(d))
 
     @classmethod
@@ -181,6 +310,7 @@ class ModelResult:
             trace=Trace.from_dict(data["trace"]),
             training=TrainingRun.from_dict(training) if training else None,
             act_std_trained=tuple(build(LayerStd, s) for s in data.get("act_std_trained", ())),
+            seeds=tuple(build(SeedRun, s) for s in data.get("seeds", ())),
         )
 
 
@@ -200,12 +330,25 @@ class Settings:
     interrupted: bool
     versions: dict[str, str]
     command: str = ""
+    recipe: Recipe = Recipe.CUSTOM
+    overrides: tuple[str, ...] = ()  # ``name=value`` of each option the user set over the recipe's
+    warmup_steps: int = 0  # steps 1..warmup_steps ran at warmup_lr, the rest at lr
+    warmup_lr: float | None = None
+    seeds: tuple[int, ...] = ()  # every seed trained; the first is ``seed``, whose run the report draws
+    eval_every: int = 0  # held-out evaluation every k-th step and at the end; 0: none
+    every: int = 0  # block statistics recorded every k-th step; 0: not written by older versions
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "recipe", Recipe(self.recipe))
 
     def to_dict(self) -> dict[str, Any]:
         d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         d["models"] = list(self.models)
         d["input_shape"] = list(self.input_shape)
         d["data"] = self.data.to_dict()
+        d["recipe"] = str(self.recipe)
+        d["overrides"] = list(self.overrides)
+        d["seeds"] = list(self.seeds)
         return d
 
     @classmethod
@@ -216,6 +359,8 @@ class Settings:
         row["input_shape"] = tuple(row["input_shape"])
         row["data"] = DataInfo.from_dict(row["data"])
         row["versions"] = dict(row.get("versions") or {})
+        row["overrides"] = tuple(row.get("overrides") or ())
+        row["seeds"] = tuple(int(v) for v in row.get("seeds") or ())
         return cls(**row)
 
 
@@ -254,6 +399,6 @@ class Comparison(NotebookRepr):
 
 
 __all__ = [
-    "COMPARISON_KIND", "BlockFlow", "Comparison", "DataInfo", "LayerStd", "ModelResult", "Settings",
-    "StageFlow", "TrainingRun",
+    "COMPARISON_KIND", "TAIL_STEPS", "BlockFlow", "Comparison", "DataInfo", "HeldOut", "LayerStd", "ModelResult",
+    "Recipe", "SeedRun", "Settings", "Spread", "StageFlow", "TrainingRun", "tail_mean",
 ]

@@ -8,7 +8,9 @@ generator, so differences between models come from the architectures and not fro
   something about optimisation, which is what He et al. 2015 (arXiv:1512.03385, Fig. 1 and Sec. 4.1)
   compare plain and residual nets on.
 * ``digits``: the 1,797 8x8 handwritten digits (UCI ML hand-written digits, as shipped inside
-  scikit-learn), upsampled to the requested size.
+  scikit-learn), upsampled to the requested size. With ``held_out`` > 0 a stratified share of each
+  class is set aside (:func:`split_indices`, the same images whatever the run's seed), standardised
+  with the training images' statistics and never put in a training batch.
 * a directory ``PATH/<class>/<image>`` as torchvision's ``ImageFolder`` reads it, decoded with Pillow.
   Corrupt or unreadable images are skipped and listed; too few classes or images is a user error.
 
@@ -39,6 +41,9 @@ from resviz.records import DataInfo, DataKind
 ImageShape = tuple[int, int, int]
 Batch = tuple[Tensor, Tensor]
 
+#: Seed of the held-out split: fixed, so runs with different seeds are evaluated on the same images.
+SPLIT_SEED = 0
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
 SYNTHETIC_CLASSES = 10
 
@@ -52,6 +57,7 @@ class Batches:
     info: DataInfo
     count: int
     make: Callable[[int], Batch]
+    held_out: Batch | None = None  # every held-out image and its label, standardised like the batches
 
     def __len__(self) -> int:
         return self.count
@@ -67,11 +73,12 @@ class Batches:
 
 def load_batches(
     data: str | os.PathLike[str], count: int, batch: int, image_shape: ImageShape, seed: int = 0,
-    max_classes: int | None = None,
+    max_classes: int | None = None, held_out: float = 0.0,
 ) -> Batches:
     """``count`` batches of ``batch`` images shaped ``image_shape`` (C, H, W) from ``data``.
 
     ``max_classes`` is the smallest number of outputs among the compared models: labels must fit.
+    ``held_out`` is the share of ``digits`` kept out of training (:attr:`Batches.held_out`).
     """
     if batch < 1 or count < 1:
         raise ResvizError(f"batch size and batch count must be at least 1, got {batch} and {count}")
@@ -80,15 +87,13 @@ def load_batches(
         raise ResvizError(f"image shape {c}x{h}x{w} has a dimension below 1")
     gen = torch.Generator().manual_seed(seed)
     key = _data_key(data)
+    if held_out and key.lower() != "digits":
+        raise ResvizError("a held-out evaluation needs --data digits (synthetic data and folders have no split)")
     if key.lower() == "synthetic":
         classes = SYNTHETIC_CLASSES if max_classes is None else max(2, min(SYNTHETIC_CLASSES, max_classes))
         return _synthetic(count, batch, image_shape, classes, gen)
     if key.lower() == "digits":
-        images, labels, names = _digits_arrays()
-        info = DataInfo(DataKind.DIGITS, "UCI hand-written digits (scikit-learn)", 10, names, len(labels), image_shape)
-        x = torch.from_numpy(images).float().unsqueeze(1) / 16.0
-        x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).expand(-1, c, -1, -1)
-        out = _sample(x, torch.from_numpy(labels).long(), count, batch, gen, info)
+        out = _digits(count, batch, image_shape, gen, held_out)
     else:
         out = _folder(Path(key).expanduser(), count, batch, image_shape, gen)
     if max_classes is not None and out.info.num_classes > max_classes:
@@ -154,13 +159,54 @@ def _synthetic(count: int, batch: int, shape: ImageShape, classes: int, gen: tor
     return Batches(info, count, make)
 
 
-def _sample(x: Tensor, y: Tensor, count: int, batch: int, gen: torch.Generator, info: DataInfo) -> Batches:
-    """Standardise per channel, then draw batches from seeded permutations of the images, one
-    permutation per pass over them (cycled when the data is shorter than ``count`` batches)."""
+def split_indices(labels: Tensor, share: float, seed: int = SPLIT_SEED) -> tuple[Tensor, Tensor]:
+    """(training, held-out) indices into ``labels``: ``round(share * n_c)`` images of each class
+    ``c`` held out, drawn from a permutation seeded ``seed`` (stratified, so the held-out error
+    weighs the classes as the data does). Both sorted; together they are every index, once."""
+    if not 0.0 <= share < 1.0:
+        raise ResvizError(f"the held-out share must be from 0 to below 1, got {clip(share)}")
+    gen = torch.Generator().manual_seed(seed)
+    held: list[Tensor] = []
+    for cls in torch.unique(labels).tolist():
+        members = torch.nonzero(labels == cls).flatten()
+        order = members[torch.randperm(len(members), generator=gen)]
+        held.append(order[: round(share * len(members))])
+    out = torch.zeros(len(labels), dtype=torch.bool)
+    if held:
+        out[torch.cat(held)] = True
+    return torch.nonzero(~out).flatten(), torch.nonzero(out).flatten()
+
+
+def _digits(count: int, batch: int, shape: ImageShape, gen: torch.Generator, held_out: float) -> Batches:
+    """The digits upsampled to ``shape``; with ``held_out`` > 0, split before standardising."""
+    c, h, w = shape
+    images, labels, names = _digits_arrays()
+    x = torch.from_numpy(images).float().unsqueeze(1) / 16.0
+    x = F.interpolate(x, size=(h, w), mode="bilinear", align_corners=False).expand(-1, c, -1, -1)
+    y = torch.from_numpy(labels).long()
+    if not held_out:
+        info = DataInfo(DataKind.DIGITS, "UCI hand-written digits (scikit-learn)", 10, names, len(labels), shape)
+        return _sample(x, y, count, batch, gen, info)
+    train, held = split_indices(y, held_out)
+    info = DataInfo(
+        DataKind.DIGITS, "UCI hand-written digits (scikit-learn)", 10, names, len(labels), shape,
+        train_images=len(train), held_out_images=len(held),
+    )
+    return _sample(x[train], y[train], count, batch, gen, info, (x[held], y[held]))
+
+
+def _sample(
+    x: Tensor, y: Tensor, count: int, batch: int, gen: torch.Generator, info: DataInfo,
+    held_out: Batch | None = None,
+) -> Batches:
+    """Standardise per channel (with the statistics of ``x``, the training images, also for
+    ``held_out``), then draw batches from seeded permutations of the images, one permutation per
+    pass over them (cycled when the data is shorter than ``count`` batches)."""
     x = x.float()
     mean = x.mean(dim=(0, 2, 3), keepdim=True)
     std = x.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
     x = (x - mean) / std
+    held = ((held_out[0].float() - mean) / std, held_out[1]) if held_out is not None else None
     n, base = len(y), _seeds(gen)
 
     def positions(start: int, stop: int) -> Tensor:
@@ -175,7 +221,7 @@ def _sample(x: Tensor, y: Tensor, count: int, batch: int, gen: torch.Generator, 
         idx = positions(i * batch, (i + 1) * batch)
         return x[idx].contiguous(), y[idx].contiguous()
 
-    return Batches(info, count, make)
+    return Batches(info, count, make, held)
 
 
 def _digits_arrays() -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:

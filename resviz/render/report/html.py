@@ -18,9 +18,12 @@ from resviz.render.report.diagrams import model_diagrams
 from resviz.render.report.tables import (
     Table,
     block_table,
+    findings_context,
     headline_sentence,
     headline_table,
+    held_out_table,
     notes,
+    recipe_headline,
     settings_table,
     stage_table,
     training_table,
@@ -77,7 +80,22 @@ def _notes(c: Comparison) -> str:
 
 def _training(c: Comparison) -> str:
     table = training_table(c)
-    return f"<h3>Training</h3>\n{table_html(table)}" if table[1] else ""
+    text = f"<h3>Training</h3>\n{table_html(table)}" if table[1] else ""
+    held = held_out_table(c)
+    if held[1]:
+        text += f"\n<h3>Held-out images, end of training</h3>\n{table_html(held)}"
+    return text
+
+
+def _findings(c: Comparison) -> str:
+    """The recipe's findings, first under the headline title."""
+    lines = recipe_headline(c)
+    if not lines:
+        return ""
+    items = "\n".join(f"<li>{html.escape(line)}</li>" for line in lines)
+    context = findings_context(c)
+    note = f'<p class="note">{html.escape(context)}</p>\n' if context else ""
+    return f'<ul class="headline findings">\n{items}\n</ul>\n{note}'
 
 
 def _stage_tables(c: Comparison) -> str:
@@ -100,7 +118,7 @@ def render_html(c: Comparison) -> str:
         "css": _asset("report.css"),
         "plotlyjs": plotly.offline.get_plotlyjs(),
         "training_phrase": f" and over {steps} training steps" if steps else "",
-        "headline_table": table_html(headline_table(c), cls="headline"),
+        "headline_table": _findings(c) + table_html(headline_table(c), cls="headline"),
         "headline_items": "\n".join(f"<li>{html.escape(headline_sentence(m))}</li>" for m in c.models),
         "notes": _notes(c),
         "training_table": _training(c),

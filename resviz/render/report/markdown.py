@@ -15,9 +15,12 @@ from resviz.records import Comparison
 from resviz.render.report.tables import (
     Table,
     block_table,
+    findings_context,
     headline_sentence,
     headline_table,
+    held_out_table,
     notes,
+    recipe_headline,
     settings_table,
     stage_table,
     training_table,
@@ -52,12 +55,22 @@ def table_md(table: Table) -> str:
 
 def render_markdown(c: Comparison) -> str:
     title = _text(" vs ".join(c.settings.models))
-    out = [f"# Gradient flow: {title}", "", "## Headline", "", table_md(headline_table(c)), ""]
+    out = [f"# Gradient flow: {title}", "", "## Headline", ""]
+    findings = recipe_headline(c)
+    if findings:
+        out += [*(f"- **{_text(line)}**" for line in findings), ""]
+        context = findings_context(c)
+        if context:
+            out += [_text(context), ""]
+    out += [table_md(headline_table(c)), ""]
     out += [f"- {_text(headline_sentence(m))}" for m in c.models]
     out += [f"- **{_text(n.subject)}**: {_text(n.text)}" if n.subject else f"- note: {_text(n.text)}" for n in notes(c)]
     train = training_table(c)
     if train[1]:
         out += ["", "## Training", "", table_md(train)]
+    held = held_out_table(c)
+    if held[1]:
+        out += ["", "## Held-out images, end of training", "", table_md(held)]
     out += ["", "## Per stage"]
     for m in c.models:
         out += ["", f"### {_text(m.name)}", "", table_md(stage_table(m))]

@@ -109,6 +109,42 @@ def loss_curves(c: Comparison) -> go.Figure:
     return _layout(fig, "Training loss (same batches for every model)", "step", "cross-entropy")
 
 
+def held_out_loss(c: Comparison) -> go.Figure:
+    """Held-out loss at each evaluation (solid) over the training loss of each step (faint): a gap
+    that opens between them is over-fitting, a held-out curve that stays high is failing to train."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        run = m.training
+        if run is None or run.held_out is None:
+            continue
+        color = theme.model_color(i)
+        fig.add_scatter(x=list(range(1, len(run.losses) + 1)), y=[finite(v) for v in run.losses], mode="lines",
+                        name=f"{m.name} train", opacity=0.35, line={"color": color, "width": 1})
+        fig.add_scatter(x=list(run.held_out.steps), y=[finite(v) for v in run.held_out.loss], mode="lines+markers",
+                        name=f"{m.name} held-out", line={"color": color})
+    return _layout(fig, "Training and held-out loss (held-out: eval mode, every held-out image)", "step",
+                   "cross-entropy")
+
+
+def held_out_error(c: Comparison) -> go.Figure:
+    """Held-out error at each evaluation (solid) and each step's training error on its batch
+    (faint): He et al. 2015, Fig. 6's view of plain against residual nets."""
+    fig = go.Figure()
+    for i, m in enumerate(c.models):
+        run = m.training
+        if run is None or run.held_out is None:
+            continue
+        color = theme.model_color(i)
+        if run.errors:
+            fig.add_scatter(x=list(range(1, len(run.errors) + 1)), y=[finite(v) for v in run.errors], mode="lines",
+                            name=f"{m.name} train", opacity=0.35, line={"color": color, "width": 1})
+        fig.add_scatter(x=list(run.held_out.steps), y=[finite(v) for v in run.held_out.error], mode="lines+markers",
+                        name=f"{m.name} held-out", line={"color": color})
+    fig = _layout(fig, "Training and held-out error (He et al. 2015, Fig. 6 view)", "step", "error")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
 def block_heatmap(
     m: ModelResult, quantity: str = "grad_total", zrange: tuple[float, float] | None = None,
 ) -> go.Figure | None:
@@ -157,6 +193,8 @@ def figures(c: Comparison) -> list[tuple[str, go.Figure]]:
     out.append(("response-std", response_std(c)))
     if any(m.training is not None for m in c.models):
         out.append(("loss", loss_curves(c)))
+        if any(m.training is not None and m.training.held_out is not None for m in c.models):
+            out += [("held-out-loss", held_out_loss(c)), ("held-out-error", held_out_error(c))]
         shared = _log_range(c)
         for i, m in enumerate(c.models):
             for quantity in ("grad_total", "ratio") if m.has_skips else ("grad_total",):

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-from resviz.records import Comparison, ModelResult, TrainingStatus, shape_str
+from resviz.records import Comparison, ModelResult, Recipe, Settings, Spread, TrainingStatus, shape_str
+from resviz.records.comparison import TAIL_STEPS
 from resviz.render.format import num
 
 Table = tuple[list[str], list[list[str]]]
@@ -93,6 +94,140 @@ def training_table(c: Comparison) -> Table:
     return header, rows
 
 
+def pct(value: float | None) -> str:
+    """A fraction as a percentage with one decimal (``0.0835`` -> ``8.4 %``); ``-`` for none."""
+    return "-" if value is None or not math.isfinite(value) else f"{100 * value:.1f} %"
+
+
+def _error_text(s: Spread) -> str:
+    """A held-out error over seeds: the value for one seed, else mean and range."""
+    if s.n < 2:
+        return pct(s.mean)
+    return f"{pct(s.mean)} (range {pct(s.low)} to {pct(s.high)} over {s.n} seeds)"
+
+
+def _pair(a: ModelResult, b: ModelResult) -> tuple[Spread, Spread] | None:
+    ea, eb = a.held_out_error, b.held_out_error
+    return (ea, eb) if ea is not None and eb is not None else None
+
+
+def _numbers(ea: Spread, eb: Spread) -> str:
+    return f"held-out error {_error_text(ea)} vs {_error_text(eb)}"
+
+
+def _overlap_note(ea: Spread, eb: Spread) -> str:
+    return "; the two ranges overlap across seeds" if ea.n > 1 and eb.n > 1 and ea.overlaps(eb) else ""
+
+
+def _degradation(deep: ModelResult, shallow: ModelResult) -> str | None:
+    """Plain nets of two depths: He et al. 2015's degradation problem is the deeper one doing worse."""
+    pair = _pair(deep, shallow)
+    if pair is None:
+        return None
+    ed, es = pair
+    nums = _numbers(ed, es) + _overlap_note(ed, es)
+    if ed.mean > es.mean:
+        return f"{deep.name} is worse than {shallow.name} (the degradation problem): {nums}"
+    return f"{deep.name} is not worse than {shallow.name} (no degradation seen): {nums}"
+
+
+def _equal_depth(res: ModelResult, plain: ModelResult) -> str | None:
+    """A residual net against the plain net of its depth."""
+    pair = _pair(res, plain)
+    if pair is None:
+        return None
+    er, ep = pair
+    nums = _numbers(er, ep) + _overlap_note(er, ep)
+    if er.mean < ep.mean:
+        return f"{res.name} beats {plain.name} at equal depth: {nums}"
+    return f"{res.name} does not beat {plain.name} at equal depth: {nums}"
+
+
+def _deeper_residual(deep: ModelResult, shallow: ModelResult) -> str | None:
+    """Two residual nets: deeper is better in the paper (Table 6), but on a short run the difference
+    is told only when the seeds' ranges do not overlap; with one seed there is no range."""
+    pair = _pair(deep, shallow)
+    if pair is None:
+        return None
+    ed, es = pair
+    nums = _numbers(ed, es)
+    if ed.n < 2 or es.n < 2:
+        return f"{deep.name} vs {shallow.name}: too short to tell with one seed ({nums})"
+    if ed.overlaps(es):
+        return f"{deep.name} vs {shallow.name}: too short to tell, the difference is within the seeds' spread ({nums})"
+    if ed.mean < es.mean:
+        return f"{deep.name} beats {shallow.name}: deeper is better with shortcuts ({nums})"
+    return f"{deep.name} is worse than {shallow.name} even with shortcuts ({nums})"
+
+
+def _extremes(models: list[ModelResult]) -> tuple[ModelResult, ModelResult] | None:
+    """The deepest and the shallowest of ``models`` (the first of each depth), if depths differ."""
+    if len({m.depth for m in models}) < 2:
+        return None
+    return max(models, key=lambda m: m.depth), min(models, key=lambda m: m.depth)
+
+
+def recipe_headline(c: Comparison) -> list[str]:
+    """What the held-out numbers reproduce of He et al. 2015 (arXiv:1512.03385, Sec. 4.1-4.2), one
+    sentence per finding, computed from the records: the deepest plain net against the shallowest
+    (the degradation problem), each residual net against the plain net of its depth, and the
+    deepest residual net against the shallowest ("too short to tell" with one seed or when the
+    seeds' ranges of final held-out error overlap). Empty without held-out results."""
+    ranked = [m for m in c.models if m.held_out_error is not None]
+    plain = [m for m in ranked if not m.has_skips]
+    residual = [m for m in ranked if m.has_skips]
+    out: list[str | None] = []
+    ends = _extremes(plain)
+    if ends:
+        out.append(_degradation(*ends))
+    for r in residual:
+        twin = next((p for p in plain if p.depth == r.depth), None)
+        if twin is not None:
+            out.append(_equal_depth(r, twin))
+    ends = _extremes(residual)
+    if ends:
+        out.append(_deeper_residual(*ends))
+    return [line for line in out if line]
+
+
+def findings_context(c: Comparison) -> str | None:
+    """What the findings rest on, in one sentence: the held-out images, the steps and rates, the
+    seeds. ``None`` without held-out results."""
+    s, d = c.settings, c.settings.data
+    if not d.held_out_images or not any(m.held_out_error is not None for m in c.models):
+        return None
+    rate = f"lr {num(s.lr)}"
+    if s.warmup_steps:
+        plural = "s" if s.warmup_steps > 1 else ""
+        rate = f"lr {num(s.warmup_lr)} for {s.warmup_steps} warm-up step{plural}, then {num(s.lr)}"
+    seeds = "one seed" if len(s.seeds) < 2 else f"{len(s.seeds)} seeds ({', '.join(map(str, s.seeds))})"
+    return (
+        f"Held-out error after {s.steps_done} steps of batch {s.batch} ({rate}), on the {num(d.held_out_images)} "
+        f"held-out images of {d.kind}, never trained on ({num(d.train_images)} for training), {seeds}: a short "
+        f"run, far from the paper's 64k iterations."
+    )
+
+
+def held_out_table(c: Comparison) -> Table:
+    """Per model, the end of training over the seeds: final held-out error and loss (mean, then the
+    lowest and highest seed, and the standard deviation), and the training loss and error of the
+    first seed over its last :data:`TAIL_STEPS` steps. No rows without a held-out evaluation."""
+    header = ["model", "seeds", "held-out error", "error range", "error std", "held-out loss", "loss range",
+              f"train loss (last {TAIL_STEPS})", f"train error (last {TAIL_STEPS})", "status"]
+    rows = []
+    for m in c.models:
+        err, loss = m.held_out_error, m.held_out_loss
+        if err is None or loss is None:
+            continue
+        first = m.seeds[0]
+        rows.append([
+            m.name, num(err.n), pct(err.mean), f"{pct(err.low)} to {pct(err.high)}", pct(err.std),
+            num(loss.mean), f"{num(loss.low)} to {num(loss.high)}", num(first.train_loss), pct(first.train_error),
+            status_text(m),
+        ])
+    return header, rows
+
+
 class Note(NamedTuple):
     """One remark under the headline: ``kind`` is ``nan`` or ``interrupted`` (a run that did not
     finish, with the ``subject`` it concerns) or ``data`` (a note on the batches, no subject)."""
@@ -114,6 +249,23 @@ def notes(c: Comparison) -> list[Note]:
     return out
 
 
+def _rate(s: Settings) -> str:
+    text = num(s.lr) + " (SGD, momentum 0.9, weight decay 1e-4"
+    if s.warmup_steps:
+        text += f"; warm-up: steps 1 to {s.warmup_steps} at {num(s.warmup_lr)}"
+    return text + ")"
+
+
+def _recipe_rows(s: Settings) -> list[tuple[str, str]]:
+    if s.recipe is not Recipe.PAPER:
+        return []
+    rows = [("recipe", "paper: He et al. 2015 (arXiv:1512.03385), Sec. 4.2 CIFAR recipe adapted to the digits "
+             "(short run, no augmentation, no rate decay)")]
+    if s.overrides:
+        rows.append(("overridden by the user", ", ".join(s.overrides)))
+    return rows
+
+
 def settings_table(c: Comparison) -> Table:
     """How the run was made, one setting per row."""
     s = c.settings
@@ -124,11 +276,17 @@ def settings_table(c: Comparison) -> Table:
         ("input", shape_str(s.input_shape)),
         ("batch", num(s.batch)),
         ("steps", f"{s.steps} requested, {s.steps_done} done" + (" (interrupted)" if s.interrupted else "")),
-        ("learning rate", num(s.lr) + " (SGD, momentum 0.9, weight decay 1e-4)"),
-        ("seed", str(s.seed)),
+        ("learning rate", _rate(s)),
+        ("seed", str(s.seed) if len(s.seeds) < 2 else f"{', '.join(map(str, s.seeds))} ({len(s.seeds)} seeds; "
+         f"the curves and diagrams are seed {s.seed}'s)"),
         ("device", s.device),
         ("data", data),
     ]
+    rows[1:1] = _recipe_rows(s)
+    if d.held_out_images:
+        rows.append(("held-out split", f"{num(d.train_images)} training images, {num(d.held_out_images)} held out "
+                     f"(stratified by class, the same for every seed, never trained on); evaluated in eval mode "
+                     f"every {s.eval_every} steps and after the last"))
     if d.skipped:
         shown = ", ".join(d.skipped[:10]) + (" ..." if len(d.skipped) > 10 else "")
         rows.append(("skipped images", f"{len(d.skipped)}: {shown}"))
@@ -138,6 +296,6 @@ def settings_table(c: Comparison) -> Table:
 
 
 __all__ = [
-    "Note", "Table", "block_table", "headline_sentence", "headline_table", "notes", "num", "settings_table",
-    "stage_table", "status_text", "training_table",
+    "Note", "Table", "block_table", "findings_context", "headline_sentence", "headline_table", "held_out_table",
+    "notes", "num", "pct", "recipe_headline", "settings_table", "stage_table", "status_text", "training_table",
 ]
