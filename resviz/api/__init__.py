@@ -107,6 +107,7 @@ __all__ = [
     "get_spec", "label_of", "list_models", "load_checkpoint", "load_series", "monitor", "parse_dims",
     "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
-    "skip_twin", "spec_of", "static_shape", "static_summary", "study", "study_kind", "summarize", "trace", "trace_memory", "trace_need",
+    "skip_twin", "spec_of", "static_shape", "static_summary", "study", "study_kind", "summarize", "trace",
+    "trace_memory", "trace_need",
     "trace_shape", "writes_files",
 ]

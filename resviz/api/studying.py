@@ -320,7 +320,7 @@ def _run_lesion(plan: _Plan, models: list[tuple[str, nn.Module]], built: set[str
     n, c, h, w = plan.shape
     batches, held = digits_split((c, h, w), held_out=LESION_HELD_OUT, batch=n, count=plan.steps + 1,
                                  seed=plan.seed, eval_batch=LESION_HELD_OUT)
-    total, out = len(models) * (plan.steps + 1), []
+    total, out = len(models) * (plan.steps + 1), list[StudyRecord]()
     lr = float(plan.options.get("lr", LESION_LR))
     extra = {k: v for k, v in plan.options.items() if k != "lr"}
     for i, (label, model) in enumerate(models):
