@@ -48,7 +48,7 @@ def write_study_report(result: StudyResult, path: str | Path) -> Path:
     """Write a study (:func:`resviz.study`) as its self-contained HTML page (``.html``, the
     ``reports`` extra) or as JSON with every number (``.json``), told by the suffix; rendered in
     memory first, then written whole or not at all."""
-    from resviz.render.report.study_html import check_study_html, render_study, study_format
+    from resviz.render.report.study import check_study_html, render_study, study_format
 
     fmt = study_format(path)
     if fmt is ReportFormat.HTML:

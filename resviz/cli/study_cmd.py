@@ -23,7 +23,7 @@ def _outputs(output: Path) -> Any:
     """The report format named by ``output``'s suffix, with the JSON sidecar of an HTML page checked
     writable too, before any work."""
     from resviz.render.report import ReportFormat
-    from resviz.render.report.study_html import check_study_html, study_format
+    from resviz.render.report.study import check_study_html, study_format
 
     kind = study_format(output)
     if kind is ReportFormat.HTML:
@@ -41,7 +41,7 @@ def _progress_bar() -> Any:
 
 def _files(result: Any, output: Path, kind: Any) -> list[tuple[Path, str]]:
     from resviz.render.report import ReportFormat
-    from resviz.render.report.study_html import render_study
+    from resviz.render.report.study import render_study
 
     page = [(output, render_study(result, kind))]
     return page if kind is ReportFormat.JSON else [(output.with_suffix(".json"), result.to_json(indent=1)), *page]

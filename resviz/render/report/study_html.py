@@ -15,19 +15,18 @@ from __future__ import annotations
 import html
 from collections.abc import Callable
 from importlib import resources
-from pathlib import Path
 from string import Template
 
 from resviz import __version__
-from resviz.errors import ResvizError, quote
-from resviz.extras import require
+from resviz.extras import missing
 from resviz.records import StudyKind, StudyResult
 from resviz.records.paths import LesionStudy, PathsStudy
 from resviz.records.signal import ShatterStudy, SignalStudy
-from resviz.render.report.formats import ReportFormat, report_format
 
-#: What the one-line error says needs the ``reports`` extra.
-STUDY_FEATURE = "a study report"
+try:
+    import plotly.offline
+except ImportError as exc:  # Plotly comes with the 'reports' extra
+    raise missing(exc, "reports", "a study report") from None
 
 TITLES = {
     StudyKind.SIGNAL: "Signal propagation at initialisation",
@@ -125,22 +124,6 @@ SETUPS: dict[StudyKind, Callable[[StudyResult], tuple[str, list[str]]]] = {
 }
 
 
-def check_study_html() -> None:
-    """Refuse in one line when Plotly (the ``reports`` extra) is missing, before a long study."""
-    require("plotly", "reports", STUDY_FEATURE)
-
-
-def study_format(path: str | Path) -> ReportFormat:
-    """HTML or JSON, told by ``path``'s suffix; a one-line error for anything else."""
-    try:
-        fmt = report_format(path)
-    except ResvizError:
-        fmt = ReportFormat.MARKDOWN
-    if fmt is ReportFormat.MARKDOWN:
-        raise ResvizError(f"cannot tell the study report format from {quote(Path(path).name)}: use .html or .json")
-    return fmt
-
-
 def study_findings(result: StudyResult) -> list[str]:
     """The findings sentences of every record of ``result``, computed from its numbers."""
     from resviz.render.report.study_paths import lesion_findings, paths_findings
@@ -213,8 +196,6 @@ def _settings_html(result: StudyResult) -> str:
 
 def render_study_html(result: StudyResult) -> str:
     """The full page of ``result``."""
-    check_study_html()
-    import plotly.offline
 
     setup, diffs = SETUPS[result.kind](result)
     title = f"{TITLES[result.kind]}: {', '.join(result.models)}"
@@ -229,22 +210,4 @@ def render_study_html(result: StudyResult) -> str:
     return Template(_asset("study.html")).substitute(values)
 
 
-def render_study_json(result: StudyResult) -> str:
-    """Every number of ``result`` as JSON (:meth:`StudyResult.to_json`), read back by
-    :meth:`StudyResult.from_json`."""
-    return result.to_json(indent=1)
-
-
-def render_study(result: StudyResult, fmt: ReportFormat) -> str:
-    """The whole text of ``result`` in ``fmt`` (HTML or JSON)."""
-    if fmt is ReportFormat.HTML:
-        return render_study_html(result)
-    if fmt is ReportFormat.JSON:
-        return render_study_json(result)
-    raise ResvizError("a study report is HTML or JSON")
-
-
-__all__ = [
-    "PAPERS", "STUDY_FEATURE", "TITLES", "check_study_html", "render_study", "render_study_html", "render_study_json",
-    "study_figures", "study_findings", "study_format",
-]
+__all__ = ["PAPERS", "SETUPS", "TITLES", "render_study_html", "study_figures", "study_findings"]
