@@ -161,6 +161,9 @@ def test_json_round_trip_of_every_kind_and_html_page(tmp_path: Path) -> None:
     (lambda: resviz.study("shatter", "resnet20", input_size="2x3x8x8"), "takes CxHxW"),
     (lambda: resviz.study("signal", "resnet20", input_size="60000x3x1024x1024"), "input size"),
     (lambda: resviz.study("signal", "resnet20", seed=-1), "seed"),
+    (lambda: resviz.study("lesion", "resnet20", seeds=10**6), "seeds = 1000000: more than"),
+    (lambda: resviz.study("lesion", "resnet20", steps=10**9), "steps = 1000000000: more than"),
+    (lambda: resviz.study("signal", [_seeded("resnet20")], weights="x.pt"), "weights load into one network"),
 ])
 def test_refusals_are_one_line(call: object, message: str) -> None:
     with pytest.raises(ResvizError, match=message) as info:

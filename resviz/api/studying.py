@@ -68,6 +68,8 @@ LESION_HELD_OUT = 360
 LESION_LR = 0.05
 MAX_SAMPLES = 10_000
 SAMPLES_WHY = "each sample is one backward pass per path length"
+MAX_DRAWS = 1000
+DRAWS_WHY = "each draw scores the held-out set once per set size"
 
 #: Options each study takes beyond the common ones, passed on to its study function.
 OPTIONS: dict[StudyKind, tuple[str, ...]] = {
@@ -221,6 +223,8 @@ def _plan(kind: StudyKind, targets: list[_Target], input_size: SizeLike | None, 
         numbers["samples"] = _count(options, "samples", PATHS_SAMPLES, MAX_SAMPLES, SAMPLES_WHY)
     if kind is StudyKind.LESION:
         batch = _count(options, "batch", LESION_BATCH, limits.MAX_BATCH, limits.BATCH_WHY)
+        if options.get("seeds") is not None:
+            limits.bounded(options["seeds"], "seeds", MAX_DRAWS, DRAWS_WHY)
     shape = _shape(kind, input_size, _side(kind, targets), batch)
     rest = {k: v for k, v in options.items() if k not in ("points", "samples", "batch") and v is not None}
     return _Plan(kind, shape, seed, _steps(kind, steps, weights, targets), numbers, rest)
