@@ -134,8 +134,9 @@ def test_lesion_trains_both_twins_and_round_trips() -> None:
     untrained = resviz.study("lesion", "resnet20", steps=0, seeds=1, max_k=1, twin=False)
     assert result.records[0].baseline != untrained.records[0].baseline  # two SGD steps changed the weights
     back = StudyResult.from_json(result.to_json())
-    assert back.to_dict() == result.to_dict() and back.records[1].plain
-    assert math.isnan(next(b.loss for b in back.records[1].blocks if not b.removable))
+    plain = back.records[1]
+    assert back.to_dict() == result.to_dict() and isinstance(plain, LesionStudy) and plain.plain
+    assert math.isnan(next(b.loss for b in plain.blocks if not b.removable))
 
 
 def test_json_round_trip_of_every_kind_and_html_page(tmp_path: Path) -> None:
