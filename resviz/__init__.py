@@ -13,6 +13,8 @@ Public API (imported lazily, so ``import resviz`` costs no more than the pieces 
     resviz.diagram("resnet50", view="overview")               # a graphviz.Digraph
     resviz.compare(["resnet56", "plain56"], steps=20)         # gradient-flow comparison (a record)
     resviz.write_report(comparison, "report.html")           # self-contained HTML, Markdown or JSON
+    resviz.study("signal", "resnet110")                       # a science study (+ the plain twin)
+    resviz.write_study_report(result, "signal.html")         # its page (HTML) or every number (JSON)
 
 Only the records and their notebook views load with the package (plain Python: no torch, no
 IPython, no plotting library), so that a record shows as HTML in Jupyter however it was made.
@@ -52,6 +54,10 @@ _EXPORTS = {
     "trace": "resviz.api",
     "monitor": "resviz.integrations.monitor",
     "compare": "resviz.api",
+    "study": "resviz.api",
+    "StudyKind": "resviz.records",
+    "StudyResult": "resviz.records",
+    "write_study_report": "resviz.output",
     "reconcile": "resviz.api",
     "diagram": "resviz.public",
     "render_html": "resviz.render.report",

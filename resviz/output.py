@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from resviz.files import check_writable, write_atomic
-from resviz.records import Comparison, MonitorSeries
+from resviz.records import Comparison, MonitorSeries, StudyResult
 from resviz.render.report import ReportFormat, render_report, report_format
 from resviz.render.report.series import check_series, check_series_html, render_series
 
@@ -44,4 +44,17 @@ def write_series_report(series: MonitorSeries, path: str | Path) -> Path:
     return write_atomic(path, render_series(series, fmt))
 
 
-__all__ = ["save_series", "write_report", "write_series_report"]
+def write_study_report(result: StudyResult, path: str | Path) -> Path:
+    """Write a study (:func:`resviz.study`) as its self-contained HTML page (``.html``, the
+    ``reports`` extra) or as JSON with every number (``.json``), told by the suffix; rendered in
+    memory first, then written whole or not at all."""
+    from resviz.render.report.study import check_study_html, render_study, study_format
+
+    fmt = study_format(path)
+    if fmt is ReportFormat.HTML:
+        check_study_html()
+    check_writable(path)
+    return write_atomic(path, render_study(result, fmt))
+
+
+__all__ = ["save_series", "write_report", "write_series_report", "write_study_report"]

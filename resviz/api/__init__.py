@@ -57,10 +57,11 @@ from resviz.zoo import TORCHVISION_PRESETS, derive, get_spec, list_models, skip_
 
 if TYPE_CHECKING:
     from resviz.api.comparing import compare
+    from resviz.api.studying import study, study_kind
 
 #: Loaded on first use: a comparison needs the data loaders (NumPy, Pillow), which every other
 #: command, and so every surface's start-up, can do without.
-_LAZY = {"compare": "resviz.api.comparing"}
+_LAZY = {"compare": "resviz.api.comparing", "study": "resviz.api.studying", "study_kind": "resviz.api.studying"}
 
 
 def __getattr__(name: str) -> Any:
@@ -108,6 +109,7 @@ __all__ = [
     "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
     "resolve_target",
-    "skip_twin", "spec_of", "static_shape", "static_summary", "summarize", "trace", "trace_memory", "trace_need",
+    "skip_twin", "spec_of", "static_shape", "static_summary", "study", "study_kind", "summarize", "trace",
+    "trace_memory", "trace_need",
     "trace_shape", "writes_files",
 ]

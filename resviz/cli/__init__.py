@@ -88,6 +88,7 @@ from resviz.cli import (  # noqa: E402
     dashboard_cmd,  # noqa: F401
     diagram_cmd,  # noqa: F401
     series_cmd,  # noqa: F401
+    study_cmd,  # noqa: F401
     trace_cmd,  # noqa: F401
 )
 

@@ -9,4 +9,4 @@
 
 from __future__ import annotations
 
-PAGES: tuple[str, ...] = ("Architecture", "Layers", "Cost", "Activations", "Gradient flow", "Compare")
+PAGES: tuple[str, ...] = ("Architecture", "Layers", "Cost", "Activations", "Gradient flow", "Compare", "Studies")

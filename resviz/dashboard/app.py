@@ -101,8 +101,12 @@ def main() -> None:
         from resviz.dashboard import pages_compare
 
         pages_compare.compare_page(view, ctx.spec if ctx else None)
+    elif view.page == "Studies":
+        from resviz.dashboard import pages_studies
+
+        pages_studies.studies_page(view, ctx.spec if ctx else None)
     elif ctx is None:
-        st.info("Fix the architecture or input size in the sidebar; the Compare page works meanwhile.")
+        st.info("Fix the architecture or input size in the sidebar; the Compare and Studies pages work meanwhile.")
     else:
         problem = compute.device_problem(view.device)
         if problem and view.page in ("Architecture", "Layers", "Cost"):

@@ -34,6 +34,7 @@ from resviz.records.comparison import (
 )
 from resviz.records.enums import BlockType, Branch, DataKind, ShortcutKind, TrainingStatus
 from resviz.records.reconcile import ReconcileRow, Reconciliation
+from resviz.records.study import STUDY_KIND, StudyKind, StudyResult
 from resviz.records.summary import SMALL_INPUT_NOTE, BlockRecord, LayerRecord, StageRecord, Summary
 from resviz.records.trace import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats, Trace
 
@@ -41,6 +42,7 @@ __all__ = [
     "COMPARISON_KIND",
     "SCHEMA_VERSION",
     "SMALL_INPUT_NOTE",
+    "STUDY_KIND",
     "BlockFlow",
     "BlockRecord",
     "BlockStats",
@@ -68,6 +70,8 @@ __all__ = [
     "StageFlow",
     "StageRecord",
     "StepStats",
+    "StudyKind",
+    "StudyResult",
     "Summary",
     "Trace",
     "TrainingRun",
