@@ -28,6 +28,7 @@ ALLOWED = {
     ("resviz/studies/reconcile.py", "torch.utils.flop_counter"): "loads torch's decompositions: slow to import",
     ("resviz/render/report/__init__.py", "resviz.render.report.html"): "Plotly (the reports extra) only for HTML",
     ("resviz/render/report/series.py", "resviz.render.report.series_html"): "Plotly (the reports extra) only for HTML",
+    ("resviz/render/report/study.py", "resviz.render.report"): "Plotly (the reports extra) only for HTML",
 }
 
 

@@ -46,6 +46,12 @@ from resviz.model.weights import check_checkpoint, load_checkpoint
 from resviz.records import StudyKind, StudyResult
 from resviz.records.study import StudyRecord
 from resviz.spec import ResNetSpec
+from resviz.studies.environment import versions
+from resviz.studies.lesion import digits_split, lesion_study
+from resviz.studies.paths import paths_study
+from resviz.studies.shatter import shatter_study
+from resviz.studies.signal import signal_study
+from resviz.studies.training import train
 from resviz.zoo import get_spec, skip_twin
 
 Progress = Callable[[int, int, str], None]
@@ -286,8 +292,6 @@ def _tick(progress: Progress | None, done: int, total: int, label: str) -> None:
 
 
 def _run_signal(plan: _Plan, models: list[tuple[str, nn.Module]], progress: Progress | None) -> list[StudyRecord]:
-    from resviz.studies.signal import signal_study
-
     _tick(progress, 0, 1, "signal: " + ", ".join(n for n, _ in models))
     record = signal_study(models, plan.shape, plan.seed, bool(plan.options.get("train_mode", True)))
     _tick(progress, 1, 1, "signal")
@@ -295,8 +299,6 @@ def _run_signal(plan: _Plan, models: list[tuple[str, nn.Module]], progress: Prog
 
 
 def _run_shatter(plan: _Plan, models: list[tuple[str, nn.Module]], progress: Progress | None) -> list[StudyRecord]:
-    from resviz.studies.shatter import shatter_study
-
     _tick(progress, 0, 1, "shatter: " + ", ".join(n for n, _ in models))
     record = shatter_study(models, plan.shape, plan.numbers["points"], plan.seed, **plan.options)
     _tick(progress, 1, 1, "shatter")
@@ -305,8 +307,6 @@ def _run_shatter(plan: _Plan, models: list[tuple[str, nn.Module]], progress: Pro
 
 def _run_paths(plan: _Plan, models: list[tuple[str, nn.Module]], progress: Progress | None,
                weights: str) -> list[StudyRecord]:
-    from resviz.studies.paths import paths_study
-
     out: list[StudyRecord] = []
     for i, (label, model) in enumerate(models):
         _tick(progress, i, len(models), f"paths: {label}")
@@ -318,9 +318,6 @@ def _run_paths(plan: _Plan, models: list[tuple[str, nn.Module]], progress: Progr
 
 def _run_lesion(plan: _Plan, models: list[tuple[str, nn.Module]], built: set[str], progress: Progress | None,
                 dev: torch.device) -> list[StudyRecord]:
-    from resviz.studies.lesion import digits_split, lesion_study
-    from resviz.studies.training import train
-
     n, c, h, w = plan.shape
     batches, held = digits_split((c, h, w), held_out=LESION_HELD_OUT, batch=n, count=plan.steps + 1,
                                  seed=plan.seed, eval_batch=LESION_HELD_OUT)
@@ -373,8 +370,6 @@ def _command(kind: StudyKind, given: list[_Target], plan: _Plan, twin: bool, wei
 
 def _settings(plan: _Plan, given: list[_Target], targets: list[_Target], twin: bool, weights: str | Path | None,
               dev: torch.device, device: str) -> dict[str, str]:
-    from resviz.studies.environment import versions
-
     out = {
         "study": str(plan.kind), "models": ", ".join(t.label for t in targets),
         "input": "x".join(map(str, plan.shape)), "seed": str(plan.seed), "device": str(dev),

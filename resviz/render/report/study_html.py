@@ -22,6 +22,9 @@ from resviz.extras import missing
 from resviz.records import StudyKind, StudyResult
 from resviz.records.paths import LesionStudy, PathsStudy
 from resviz.records.signal import ShatterStudy, SignalStudy
+from resviz.render.report.html import table_html
+from resviz.render.report.study_paths import lesion_figures, lesion_findings, paths_figures, paths_findings
+from resviz.render.report.study_signal import shatter_figures, shatter_findings, signal_figures, signal_findings
 
 try:
     import plotly.offline
@@ -126,8 +129,6 @@ SETUPS: dict[StudyKind, Callable[[StudyResult], tuple[str, list[str]]]] = {
 
 def study_findings(result: StudyResult) -> list[str]:
     """The findings sentences of every record of ``result``, computed from its numbers."""
-    from resviz.render.report.study_paths import lesion_findings, paths_findings
-    from resviz.render.report.study_signal import shatter_findings, signal_findings
 
     out: list[str] = []
     for r in result.records:
@@ -145,8 +146,6 @@ def study_findings(result: StudyResult) -> list[str]:
 def study_figures(result: StudyResult) -> list[object]:
     """The Plotly figures of ``result``: one set for signal and shatter, one per model for paths,
     one set with every model for lesion (residual and plain side by side)."""
-    from resviz.render.report.study_paths import lesion_figures, paths_figures
-    from resviz.render.report.study_signal import shatter_figures, signal_figures
 
     figs: list[object] = []
     lesions = [r for r in result.records if isinstance(r, LesionStudy)]
@@ -188,7 +187,6 @@ def _command_html(result: StudyResult) -> str:
 
 
 def _settings_html(result: StudyResult) -> str:
-    from resviz.render.report.html import table_html
 
     rows = [[k, v] for k, v in result.settings.items() if k != "command"]
     return table_html((["setting", "value"], rows), cls="settings")
