@@ -188,3 +188,52 @@ def test_a_fused_norm_and_activation_module_has_a_row_of_its_own() -> None:
     assert fused and all(f"{n}.act" in types for n in fused)
     first = next(i for i, lr in enumerate(summary.layers) if lr.name == fused[0])
     assert summary.layers[first + 1].name.startswith(fused[0] + ".")  # the fused row before its children's
+
+
+class _Blk(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c = nn.Conv2d(4, 4, 3, padding=1)
+        self.r = nn.ReLU(inplace=True)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.r(self.c(x) + x)
+
+
+class _Raising(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 3, padding=1)
+        self.b = _Blk()
+        self.fc = nn.Linear(4, 10)
+        self.error: type[BaseException] | None = None
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.b(self.stem(x))
+        if self.error is not None:
+            raise self.error("boom in forward")
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.mark.parametrize("error", [ValueError, KeyboardInterrupt])
+def test_a_forward_that_raises_leaves_nothing_behind(error: type[BaseException]) -> None:
+    """The model's own error is what the trace reports; no hook or recording mode stays behind, and
+    the next trace of the same model finds and measures its block again."""
+    from torch.overrides import _get_current_function_mode_stack
+
+    from resviz.measure.graph import quiet_depth
+
+    model = _Raising()
+    hooks = [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()]
+    assert [b.name for b in resviz.trace(model, input_size="2x3x8x8").blocks] == ["b"]
+    model.error = error
+    with pytest.raises((resviz.ResvizError, KeyboardInterrupt)) as err:
+        resviz.trace(model, input_size="2x3x8x8")
+    if error is ValueError:
+        assert "boom in forward" in str(err.value)
+    assert quiet_depth() == 0 and not _get_current_function_mode_stack()
+    assert [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules()] == hooks
+    assert model.b.r.inplace
+    model.error = None
+    again = resviz.trace(model, input_size="2x3x8x8")
+    assert [b.name for b in again.blocks] == ["b"] and again.blocks[0].grad_skip and not again.notes

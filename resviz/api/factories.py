@@ -64,7 +64,9 @@ def _library_model(library: str, name: str, target: str) -> nn.Module:
 def _import(name: str, target: str) -> Any:
     try:
         return importlib.import_module(name)
-    except Exception as exc:  # an ImportError, or anything the module raises while it is imported
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # an ImportError, or anything the module raises (SystemExit too)
         raise ResvizError(f"{quote(target)}: cannot import {clip(name)}: {one_line(exc)[:200]}") from None
 
 
@@ -82,7 +84,10 @@ def _from_file(path: Path, target: str) -> Any:
     except SyntaxError as exc:
         sys.modules.pop(name, None)
         raise ResvizError(f"{quote(target)}: syntax error in {clip_path(path)} line {exc.lineno}: {exc.msg}") from None
-    except Exception as exc:
+    except KeyboardInterrupt:
+        sys.modules.pop(name, None)
+        raise
+    except BaseException as exc:
         sys.modules.pop(name, None)
         raise ResvizError(f"{quote(target)}: running {clip_path(path)} failed: {one_line(exc)[:200]}") from None
     return module
@@ -91,7 +96,9 @@ def _from_file(path: Path, target: str) -> Any:
 def _built(factory: Any, target: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> nn.Module:
     try:
         model = factory(*args, **(kwargs or {}))
-    except Exception as exc:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as exc:  # SystemExit too: a factory must not end the process silently
         raise ResvizError(f"{quote(target)} raised {type(exc).__name__}: {one_line(exc)[:200]}") from None
     if not isinstance(model, nn.Module):
         raise ResvizError(f"{quote(target)} returned {clip(type(model).__name__)}, not an nn.Module")

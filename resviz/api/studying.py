@@ -37,8 +37,17 @@ import torch
 from torch import nn
 
 from resviz import limits
+from resviz.api.factories import is_factory
 from resviz.api.sizes import SizeLike, check_shape, parse_dims
-from resviz.api.targets import Target, label_of, measuring_device, resolve_model, resolve_spec, spec_of
+from resviz.api.targets import (
+    Target,
+    label_of,
+    measuring_device,
+    resolve_model,
+    resolve_spec,
+    resolve_target,
+    spec_of,
+)
 from resviz.api.tracing import check_pass
 from resviz.errors import ResvizError, quote
 from resviz.extras import require
@@ -117,6 +126,8 @@ def _as_list(models: Models) -> list[Target]:
 
 
 def _one(target: Target) -> _Target:
+    if is_factory(target):  # built here (seeded like a preset), then studied as a module
+        target = resolve_target(target)
     if isinstance(target, nn.Module):
         return _Target(label_of(target), "", spec_of(target), target)
     spec = resolve_spec(target)

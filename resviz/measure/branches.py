@@ -25,7 +25,7 @@ from torch.utils._pytree import tree_map
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import one_line
-from resviz.measure.graph import QUIET, Graph, Recorder, quietly
+from resviz.measure.graph import Graph, Recorder, quietly
 from resviz.measure.static import stage_of
 from resviz.measure.stats import norms
 from resviz.measure.structure import Layout, ResidualSite, discover
@@ -86,6 +86,7 @@ class BranchCapture:
         """The residual sites measured through the computation (outside resviz's own blocks)."""
         self.probes: dict[str, BlockProbe] = {}
         self._mode: SiteMode | None = None
+        self._handles: list[RemovableHandle] = []
         self.expected = 0
         self.notes: list[str] = []
         self.inplace: tuple[int, ...] = ()
@@ -144,6 +145,7 @@ class BranchCapture:
                 handles.append(main_mod.register_forward_hook(self._main_hook(name)))
         if not sites:
             return
+        self._handles = handles
         if running and example is not None:
             self._begin(example)
         else:
@@ -187,7 +189,14 @@ class BranchCapture:
         self._mode = SiteMode(self.model, self.sites, self.probes, self._grad_hook)
         self._mode.inplace = frozenset(self.inplace)
         self._mode.before_inplace = self.before_inplace
-        self._mode.begin(x)
+        self._mode.begin(x, self._handles)
+
+    def close(self) -> None:
+        """End a recording its forward left running (the forward raised past the hooks, as
+        ``KeyboardInterrupt`` does): the owner calls this when it removes its handles."""
+        if self._mode is not None:
+            mode, self._mode = self._mode, None
+            mode.end()
 
     def _end_sites(self, _m: nn.Module, _args: tuple[Any, ...], _out: Any) -> None:
         """End of the forward: the mode ends; if its operations were not those discovery saw (the
@@ -265,6 +274,7 @@ class SiteMode(Recorder):
         self.mismatch = False
         self.inplace: frozenset[int] = frozenset()
         self.before_inplace: Callable[[], None] | None = None
+        self.active = False
         for site in sites:
             probe = probes[site.name]
             self.forks.setdefault(site.fork, []).append((site, probe))
@@ -272,27 +282,38 @@ class SiteMode(Recorder):
             for node, branch in site.readers:
                 self.readers.setdefault(node, []).append((site.fork, branch, probe))
 
-    def begin(self, x: Tensor) -> None:
+    def begin(self, x: Tensor, handles: list[RemovableHandle]) -> None:
         """Start recording at the model's forward, from inside its pre-hooks. Operations are
-        numbered as discovery numbered them; which module runs them is not needed again."""
-        self._quiet = self._quiet_hooks()
+        numbered as discovery numbered them; which module runs them is not needed again. The hooks
+        that keep module hooks quiet go to ``handles``: their owner removes them, never a hook
+        (PyTorch runs a failed forward's hooks from the live dictionary)."""
+        handles.extend(self._quiet_hooks())
         self.start(x)
         self.__enter__()
+        self.active = True
 
     def end(self) -> None:
-        self.__exit__(None, None, None)
-        for h in self._quiet:
-            h.remove()
+        """Stop recording (at the end of the forward, or when its owner closes after a failure)."""
+        if self.active:
+            self.active = False
+            self.__exit__(None, None, None)
 
     def _quiet_hooks(self) -> list[RemovableHandle]:
         """Every module's hooks (the user's and resviz's, which discovery's forward did not run)
-        run quietly: a hook first in line turns recording off, one last in line on again."""
+        run quietly: a hook first in line turns recording off, one last in line on again. The
+        count is this mode's own, so a hook that raises cannot silence another recording."""
+        def begin(*_args: Any) -> None:
+            self.hooks += 1
+
+        def end(*_args: Any) -> None:
+            self.hooks = max(self.hooks - 1, 0)
+
         handles = []
         for m in self.model.modules():
-            handles.append(m.register_forward_pre_hook(_hooks_begin, prepend=True))
-            handles.append(m.register_forward_pre_hook(_hooks_end))
-            handles.append(m.register_forward_hook(_hooks_begin, prepend=True, always_call=True))
-            handles.append(m.register_forward_hook(_hooks_end, always_call=True))
+            handles.append(m.register_forward_pre_hook(begin, prepend=True))
+            handles.append(m.register_forward_pre_hook(end))
+            handles.append(m.register_forward_hook(begin, prepend=True, always_call=True))
+            handles.append(m.register_forward_hook(end, always_call=True))
         return handles
 
     def before(
@@ -324,7 +345,7 @@ class SiteMode(Recorder):
 
     def _operands(self, node: int, ins: list[Tensor]) -> None:
         site, probe = self.adds[node]
-        by_node = {self.producer.get(id(t)): t for t in ins}
+        by_node = {self.node_of(t): t for t in ins}
         main, skip = by_node.get(site.main_operand), by_node.get(site.skip_operand)
         if main is None or skip is None:
             self.mismatch = True
@@ -339,14 +360,6 @@ class SiteMode(Recorder):
         self.tensors[node] = out
         for _site, probe in entries:
             self.grad_hook(probe, "total", out)
-
-
-def _hooks_begin(*_args: Any) -> None:
-    QUIET[0] += 1
-
-
-def _hooks_end(*_args: Any) -> None:
-    QUIET[0] = max(QUIET[0] - 1, 0)
 
 
 __all__ = ["BlockProbe", "BranchCapture", "SiteMode", "norm"]

@@ -15,6 +15,8 @@ it; it knows nothing about blocks itself.
 from __future__ import annotations
 
 import functools
+import threading
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -26,19 +28,23 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-QUIET = [0]
-"""Nesting depth of :func:`quiet`: operations run while it is above zero are not recorded."""
+_LOCAL = threading.local()
+"""Per thread (torch-function modes are per thread too): ``quiet``, the nesting depth of :func:`quiet`."""
+
+
+def quiet_depth() -> int:
+    return getattr(_LOCAL, "quiet", 0)
 
 
 @contextmanager
 def quiet() -> Iterator[None]:
     """Operations run inside are not recorded: resviz's own hooks reduce tensors during the
     forward they measure, and those reductions are not the model's."""
-    QUIET[0] += 1
+    _LOCAL.quiet = quiet_depth() + 1
     try:
         yield
     finally:
-        QUIET[0] -= 1
+        _LOCAL.quiet = quiet_depth() - 1
 
 
 def quietly(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -103,6 +109,8 @@ _KINDS: dict[OpKind, tuple[str, ...]] = {
                     "floor_", "floor"),
 }
 _BY_NAME = {name: kind for kind, names in _KINDS.items() for name in names}
+CASTS = frozenset({"to", "float", "half", "bfloat16", "double", "type_as", "type", "contiguous"})
+"""Views that only change a tensor's dtype, device or layout (see :meth:`Recorder.__torch_function__`)."""
 
 
 def op_kind(func: Callable[..., Any]) -> OpKind:
@@ -156,17 +164,28 @@ class Recorder(TorchFunctionMode):
         super().__init__()
         self.graph = graph
         self.params = params
-        self.producer: dict[int, int] = {}
-        self.keep: list[Tensor] = []  # every seen tensor stays alive, so ids are never reused
+        self.producer: dict[int, tuple[int, weakref.ref[Tensor]]] = {}
+        """Node of each live tensor by id, with a weak reference that tells a reused id apart."""
         self.stack: list[str] = []
+        self.hooks = 0
+        """Depth of module hooks running now, when a subclass counts them (their operations are not
+        the model's)."""
 
     def start(self, x: Tensor) -> None:
         """Record the model's input as node 0."""
         self.add(OpKind.INPUT, "input", (), x)
         self.after(0, x)
 
+    def node_of(self, t: Tensor) -> int | None:
+        """The node that produced the live tensor ``t``, if recorded."""
+        entry = self.producer.get(id(t))
+        return entry[0] if entry is not None and entry[1]() is t else None
+
+    def _set(self, t: Tensor, node: int) -> None:
+        self.producer[id(t)] = (node, weakref.ref(t))
+
     def source(self, t: Tensor) -> int:
-        node = self.producer.get(id(t))
+        node = self.node_of(t)
         if node is None:
             name = self.params.get(id(t))
             kind = OpKind.PARAM if name is not None else OpKind.CONST
@@ -178,13 +197,12 @@ class Recorder(TorchFunctionMode):
         shape = tuple(out.shape) if out is not None else ()
         self.graph.nodes.append(Node(node, kind, name, inputs, self.stack[-1] if self.stack else "", shape, inplace))
         if out is not None:
-            self.producer[id(out)] = node
-            self.keep.append(out)
+            self._set(out, node)
         return node
 
     def __torch_function__(self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if QUIET[0]:
+        if quiet_depth() or self.hooks:
             return func(*args, **kwargs)
         ins = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, Tensor)]
         inputs = tuple(dict.fromkeys(self.source(t) for t in ins))  # read before an in-place op runs
@@ -195,13 +213,18 @@ class Recorder(TorchFunctionMode):
         if not flat_out:
             return out
         kind = op_kind(func)
-        if kind is OpKind.VIEW and len(flat_out) == 1 and any(flat_out[0] is t for t in ins):
-            return out  # returns its input itself (``x.to(x.dtype)``, ``contiguous()`` of a contiguous x)
+        name = getattr(func, "__name__", "op")
+        if kind is OpKind.VIEW and len(flat_out) == 1 and ins and (
+                flat_out[0] is ins[0] or (name in CASTS and flat_out[0].shape == ins[0].shape)):
+            # returns its input itself (``contiguous()`` of a contiguous x), or casts it: a cast makes a
+            # new tensor or not depending on the dtype and device (meta, autocast), so it never takes a
+            # number and its result stands for its input
+            self._set(flat_out[0], inputs[0])
+            return out
         inplace = any(o is t for o in flat_out for t in ins)
         self.add(kind, getattr(func, "__name__", "op"), inputs, flat_out[0], inplace)
         for t in flat_out[1:]:
-            self.producer[id(t)] = node
-            self.keep.append(t)
+            self._set(t, node)
         self.after(node, flat_out[0])
         return out
 
@@ -258,18 +281,18 @@ def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = 
     params = {id(t): name for name, t in tensors.items()}
     rec = Recorder(graph, params)
     rec.start(x)
-    quiet_before, QUIET[0] = QUIET[0], 0  # discovery may start from inside a quiet hook
+    quiet_before, _LOCAL.quiet = quiet_depth(), 0  # discovery may start from inside a quiet hook
     try:
         with module_stack(model, rec), rec:
             out = torch.func.functional_call(model, state, (x,)) if state is not None else model(x)
     finally:
-        QUIET[0] = quiet_before
-    graph.output = tuple(rec.producer[id(t)] for t in tree_flatten(out)[0]
-                         if isinstance(t, Tensor) and id(t) in rec.producer)
+        _LOCAL.quiet = quiet_before
+    found = (rec.node_of(t) for t in tree_flatten(out)[0] if isinstance(t, Tensor))
+    graph.output = tuple(n for n in found if n is not None)
     return graph
 
 
 __all__ = [
-    "QUIET", "Graph", "Node", "OpKind", "Recorder", "meta_state", "module_stack", "op_kind", "quiet", "quietly",
-    "record_graph",
+    "CASTS", "Graph", "Node", "OpKind", "Recorder", "meta_state", "module_stack", "op_kind", "quiet", "quiet_depth",
+    "quietly", "record_graph",
 ]

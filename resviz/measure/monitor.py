@@ -99,7 +99,7 @@ class Monitor:
         if int(every) < 1:
             raise ResvizError(f"every must be at least 1, got {every}")
         self.reduce, self.group = resolve_reduce(reduce)
-        self._flat = flat_sharded(model) or flat_sharded(original(model))
+        self._flat = self.reduce is Reduce.GLOBAL and (flat_sharded(model) or flat_sharded(original(model)))
         """FSDP's older wrapper shards a flat parameter: each rank holds a disjoint piece of some
         parameters (flattened, maybe empty), so every norm combines as a norm of slices."""
         model = unwrap_parallel(model)
@@ -185,6 +185,7 @@ class Monitor:
 
     def detach(self) -> None:
         self._eager.set(False)
+        self._capture.close()
         for h in (*self._root, *self._step_handles, *self._grad_handles):
             h.remove()
         self._root.clear()
@@ -294,6 +295,7 @@ class Monitor:
         return hook
 
     def _drop_step_hooks(self) -> None:
+        self._capture.close()
         for h in self._step_handles:
             h.remove()
         self._step_handles.clear()
@@ -387,8 +389,11 @@ def flat_sharded(model: nn.Module) -> bool:
     strategy (read by name, so that torch.distributed.fsdp is not imported for everyone)."""
     if type(model).__name__ != "FullyShardedDataParallel" or not type(model).__module__.startswith("torch."):
         return False
-    strategy = getattr(model, "sharding_strategy", None)
-    return getattr(strategy, "name", "NO_SHARD") != "NO_SHARD"
+    strategy = getattr(getattr(model, "sharding_strategy", None), "name", "NO_SHARD")
+    if "HYBRID" in strategy:  # shards replicated across groups of ranks: norms would count each piece twice
+        raise ResvizError(f"the monitor does not combine {strategy} shards yet: use FULL_SHARD, SHARD_GRAD_OP or "
+                          f"reduce='local'")
+    return strategy != "NO_SHARD"
 
 
 def unwrap_parallel(model: nn.Module) -> nn.Module:

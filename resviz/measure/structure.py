@@ -331,8 +331,8 @@ _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Structure]] =
 
 def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
     """What a cached structure depends on besides the input: the modules (a replaced submodule
-    changes it) and the training flags."""
-    return tuple((name, id(m), m.training) for name, m in model.named_modules())
+    changes it), the training flags and the in-place flags."""
+    return tuple((name, id(m), m.training, getattr(m, "inplace", None)) for name, m in model.named_modules())
 
 
 def discover(

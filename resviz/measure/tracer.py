@@ -89,6 +89,7 @@ class TraceSession:
             self._state = self._snapshot_state()
             self._stack.callback(self._restore_state, self._state)
             self._stack.callback(self._remove_hooks)
+            self._stack.callback(self.branches.close)
             self._attach()
         except BaseException:
             self._stack.close()

@@ -216,7 +216,7 @@ def shatter_study(
         raise ResvizError(f"bn_mode must be one of {', '.join(_MODES)}, got {bn_mode!r}")
     if not isinstance(points, int) or points < 3:
         raise ResvizError(f"points must be an integer of at least 3, got {points!r}")
-    lag = points // 4 if max_lag is None else max_lag
+    lag = max(1, points // 4) if max_lag is None else max_lag
     if not 1 <= lag < points:
         raise ResvizError(f"max_lag must be between 1 and {points - 1}, got {lag}")
     how = TrainGradient(train_gradient)
