@@ -241,3 +241,25 @@ def test_figures_plot_the_record() -> None:
     assert list(first.data[2].y) == [b.branch_var for b in study.models[0].blocks]
     assert [s["x0"] for s in first.layout.shapes] == [6.5]  # one stage boundary, between blocks 6 and 7
     assert [t.name for t in figs[-1].data] == ["pre", "plain"]
+
+
+def test_blocks_found_in_the_computation_measure_the_operand_actually_added() -> None:
+    """timm-style SE-ResNet: the branch is the SE module's output (what is added), not bn3's."""
+    import importlib
+
+    mod = importlib.import_module("tests.families.timm_seresnet")
+    torch.manual_seed(0)
+    model = mod.build()
+    seen: dict[str, torch.Tensor] = {}
+
+    def keep(_m: nn.Module, _a: object, out: torch.Tensor) -> None:
+        seen.setdefault("se", out.detach().clone())
+
+    handle = model.get_submodule("layer1.0.se").register_forward_hook(keep)
+    study = signal_study([("se", model)], (4, 3, 32, 32))
+    handle.remove()
+    first = study.models[0].blocks[0]
+    y = seen["se"].double()
+    want = y.var(dim=(0, 2, 3), unbiased=False).mean()
+    assert first.name == "layer1.0" and first.branch_var == pytest.approx(float(want), rel=1e-5)
+    assert [b.name for b in study.models[0].blocks] == [t.block for t in mod.TRUTH]

@@ -275,6 +275,10 @@ class SiteMode(Recorder):
         self.inplace: frozenset[int] = frozenset()
         self.before_inplace: Callable[[], None] | None = None
         self.active = False
+        self.on_operands: Callable[[ResidualSite, Tensor, Tensor], None] | None = None
+        """Called at each residual addition with its main and skip operands (before it runs)."""
+        self.on_sum: Callable[[ResidualSite, Tensor], None] | None = None
+        """Called with each residual addition's result."""
         for site in sites:
             probe = probes[site.name]
             self.forks.setdefault(site.fork, []).append((site, probe))
@@ -352,8 +356,12 @@ class SiteMode(Recorder):
             return
         probe.main, probe.main_numel = norm(main), main.numel()
         probe.skip, probe.skip_numel = norm(skip), skip.numel()
+        if self.on_operands is not None:
+            self.on_operands(site, main, skip)
 
     def after(self, node: int, out: Tensor) -> None:
+        if self.on_sum is not None and node in self.adds:
+            self.on_sum(self.adds[node][0], out)
         entries = self.forks.get(node)
         if entries is None:
             return

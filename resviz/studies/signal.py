@@ -2,14 +2,17 @@
 De & Smith 2020, arXiv:2002.10444).
 
 One forward pass per model, without gradients, on one seeded N(0, 1) batch. At every residual block
-(as :func:`~resviz.model.blocks.find_blocks` finds them, in forward order) three numbers of a
-tensor y of shape (N, C, ...), with moments over every axis but the channel axis 1:
+(resviz's own blocks, or the residual additions :mod:`resviz.measure.structure` finds in the
+computation of any other model, in forward order) three numbers of a tensor y of shape (N, C, ...),
+with moments over every axis but the channel axis (1; the last for a sequence of tokens (N, T, D)):
 
 * ``avg_sq_mean`` = mean over c of (mean over N, H, W of y[:, c])^2 for the block output;
 * ``avg_var``     = mean over c of the population variance (divisor N*H*W) of y[:, c], block output;
 * ``branch_var``  = the same average variance for the residual branch alone: the main-path addend
   of the addition out = F(x) + S(x), i.e. F(x). A plain block (no shortcut) has no addition, so
-  its branch is the whole block and ``branch_var == avg_var``.
+  its branch is the whole block and ``branch_var == avg_var``. For a block found in the
+  computation, the block output is the sum itself (before any activation after it) and the branch
+  is the main operand actually added (after SE, layer-scale or drop-path).
 
 The papers' plots at initialisation normalise with batch statistics, so BatchNorm runs in train
 mode by default (``train_mode=False``: running statistics); every other module runs in eval mode
@@ -28,9 +31,12 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError, one_line
+from resviz.measure.branches import BlockProbe, SiteMode
 from resviz.measure.compiled import eager, original
+from resviz.measure.graph import quietly
 from resviz.measure.ownership import Use, exclusive
 from resviz.measure.static import stage_of
+from resviz.measure.structure import Layout, ResidualSite, discover
 from resviz.model.blocks import ResidualBlock, find_blocks, shortcut_type
 from resviz.records.signal import BatchNormMode, SignalBlock, SignalModel, SignalStudy
 
@@ -95,6 +101,12 @@ def check_models(models: Models) -> None:
 
 
 def channel_moments(y: Tensor) -> Tensor:
+    """``[average channel squared mean, average channel variance]`` of ``y``: channels on axis 1
+    of an image tensor, on the last axis of a sequence of tokens (N, T, D)."""
+    return _moments(y.movedim(-1, 1) if y.dim() == 3 else y)
+
+
+def _moments(y: Tensor) -> Tensor:
     """``[avg_sq_mean, avg_var]`` of ``y`` (channel axis 1, moments over every other axis, population
     variance), as one device tensor."""
     dims = [d for d in range(y.dim()) if d != 1]
@@ -106,7 +118,7 @@ class _SignalHooks:
     """Forward hooks that reduce each block's output and main addend to device scalars."""
 
     def __init__(self, model: nn.Module) -> None:
-        self.blocks = find_blocks(model)
+        self.blocks = [(n, b) for n, b in find_blocks(model) if isinstance(b, ResidualBlock)]
         self.order: list[str] = []
         self.out: dict[str, Tensor] = {}
         self.branch: dict[str, Tensor] = {}
@@ -154,12 +166,76 @@ def _branch_module(block: nn.Module) -> nn.Module | None:
     return getattr(block, "bn3", None) or getattr(block, "bn2", None)
 
 
-def _preact(blocks: list[tuple[str, nn.Module]]) -> bool | None:
+def _preact(blocks: Sequence[tuple[str, nn.Module]]) -> bool | None:
     flags = {getattr(b, "preact", None) for _, b in blocks}
     return flags.pop() if len(flags) == 1 else None
 
 
+def _measure_found(label: str, model: nn.Module, x: Tensor, mode: BatchNormMode) -> SignalModel:
+    """A model not built of resviz's blocks: its residual additions found from the computation
+    (:mod:`resviz.measure.structure`); per addition, the sum and the main operand actually added."""
+    out: dict[str, Tensor] = {}
+    branch: dict[str, Tensor] = {}
+    with held(model, label):
+        set_batchnorm(model, mode)
+        sites = list(discover(model, tuple(x.shape), x.dtype).sites)
+        recorder = SiteMode(model, sites, {s.name: BlockProbe(s.name, s.shortcut) for s in sites}, lambda *_: None)
+        recorder.on_operands = lambda site, main, _skip: branch.__setitem__(site.name, channel_moments(main)[1])
+        single = _one_per_call(sites)
+        recorder.on_sum = lambda site, y: None if site.module in single else out.__setitem__(site.name,
+                                                                                            channel_moments(y))
+        handles: list[RemovableHandle] = [
+            model.get_submodule(m).register_forward_hook(_module_output(m, sites, out)) for m in single
+        ]
+        try:
+            with torch.no_grad(), eager():
+                recorder.begin(x, handles)
+                try:
+                    model(x)
+                finally:
+                    recorder.end()
+        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+            raise ResvizError(f"{label} fails on input {tuple(x.shape)}: {one_line(exc)}") from None
+        finally:
+            for h in handles:
+                h.remove()
+    layout = Layout(sites, stage_of)
+    names = [s.name for s in sites if s.name in out and s.name in branch]
+    host = torch.stack([torch.cat((out[n], branch[n].reshape(1))) for n in names]).tolist() if names else []
+    kinds = {s.name: s.shortcut for s in sites}
+    blocks = tuple(
+        SignalBlock(name=n, stage=layout.stages[n], avg_sq_mean=sq, avg_var=var, branch_var=b, shortcut=kinds[n])
+        for n, (sq, var, b) in zip(names, host, strict=True)
+    )
+    notes = ["blocks found from the computation; a module that performs two residual additions (a ViT block) "
+             "has the sums themselves as block outputs"]
+    if not sites:
+        notes.append(f"{label} has no residual blocks")
+    return SignalModel(name=label, blocks=blocks, notes=tuple(notes), preact=None)
+
+
+def _one_per_call(sites: Sequence[ResidualSite]) -> set[str]:
+    """Modules whose every call performs exactly one residual addition: their output is the block
+    output (after any activation that follows the sum, as for resviz's blocks)."""
+    several = {s.module for s in sites if s.index > 1}
+    return {s.module for s in sites if s.module not in several}
+
+
+def _module_output(module: str, sites: Sequence[ResidualSite], out: dict[str, Tensor]) -> Callable[..., None]:
+    names = iter([s.name for s in sites if s.module == module])  # one per call, in call order
+
+    @quietly
+    def hook(_m: nn.Module, _args: tuple[Any, ...], y: Any) -> None:
+        name = next(names, None)
+        if name is not None and isinstance(y, Tensor):
+            out[name] = channel_moments(y)
+
+    return hook
+
+
 def _measure(label: str, model: nn.Module, x: Tensor, mode: BatchNormMode) -> SignalModel:
+    if not any(isinstance(m, ResidualBlock) for m in model.modules()):
+        return _measure_found(label, model, x, mode)
     hooks = _SignalHooks(model)
     handles: list[RemovableHandle] = []
     with held(model, label):
