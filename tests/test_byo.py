@@ -46,6 +46,10 @@ def broken():
 
 def not_a_module():
     return 3
+
+
+def exits():
+    raise SystemExit(3)
 '''
 
 
@@ -105,6 +109,7 @@ def test_weights_are_loaded_into_a_users_model(user_file: Path) -> None:
 @pytest.mark.parametrize(("target", "message"), [
     ("mynet.py:broken", "error: 'mynet.py:broken' raised ValueError: no such width"),
     ("mynet.py:not_a_module", "error: 'mynet.py:not_a_module' returned int, not an nn.Module"),
+    ("mynet.py:exits", "error: 'mynet.py:exits' raised SystemExit: 3"),
     ("mynet.py:nothing", "error: 'mynet.py:nothing': mynet.py has no 'nothing'"),
     ("bad.py:make", "error: 'bad.py:make': syntax error in bad.py line 1: invalid syntax"),
     ("nosuch.py:make", "error: 'nosuch.py:make': no such file nosuch.py"),
