@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import copy
 import math
+import weakref
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -37,6 +38,7 @@ from torch import nn
 
 from resviz.measure.static import analyze_module
 from resviz.measure.stats import CHUNK, HIST_SAMPLE, ROW
+from resviz.measure.structure import fingerprint
 from resviz.records import Shape, Summary
 
 FLOAT_BYTES = 4
@@ -198,11 +200,21 @@ def module_need(model: nn.Module, shape: Shape, label: str) -> MemoryNeed:
     real pass then reports its own failure)."""
     buffers = module_buffer_bytes(model)
     grads = sum(p.numel() * p.element_size() for p in model.parameters() if p.requires_grad)
+    key = (tuple(shape), fingerprint(model), tuple((p.shape, p.dtype) for p in model.parameters()))
+    cached = _NEEDS.get(model)
+    if cached is not None and cached[0] == key:  # the same module, layout and shape: the same activations
+        return cached[1]._replace(gradients=grads)
     try:
         summary = analyze_module(meta_copy(model), shape, label, find_structure=False)  # memory needs layers only
     except Exception:  # an estimate must never stop a trace that the tracer itself would run or explain
         return MemoryNeed(0, grads, 0, 0, input_bytes(shape), tracer_bytes(0, buffers), shape[0])
-    return trace_need(summary, buffers, weights_exist=True)._replace(gradients=grads)
+    need = trace_need(summary, buffers, weights_exist=True)._replace(gradients=grads)
+    _NEEDS[model] = (key, need)
+    return need
+
+
+_NEEDS: weakref.WeakKeyDictionary[nn.Module, tuple[Any, MemoryNeed]] = weakref.WeakKeyDictionary()
+"""The last estimate per module (a trace repeated on one model copies it to the meta device once)."""
 
 
 __all__ = [

@@ -329,7 +329,7 @@ def _staged(graph: Graph, sites: list[ResidualSite]) -> tuple[ResidualSite, ...]
 _CACHE: weakref.WeakKeyDictionary[nn.Module, dict[tuple[Any, ...], Structure]] = weakref.WeakKeyDictionary()
 
 
-def _fingerprint(model: nn.Module) -> tuple[Any, ...]:
+def fingerprint(model: nn.Module) -> tuple[Any, ...]:
     """What a cached structure depends on besides the input: the modules (a replaced submodule
     changes it), the training flags and the in-place flags."""
     return tuple((name, id(m), m.training, getattr(m, "inplace", None)) for name, m in model.named_modules())
@@ -347,7 +347,7 @@ def discover(
     restored, with a note (not with ``real=False``: then the meta device's error is raised).
     A model whose forward fails either way raises its error.
     """
-    key = (tuple(int(d) for d in input_shape), dtype, _fingerprint(model))
+    key = (tuple(int(d) for d in input_shape), dtype, fingerprint(model))
     cached = _CACHE.setdefault(model, {})
     if key not in cached:
         cached.clear()  # one layout per model is enough: an edited model is discovered afresh
@@ -502,6 +502,14 @@ def _common_parent(modules: Sequence[str]) -> str:
 
 
 __all__ = [
-    "Layout", "Modifier", "NotResidual", "OtherAddition", "ResidualSite", "Structure", "discover", "discovering",
+    "Layout",
+    "Modifier",
+    "NotResidual",
+    "OtherAddition",
+    "ResidualSite",
+    "Structure",
+    "discover",
+    "discovering",
     "find_residuals",
+    "fingerprint",
 ]
