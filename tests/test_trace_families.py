@@ -237,3 +237,21 @@ def test_a_forward_that_raises_leaves_nothing_behind(error: type[BaseException])
     model.error = None
     again = resviz.trace(model, input_size="2x3x8x8")
     assert [b.name for b in again.blocks] == ["b"] and again.blocks[0].grad_skip and not again.notes
+
+
+def test_diagrams_of_a_vit_connect_only_nodes_they_declare() -> None:
+    """A block named ``blocks.0:1`` must not read as node ``blocks.0`` port ``1`` in Graphviz."""
+    import re
+
+    from resviz.api import static_summary
+    from resviz.render.diagrams import draw
+
+    model, mod = _model("vit")
+    summary = static_summary(model, "x".join(map(str, mod.INPUT)))
+    trace = resviz.trace(model, inputs=torch.randn(mod.INPUT))
+    for view in ("gradient-flow", "overview", "stages", "layers"):
+        source = draw(summary, view=view, trace=trace).source
+        declared = set(re.findall(r'^\s*"?([^"\s\[]+)"? \[', source, flags=re.M))
+        for tail, head in re.findall(r'^\s*("[^"]*"|\S+) -> ("[^"]*"|\S+)', source, flags=re.M):
+            for end in (tail, head):
+                assert ":" not in end.strip('"') and end.strip('"') in declared, (view, end)

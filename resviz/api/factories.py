@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,11 @@ def _library_model(library: str, name: str, target: str) -> nn.Module:
 
 
 def _import(name: str, target: str) -> Any:
+    """Import ``name`` as ``python -m`` would: the working folder is searched first (the ``resviz``
+    command's own folder is not), and stays on the path for the imports the module makes later."""
+    here = os.getcwd()
+    if here not in sys.path and "" not in sys.path:
+        sys.path.insert(0, here)
     try:
         return importlib.import_module(name)
     except KeyboardInterrupt:

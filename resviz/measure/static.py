@@ -285,10 +285,16 @@ def _kind_of(rows: Sequence[LayerRecord], module: nn.Module) -> BlockType:
     if isinstance(getattr(module, "kind", None), BlockKind):
         return _block_kind(module)
     main = [lr for lr in rows if lr.branch == Branch.MAIN]
-    convs = sum(lr.type.startswith("Conv") for lr in main)
+    convs = sum(lr.type.startswith("Conv") and not _on_pooled(lr) for lr in main)
     if convs not in (2, 3) or any(lr.type == "Linear" for lr in main):
         return BlockType.OTHER
     return BlockType.of(bottleneck=convs == 3, preact=bool(main) and "Norm" in main[0].type)
+
+
+def _on_pooled(lr: LayerRecord) -> bool:
+    """A convolution on a globally pooled 1x1 map (squeeze-excitation's): a gate, not a layer of
+    the block's own path."""
+    return len(lr.output_shape) == 4 and lr.output_shape[2:] == (1, 1) and lr.input_shape[2:] == (1, 1)
 
 
 def _rollup(

@@ -85,14 +85,20 @@ def add_node(
     elif kind == "io":
         style.update(shape="box", style="filled")
     style.update(attrs)
-    g.node(node_id, label, **style)
+    g.node(safe_id(node_id), label, **style)
+
+
+def safe_id(name: str) -> str:
+    """A node id Graphviz reads whole: an edge endpoint ``a:b`` means node ``a``, port ``b``, and a
+    block found in the computation may be named ``blocks.0:1``."""
+    return name.replace(":", "~")
 
 
 def add_edge(g: graphviz.Digraph, src: str, dst: str, shape: Shape | None = None, **attrs: str) -> None:
     """A data edge labelled with the tensor shape it carries."""
     if shape is not None and "label" not in attrs:
         attrs["label"] = " " + hwc(shape)
-    g.edge(src, dst, **attrs)
+    g.edge(safe_id(src), safe_id(dst), **attrs)
 
 
 def skip_edge(g: graphviz.Digraph, src: str, dst: str, shortcut: ShortcutKind, shape: Shape | None = None,

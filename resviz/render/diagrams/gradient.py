@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from resviz.records import BlockRecord, BlockStats, ShortcutKind
 from resviz.render import theme
-from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, skip_edge
+from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, safe_id, skip_edge
 from resviz.render.diagrams.blockgraph import layout_block, run_name
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.metrics import grad_ratio, measured
@@ -104,7 +104,7 @@ def _back(g: graphviz.Digraph, upper: str, lower: str, color: str, label: str | 
         attrs["style"] = "dotted"
     if label:
         attrs["label"] = label
-    g.edge(upper, lower, **attrs)
+    g.edge(safe_id(upper), safe_id(lower), **attrs)
 
 
 def _block(
