@@ -145,3 +145,15 @@ def test_what_is_a_factory() -> None:
     assert is_factory("pkg.mod:make") and is_factory("dir/file.py:make") and is_factory("timm:vit_tiny.augreg")
     assert not is_factory("resnet50") and not is_factory("C:\\models\\spec.yaml") and not is_factory(":make")
     assert not is_factory("pkg:") and not is_factory(3)
+
+
+def test_compare_says_why_it_takes_no_module() -> None:
+    """compare trains what it builds from specs: a module or a factory is refused in one line that
+    says so and names what takes them (not 'expected an nn.Module, got ResNet')."""
+    net = resviz.build_model("resnet20", device="cpu")
+    for target in (torch.nn.Linear(2, 2), "mymodels.py:make"):
+        with pytest.raises(ResvizError) as err:
+            resviz.compare([target, "resnet20"])
+        assert str(err.value).startswith("compare builds and trains each model from its spec")
+        assert "summary, trace, monitor and study" in str(err.value) and "\n" not in str(err.value)
+    assert isinstance(net, torch.nn.Module)

@@ -13,11 +13,13 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
+from torch import nn
 
 from resviz import limits
+from resviz.api.factories import is_factory
 from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, batch_shape, parse_dims
-from resviz.api.targets import measuring_device, resolve_spec
+from resviz.api.targets import label_of, measuring_device, resolve_spec
 from resviz.errors import ResvizError, clip
 from resviz.measure.memory import compare_need
 from resviz.measure.static import analyze_spec
@@ -35,6 +37,13 @@ def _specs(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
     if isinstance(models, (str, ResNetSpec)) or len(models) < 2:
         count = 1 if isinstance(models, (str, ResNetSpec)) else len(models)
         raise ResvizError(f"a comparison needs at least two models, got {count}")
+    for m in models:
+        if isinstance(m, nn.Module) or is_factory(m):
+            what = clip(label_of(m) if isinstance(m, nn.Module) else str(m))
+            raise ResvizError(
+                f"compare builds and trains each model from its spec, and {what} has none: compare resviz's "
+                "models (names, MODEL@KEY=VALUE, spec files); your own model takes summary, trace, monitor and study"
+            )
     specs = [resolve_spec(m) for m in models]
     names = [s.name for s in specs]
     dup = sorted({n for n in names if names.count(n) > 1})
