@@ -25,11 +25,11 @@ from resviz.model.blocks import ResidualBlock
 from resviz.model.resnet import build_model
 from resviz.records.paths import PathsStudy
 from resviz.render.report.study_paths import paths_figures, paths_findings
+from resviz.studies.held import held
 from resviz.studies.paths import (
     chained_gradients,
     effective_range,
     gated_gradients,
-    kept,
     paths_study,
     residual_blocks,
 )
@@ -75,13 +75,13 @@ def detached_gradient(model: nn.Module, x: Tensor, y: Tensor, through_main: set[
 
 
 def gated(model: nn.Module, x: Tensor, y: Tensor, patterns: Sequence[Sequence[int]]) -> list[Tensor]:
-    with kept(model, "tiny"):
+    with held(model, "tiny", inplace=True):
         model.train()
         return list(gated_gradients(model, residual_blocks(model, "tiny", "paths"), x, y, patterns))
 
 
 def chained(model: nn.Module, x: Tensor, y: Tensor, patterns: Sequence[Sequence[int]]) -> list[Tensor]:
-    with kept(model, "tiny"):
+    with held(model, "tiny", inplace=True):
         model.train()
         return list(chained_gradients(model, residual_blocks(model, "tiny", "paths"), x, y, patterns))
 

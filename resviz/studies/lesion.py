@@ -44,7 +44,8 @@ from resviz.errors import ResvizError
 from resviz.records import DataInfo, DataKind
 from resviz.records.paths import LesionBlock, LesionScore, LesionSet, LesionSettings, LesionStudy
 from resviz.studies.data import Batch, Batches, ImageShape, _digits_arrays
-from resviz.studies.paths import kept, residual_blocks
+from resviz.studies.held import held
+from resviz.studies.paths import residual_blocks
 
 DEFAULT_SEEDS = 5
 
@@ -154,7 +155,7 @@ def lesion_study(
         raise ResvizError(f"max_k must be between 0 and {len(pool)} (the removable blocks), got {top}")
     rng = random.Random(seed)
     draws = [[rng.sample(range(len(pool)), k) for _ in range(seeds)] for k in range(1, top + 1)]
-    with kept(model, model_name):
+    with held(model, model_name, inplace=True):
         model.eval()
         baseline = evaluate(model, batches)
         rows = [_single(model, name, block, batches) for name, block in chosen]

@@ -43,7 +43,6 @@ import itertools
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -52,38 +51,13 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
-from resviz.measure.ownership import Use, exclusive
-from resviz.measure.tracer import disable_inplace, enable_inplace
 from resviz.model.blocks import ResidualBlock, find_blocks
 from resviz.records.paths import PathLength, PathsSettings, PathsStudy
+from resviz.studies.held import held
 
 DEFAULT_FRACTION = 0.9
 CHAIN_TOLERANCE = 1e-3
 """How far (relative L2) the block-by-block gradient with every branch open may sit from autograd's."""
-
-
-@contextmanager
-def kept(model: nn.Module, label: str) -> Iterator[None]:
-    """Hold ``model`` (one measurement at a time) and give it back as it was: buffers (BatchNorm
-    running statistics), every module's ``training`` flag, ``inplace`` flags, each parameter's
-    ``.grad`` and ``requires_grad``. Parameters are never written by the studies."""
-    with exclusive(model, Use.TRACE, label):
-        buffers = [(b, b.detach().clone()) for b in model.buffers()]
-        modes = [(m, m.training) for m in model.modules()]
-        params = [(p, p.grad, p.requires_grad) for p in model.parameters()]
-        inplace = disable_inplace(model)
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for b, saved in buffers:
-                    b.copy_(saved)
-            for m, mode in modes:
-                m.training = mode
-            for p, grad, req in params:
-                p.grad = grad
-                p.requires_grad_(req)
-            enable_inplace(inplace)
 
 
 def residual_blocks(model: nn.Module, label: str, study: str) -> list[tuple[str, ResidualBlock]]:
@@ -201,7 +175,8 @@ def gated_gradients(
     """dL/dx for each pattern (indices of the blocks routing gradient through their residual
     branch), from one forward pass and one whole backward per pattern, gated by :class:`PathGate`;
     L = mean cross entropy against ``y`` (class indices, or random ones drawn from a generator).
-    The caller holds the model (:func:`kept`); the module hooks are removed right after the forward."""
+    The caller holds the model (:func:`~resviz.studies.held.held`); the module hooks are removed
+    right after the forward."""
     gate = PathGate(blocks)
     gate.attach()
     try:
@@ -336,7 +311,7 @@ def paths_study(
     plan = {k: subsets(n, k, samples_per_k, rng) for k in lengths}
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(*input_shape, generator=gen) if data is None else data[0]
-    with kept(model, model_name):
+    with held(model, model_name, inplace=True):
         model.train()
         param = next(model.parameters(), None)
         if param is not None:
@@ -380,6 +355,6 @@ def _notes(n: int, lengths: Sequence[int]) -> tuple[str, ...]:
 
 
 __all__ = [
-    "PathGate", "chained_gradients", "effective_range", "gated_gradients", "kept", "paths_study", "residual_blocks",
+    "PathGate", "chained_gradients", "effective_range", "gated_gradients", "paths_study", "residual_blocks",
     "subsets",
 ]

@@ -29,7 +29,7 @@ batch and share its statistics, so logit_k(x_i) depends on every point. Two exac
   x_i's own effect on the statistics (of order 1/P per layer). One backward pass per point:
   affordable on small models and few points only.
 
-The model is left as it was (see :func:`resviz.studies.signal.held`).
+The model is left as it was (see :func:`resviz.studies.held.held`).
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ from resviz.measure.compiled import eager, original
 from resviz.model.blocks import find_blocks, shortcut_type
 from resviz.records import ShortcutKind
 from resviz.records.signal import BatchNormMode, ShatterModel, ShatterStudy, TrainGradient
-from resviz.studies.signal import check_models, check_shape, gaussian, held, placement, set_batchnorm
+from resviz.studies.held import held
+from resviz.studies.signal import check_models, check_shape, gaussian, placement, set_batchnorm
 
 Models = Sequence[tuple[str, nn.Module]]
 

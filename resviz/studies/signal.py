@@ -22,8 +22,7 @@ so the pass is deterministic (no dropout). The model is left as it was: training
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -34,34 +33,13 @@ from resviz.errors import ResvizError, one_line
 from resviz.measure.branches import BlockProbe, SiteMode
 from resviz.measure.compiled import eager, original
 from resviz.measure.graph import quietly
-from resviz.measure.ownership import Use, exclusive
 from resviz.measure.static import stage_of
 from resviz.measure.structure import Layout, ResidualSite, discover
 from resviz.model.blocks import ResidualBlock, find_blocks, shortcut_type
 from resviz.records.signal import BatchNormMode, SignalBlock, SignalModel, SignalStudy
+from resviz.studies.held import held
 
 Models = Sequence[tuple[str, nn.Module]]
-
-
-@contextmanager
-def held(model: nn.Module, label: str) -> Iterator[None]:
-    """Hold ``model`` for one study and give it back as it was: every buffer's values, every
-    module's ``training`` flag, every parameter's ``.grad`` object and ``requires_grad``."""
-    with exclusive(model, Use.TRACE, label):
-        buffers = [(b, b.detach().clone()) for b in model.buffers()]
-        modes = [(m, m.training) for m in model.modules()]
-        params = [(p, p.grad, p.requires_grad) for p in model.parameters()]
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for b, saved in buffers:
-                    b.copy_(saved)
-            for m, mode in modes:
-                m.training = mode
-            for p, grad, req in params:
-                p.grad = grad
-                p.requires_grad_(req)
 
 
 def set_batchnorm(model: nn.Module, mode: BatchNormMode) -> None:
@@ -297,6 +275,6 @@ def signal_study(
 
 
 __all__ = [
-    "channel_moments", "check_models", "check_shape", "gaussian", "held", "placement", "set_batchnorm",
+    "channel_moments", "check_models", "check_shape", "gaussian", "placement", "set_batchnorm",
     "signal_study",
 ]
