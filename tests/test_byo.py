@@ -155,3 +155,10 @@ def test_compare_says_why_it_takes_no_module() -> None:
             resviz.compare([target, "resnet20"])
         assert str(err.value).startswith("compare builds and trains each model from its spec")
         assert "summary, trace, monitor and study" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_study_of_a_factory_model_records_the_command_that_runs_it_again() -> None:
+    result = resviz.study("signal", "tests.families.vit:build", input_size="4x3x32x32")
+    assert result.settings["command"].startswith("resviz study signal tests.families.vit:build --input 4x3x32x32")
+    blocks = [b.name for b in result.records[0].models[0].blocks]
+    assert blocks == ["blocks.0:1", "blocks.0:2", "blocks.1:1", "blocks.1:2"]

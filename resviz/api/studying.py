@@ -31,7 +31,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -114,6 +114,8 @@ class _Target:
     spec: ResNetSpec | None
     module: nn.Module | None = None
     twin: bool = False
+    factory: bool = False
+    """Built from ``pkg.mod:factory``: ``given`` names it on the command line."""
 
 
 def _as_list(models: Models) -> list[Target]:
@@ -126,8 +128,9 @@ def _as_list(models: Models) -> list[Target]:
 
 
 def _one(target: Target) -> _Target:
-    if is_factory(target):  # built here (seeded like a preset), then studied as a module
-        target = resolve_target(target)
+    if is_factory(target):  # built here (seeded like a preset), then studied as a module; the command names it
+        module = cast(nn.Module, resolve_target(target))
+        return _Target(label_of(module), str(target), spec_of(module), module, factory=True)
     if isinstance(target, nn.Module):
         return _Target(label_of(target), "", spec_of(target), target)
     spec = resolve_spec(target)
@@ -362,7 +365,7 @@ def _command(kind: StudyKind, given: list[_Target], plan: _Plan, twin: bool, wei
              device: str) -> str:
     """The ``resviz study`` command line that runs this study again ("" when a module was given or an
     option has no flag)."""
-    if any(t.module is not None for t in given) or plan.options:
+    if any(t.module is not None and not t.factory for t in given) or plan.options:
         return ""
     words = ["resviz", "study", str(kind), *(t.given for t in given)]
     words += ["--input", "x".join(map(str, plan.shape)), "--seed", str(plan.seed), "--device", device]
