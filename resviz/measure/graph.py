@@ -142,7 +142,6 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     entered: dict[str, list[int]] = field(default_factory=dict)
     """For each module name, the node count when each of its calls began."""
-    output: tuple[int, ...] = ()
 
     def ancestors(self, node: int) -> set[int]:
         """``node`` and every node it depends on."""
@@ -239,7 +238,7 @@ class Recorder(TorchFunctionMode):
 
 
 @contextmanager
-def module_stack(model: nn.Module, rec: Recorder) -> Iterator[None]:
+def _module_stack(model: nn.Module, rec: Recorder) -> Iterator[None]:
     handles = []
     for name, m in model.named_modules():
         def pre(_m: nn.Module, _a: Any, name: str = name) -> None:
@@ -283,16 +282,17 @@ def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = 
     rec.start(x)
     quiet_before, _LOCAL.quiet = quiet_depth(), 0  # discovery may start from inside a quiet hook
     try:
-        with module_stack(model, rec), rec:
-            out = torch.func.functional_call(model, state, (x,)) if state is not None else model(x)
+        with _module_stack(model, rec), rec:
+            if state is not None:
+                torch.func.functional_call(model, state, (x,))
+            else:
+                model(x)
     finally:
         _LOCAL.quiet = quiet_before
-    found = (rec.node_of(t) for t in tree_flatten(out)[0] if isinstance(t, Tensor))
-    graph.output = tuple(n for n in found if n is not None)
     return graph
 
 
 __all__ = [
-    "CASTS", "Graph", "Node", "OpKind", "Recorder", "meta_state", "module_stack", "op_kind", "quiet", "quiet_depth",
+    "CASTS", "Graph", "Node", "OpKind", "Recorder", "meta_state", "op_kind", "quiet", "quiet_depth",
     "quietly", "record_graph",
 ]

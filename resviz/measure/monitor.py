@@ -52,7 +52,6 @@ from resviz.measure.layers import LayerCapture
 from resviz.measure.outputs import find_logits
 from resviz.measure.ownership import Use, claim, release
 from resviz.measure.stats import HIST_BINS, ROW, norms
-from resviz.measure.structure import discovering
 from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
 from resviz.measure.transfer import HostTransfer
 from resviz.records import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats
@@ -218,8 +217,6 @@ class Monitor:
             if self._from_graph is not None:
                 self._from_graph(module)
             return
-        if discovering(module):
-            return  # the structure discovery's own forward, on the meta device: not a step
         if module is self.model:  # not a deep copy of it, whose hook dictionary holds this same hook
             self._on_forward(in_graph=False, args=_args)
 

@@ -355,22 +355,9 @@ def discover(
     return cached[key]
 
 
-_RUNNING: list[nn.Module] = []
-
-
-def discovering(model: nn.Module) -> bool:
-    """Whether ``model`` runs now for :func:`discover` (its hooks then see a forward that is not
-    the user's: the monitor does not count it)."""
-    return any(m is model for m in _RUNNING)
-
-
 def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, real: bool) -> Structure:
-    _RUNNING.append(model)
-    try:
-        with _without_hooks(model):
-            return _discover_once(model, shape, dtype, real)
-    finally:
-        _RUNNING.pop()
+    with _without_hooks(model):  # the monitor's counting hook, among others, never sees this forward
+        return _discover_once(model, shape, dtype, real)
 
 
 @contextmanager
@@ -509,7 +496,6 @@ __all__ = [
     "ResidualSite",
     "Structure",
     "discover",
-    "discovering",
     "find_residuals",
     "fingerprint",
 ]
