@@ -11,7 +11,7 @@ process (it loads torch.compile).
 
 Usage::
 
-    python bench/compile_bench.py --backends aot_eager inductor --steps 30 --every 10
+    PYTHONPATH=. python bench/compile_bench.py --backends aot_eager inductor --steps 30 --every 10
 """
 
 from __future__ import annotations
@@ -28,29 +28,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch._dynamo.backends.registry import lookup_backend
 
 import resviz
 from resviz.model.resnet import build_model
-
-
-class Counting:
-    """A backend wrapping ``inner``: compilations and compiled-graph runs."""
-
-    def __init__(self, inner: str) -> None:
-        self.inner = lookup_backend(inner)
-        self.compiles = 0
-        self.runs = 0
-
-    def __call__(self, gm: torch.fx.GraphModule, inputs: list[Tensor]) -> Callable[..., Any]:
-        self.compiles += 1
-        compiled = self.inner(gm, inputs)
-
-        def run(*args: Any) -> Any:
-            self.runs += 1
-            return compiled(*args)
-
-        return run
+from tests.compiling import Counting
 
 
 def _loop(model: nn.Module, call: Callable[[Tensor], Tensor], batches: list[tuple[Tensor, Tensor]],

@@ -58,7 +58,7 @@ def main() -> None:
     for name, model in _models().items():
         model.train()
 
-        def plain(model: nn.Module = model) -> None:
+        def plain(model: nn.Module = model, name: str = name) -> None:
             model.zero_grad(set_to_none=True)
             F.cross_entropy(logits(model(x), name), y).backward()
 

@@ -22,29 +22,10 @@ from resviz.measure.compiled import EagerSwitch, eager, is_compiled, original
 from resviz.records import MonitorSeries, Trace
 
 torch_dynamo = pytest.importorskip("torch._dynamo")
-from torch._dynamo.backends.registry import lookup_backend  # noqa: E402
+from tests.compiling import Counting  # noqa: E402
 
 REL = 1e-4
 STEPS, EVERY = 6, 3
-
-
-class Counting:
-    """A ``torch.compile`` backend: ``inner`` (``aot_eager``), counting compilations and compiled runs."""
-
-    def __init__(self, inner: str = "aot_eager") -> None:
-        self.inner = lookup_backend(inner)
-        self.compiles = 0
-        self.runs = 0
-
-    def __call__(self, gm: torch.fx.GraphModule, inputs: list[Tensor]) -> Callable[..., Any]:
-        self.compiles += 1
-        compiled = self.inner(gm, inputs)
-
-        def run(*args: Any) -> Any:
-            self.runs += 1
-            return compiled(*args)
-
-        return run
 
 
 def _model() -> nn.Module:

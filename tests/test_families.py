@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import importlib
-import math
 from dataclasses import dataclass, field
 from types import ModuleType
 from typing import Any
@@ -26,6 +25,7 @@ from torch.overrides import TorchFunctionMode
 from tests.families import FAMILIES, MODIFIERS, SHORTCUTS, Residual, split_not_residual
 from tests.families.common import MODIFIER_TYPES, DropPath
 from tests.families.tv_resnet import build as build_tv
+from tests.fidelity import fill
 
 ADDS = {"add", "add_", "__add__", "__iadd__", "__radd__"}
 MODULES: dict[str, ModuleType] = {f: importlib.import_module(f"tests.families.{f}") for f in FAMILIES}
@@ -336,28 +336,6 @@ def test_stages_follow_the_block_output_resolution(family: str, variant: str) ->
 # --- fidelity of the torchvision family against torchvision's own numbers -----------------------------------
 
 
-def _fill(model: nn.Module) -> None:
-    """The reference recipe of tests/data/torchvision_fidelity_vectors.json."""
-    new = {}
-    for i, (k, t) in enumerate(model.state_dict().items()):
-        if not t.is_floating_point():
-            new[k] = t
-            continue
-        idx = torch.arange(t.numel(), dtype=torch.float64)
-        if k.endswith("running_var"):
-            v = 1 + 0.5 * torch.sin(0.37 * idx + i)
-        elif k.endswith("running_mean"):
-            v = 0.1 * torch.cos(0.11 * idx + i)
-        elif k.endswith("bias"):
-            v = 0.05 * torch.cos(0.3 * idx + i)
-        elif t.dim() == 1:
-            v = 1 + 0.2 * torch.sin(0.7 * idx + i)
-        else:
-            v = torch.sin(0.618 * idx + i) * math.sqrt(3 / t[0].numel())
-        new[k] = v.reshape(t.shape).float()
-    model.load_state_dict(new)
-
-
 TV_SIZES = {"resnet18": ("basic", (2, 2, 2, 2)), "resnet50": ("bottleneck", (3, 4, 6, 3))}
 
 
@@ -373,7 +351,7 @@ def test_torchvision_family_computes_torchvision_logits(fidelity: dict[str, Any]
     n, c, h, w = fidelity["input_shape"]
     x = (0.5 * torch.sin(0.013 * torch.arange(n * c * h * w, dtype=torch.float64))).reshape(n, c, h, w).float()
     model = build_tv("basic", (2, 2, 2, 2), (64, 128, 256, 512), 1000).eval()
-    _fill(model)
+    fill(model)
     with torch.no_grad():
         y = model(x)
     case = fidelity["cases"]["resnet18"]

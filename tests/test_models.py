@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytest
@@ -14,6 +13,7 @@ from resviz.model.resnet import build_model
 from resviz.reference import PAPER
 from resviz.studies.paper import matches_printed
 from resviz.zoo import TORCHVISION_PRESETS, get_spec, list_models
+from tests.fidelity import fill
 
 
 @pytest.mark.parametrize("name", TORCHVISION_PRESETS)
@@ -32,34 +32,12 @@ def test_macs_equal_torchvision_ops(name: str, tv_reference: dict[str, Any]) -> 
     assert s.total_params == tv_reference[name]["num_params"]
 
 
-def _fill(model: torch.nn.Module) -> None:
-    """The reference recipe: every float tensor of the state dict filled by a closed formula."""
-    new = {}
-    for i, (k, t) in enumerate(model.state_dict().items()):
-        if not t.is_floating_point():
-            new[k] = t
-            continue
-        idx = torch.arange(t.numel(), dtype=torch.float64)
-        if k.endswith("running_var"):
-            v = 1 + 0.5 * torch.sin(0.37 * idx + i)
-        elif k.endswith("running_mean"):
-            v = 0.1 * torch.cos(0.11 * idx + i)
-        elif k.endswith("bias"):
-            v = 0.05 * torch.cos(0.3 * idx + i)
-        elif t.dim() == 1:
-            v = 1 + 0.2 * torch.sin(0.7 * idx + i)
-        else:
-            v = torch.sin(0.618 * idx + i) * math.sqrt(3 / t[0].numel())
-        new[k] = v.reshape(t.shape).float()
-    model.load_state_dict(new)
-
-
 @pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnext50_32x4d"])
 def test_forward_function_equals_torchvision(name: str, fidelity: dict[str, Any]) -> None:
     n, c, h, w = fidelity["input_shape"]
     x = (0.5 * torch.sin(0.013 * torch.arange(n * c * h * w, dtype=torch.float64))).reshape(n, c, h, w).float()
     model = build_model(name, device="cpu").eval()
-    _fill(model)
+    fill(model)
     with torch.no_grad():
         y = model(x)
     case = fidelity["cases"][name]
