@@ -17,7 +17,9 @@ import pytest
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the aot_eager tests' helpers
-from test_compile import STEPS, Counting, _assert_intact, _assert_same_series, _model, _train
+from test_compile import STEPS, _assert_intact, _assert_same_series, _model, _train
+
+from tests.compiling import Counting
 
 
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None, reason="inductor needs a C++ compiler")
