@@ -31,7 +31,7 @@ import shlex
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import torch
 from torch import nn
@@ -41,11 +41,11 @@ from resviz.api.factories import is_factory
 from resviz.api.sizes import SizeLike, check_shape, parse_dims
 from resviz.api.targets import (
     Target,
+    built_factory,
     label_of,
     measuring_device,
     resolve_model,
     resolve_spec,
-    resolve_target,
     spec_of,
 )
 from resviz.api.tracing import check_pass
@@ -129,7 +129,7 @@ def _as_list(models: Models) -> list[Target]:
 
 def _one(target: Target) -> _Target:
     if is_factory(target):  # built here (seeded like a preset), then studied as a module; the command names it
-        module = cast(nn.Module, resolve_target(target))
+        module = built_factory(str(target))
         return _Target(label_of(module), str(target), spec_of(module), module, factory=True)
     if isinstance(target, nn.Module):
         return _Target(label_of(target), "", spec_of(target), target)

@@ -141,13 +141,16 @@ def resolve_target(
     if isinstance(target, nn.Module) or is_factory(target):
         if plain or overrides:
             raise ResvizError("--plain and --set apply to resviz's own models, not to a module or a factory")
-        if isinstance(target, nn.Module):
-            return target
-        check_seed(seed)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            return load_factory(str(target))
+        return target if isinstance(target, nn.Module) else built_factory(str(target), seed)
     return resolve_spec(target, plain, overrides)
+
+
+def built_factory(target: str, seed: int = 0) -> nn.Module:
+    """The module ``pkg.mod:factory`` builds, with the global RNG seeded by ``seed`` (and restored)."""
+    check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return load_factory(target)
 
 
 @dataclass(frozen=True)
@@ -192,9 +195,7 @@ def resolve_model(target: Target, device: str | torch.device = "auto", seed: int
     check_seed(seed)
     if is_factory(target):  # resviz builds it, so resviz may put it on the measuring device
         dev = measuring_device(device)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            built = load_factory(str(target)).to(dev)
+        built = built_factory(str(target), seed).to(dev)
         return Resolved(built, label_of(built), None, dev)
     if isinstance(target, nn.Module):
         target = original(target)
