@@ -147,16 +147,6 @@ def test_what_is_a_factory() -> None:
     assert not is_factory("pkg:") and not is_factory(3)
 
 
-def test_compare_says_why_it_takes_no_module() -> None:
-    """compare trains what it builds from specs: a module or a factory is refused in one line that
-    says so and names what takes them (not 'expected an nn.Module, got ResNet')."""
-    for target in (torch.nn.Linear(2, 2), "mymodels.py:make"):
-        with pytest.raises(ResvizError) as err:
-            resviz.compare([target, "resnet20"])
-        assert str(err.value).startswith("compare builds and trains each model from its spec")
-        assert "summary, trace, monitor and study" in str(err.value) and "\n" not in str(err.value)
-
-
 def test_a_study_of_a_factory_model_records_the_command_that_runs_it_again() -> None:
     result = resviz.study("signal", "tests.families.vit:build", input_size="4x3x32x32")
     assert result.settings["command"].startswith("resviz study signal tests.families.vit:build --input 4x3x32x32")

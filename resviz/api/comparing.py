@@ -7,6 +7,8 @@ option the caller passes (anything but ``None``) overrides the recipe's value an
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import math
 import os
 from collections.abc import Mapping, Sequence
@@ -19,13 +21,16 @@ from resviz import limits
 from resviz.api.factories import is_factory
 from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, batch_shape, parse_dims
-from resviz.api.targets import label_of, measuring_device, resolve_spec
-from resviz.errors import ResvizError, clip
+from resviz.api.targets import Target, built_factory, label_of, measuring_device, resolve_spec
+from resviz.errors import ResvizError, clip, one_line
+from resviz.measure.compiled import original
 from resviz.measure.memory import compare_need
-from resviz.measure.static import analyze_spec
-from resviz.records import Comparison
+from resviz.measure.ownership import check_free
+from resviz.measure.static import analyze_module, analyze_spec, logits_width, weighted_depth
+from resviz.records import Comparison, Summary
 from resviz.records.comparison import Recipe
 from resviz.spec import ResNetSpec
+from resviz.studies.candidates import Build, Candidate
 from resviz.studies.compare import RECIPES, Progress, paper_eval_every, paper_warmup, run
 from resviz.studies.data import data_bytes
 
@@ -33,23 +38,81 @@ from resviz.studies.data import data_bytes
 MAX_SEEDS = 100
 
 
-def _specs(models: Sequence[str | ResNetSpec]) -> list[ResNetSpec]:
-    if isinstance(models, (str, ResNetSpec)) or len(models) < 2:
-        count = 1 if isinstance(models, (str, ResNetSpec)) else len(models)
-        raise ResvizError(f"a comparison needs at least two models, got {count}")
-    for m in models:
-        if isinstance(m, nn.Module) or is_factory(m):
-            what = clip(label_of(m) if isinstance(m, nn.Module) else str(m))
-            raise ResvizError(
-                f"compare builds and trains each model from its spec, and {what} has none: compare resviz's "
-                "models (names, MODEL@KEY=VALUE, spec files); your own model takes summary, trace, monitor and study"
-            )
-    specs = [resolve_spec(m) for m in models]
-    names = [s.name for s in specs]
+Models = Sequence[Target] | Mapping[str, Target]
+"""What a comparison takes: targets (names, spec files, specs, modules, ``pkg.mod:factory``), or a
+mapping from the name each should carry in the report to its target."""
+
+
+def _named(models: Models) -> list[tuple[str | None, Target]]:
+    """``(name or None, target)`` pairs; at least two, each name given once."""
+    if isinstance(models, Mapping):
+        return [(clip(str(k)), v) for k, v in models.items()] if len(models) >= 2 else _too_few(len(models))
+    if isinstance(models, (str, ResNetSpec, nn.Module)) or len(models) < 2:
+        return _too_few(1 if isinstance(models, (str, ResNetSpec, nn.Module)) else len(models))
+    return [(None, m) for m in models]
+
+
+def _too_few(count: int) -> list[tuple[str | None, Target]]:
+    raise ResvizError(f"a comparison needs at least two models, got {count}")
+
+
+def _module_candidate(name: str | None, module: nn.Module, shape: tuple[int, ...]) -> tuple[Candidate, Summary]:
+    """The user's module: summarised where it is, copied for every training run (it is never trained
+    itself, and its weights are the ones given for every seed)."""
+    module = original(module)
+    label = name or label_of(module)
+    check_free(module, label)
+    if any(p.device.type == "meta" for p in module.parameters()):
+        raise ResvizError(f"{label} is on the meta device: it has no weights to train")
+    summ = analyze_module(module, shape, label=label)
+
+    def build(_seed: int, device: torch.device) -> nn.Module:
+        try:
+            copied = copy.deepcopy(module)
+        except Exception as exc:  # a module holding something that cannot be copied
+            raise ResvizError(f"cannot copy {label} to train it: {one_line(exc)[:160]}; pass a factory "
+                              "(pkg.mod:factory) instead") from None
+        return copied.to(device)
+
+    return _foreign(label, build, module, shape, summ), summ
+
+
+def _factory_candidate(name: str | None, target: str, shape: tuple[int, ...], seed: int) -> tuple[Candidate, Summary]:
+    """A model ``pkg.mod:factory`` builds: built once here (so a failing factory stops the run before
+    any training) and again, seeded, for every run."""
+    label = name or target.strip()
+    module = built_factory(target, seed)
+    summ = analyze_module(module, shape, label=label)
+
+    def build(run_seed: int, device: torch.device) -> nn.Module:
+        return built_factory(target, run_seed).to(device)
+
+    return _foreign(label, build, module, shape, summ), summ
+
+
+def _foreign(label: str, build: Build, module: nn.Module, shape: tuple[int, ...], summ: Summary) -> Candidate:
+    return Candidate(label, build, logits_width(module, shape, label), bool(summ.blocks), weighted_depth(summ))
+
+
+def _candidates(models: Models, shape: tuple[int, ...], seed: int) -> tuple[list[Candidate], list[Summary]]:
+    """Every target as a :class:`~resviz.studies.candidates.Candidate` with its static analysis at
+    one image of ``shape`` (which refuses channels or sizes a model cannot take), in the order given."""
+    out: list[tuple[Candidate, Summary]] = []
+    for name, target in _named(models):
+        if isinstance(target, nn.Module):
+            out.append(_module_candidate(name, target, shape))
+        elif is_factory(target):
+            out.append(_factory_candidate(name, str(target), shape, seed))
+        else:
+            spec = resolve_spec(target)
+            spec = dataclasses.replace(spec, name=name).validate() if name else spec
+            out.append((Candidate.of_spec(spec), analyze_spec(spec, shape)))
+    names = [c.name for c, _ in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ResvizError(f"model {dup[0]} is given more than once; give each model once")
-    return specs
+        raise ResvizError(f"model {dup[0]} is given more than once; give each model once (name your own "
+                          "modules with a dict: compare({'mine': model, 'ref': 'resnet18'}))")
+    return [c for c, _ in out], [s for _, s in out]
 
 
 def _check_numbers(steps: int, lr: float, every: int, seed: int) -> None:
@@ -110,7 +173,7 @@ def recipe_options(recipe: Recipe | str, given: Mapping[str, object]) -> tuple[d
 
 
 def compare(
-    models: Sequence[str | ResNetSpec],
+    models: Models,
     steps: int | None = None,
     batch: int | None = None,
     input_size: SizeLike | None = None,
@@ -126,6 +189,11 @@ def compare(
     eval_every: int | None = None,
 ) -> Comparison:
     """Measure gradient flow in ``models`` at initialisation and, with ``steps > 0``, during training.
+
+    ``models`` are names, spec files, specs, ``pkg.mod:factory`` targets or modules, or a mapping from
+    the names the report should use to such targets. resviz's models and factory models are built
+    anew, seeded, for every seed; a module is copied for every run, so it is never trained itself
+    and starts from its own weights whatever the seed (the seed changes the batches only).
 
     ``recipe`` gives the defaults: ``custom`` (no steps, batch 8, 3x32x32, synthetic data, lr
     0.05, block statistics every step) or ``paper`` (He et al. 2015, arXiv:1512.03385, Sec. 4.2,
@@ -150,19 +218,19 @@ def compare(
     kind = Recipe(str(recipe).strip().lower())
     if kind is Recipe.PAPER and batch is None and input_size is not None and len(parse_dims(input_size)) == 4:
         o["batch"] = None  # the N of an NxCxHxW size the user gave is the batch
-    specs = _specs(models)
+    _named(models)  # the count, before anything else is checked
     _check_numbers(o["steps"], o["lr"], o["every"], seed)
     _check_training(o["warmup"], o["seeds"], o["eval_every"], seed)
     dev = measuring_device(device)
     shape = batch_shape(o["input_size"], o["batch"])
-    summaries = [analyze_spec(s, (1, *shape[1:])) for s in specs]  # refuses channels or sizes a model cannot take
-    names = ", ".join(s.name for s in specs)
+    cands, summaries = _candidates(models, (1, *shape[1:]), seed)
+    names = ", ".join(c.name for c in cands)
     need = compare_need(summaries, shape[0], o["steps"], data_bytes(o["data"], o["steps"] + 1, shape[0], shape[1:]))
     check_need(f"a comparison of {names}", need, dev, shape)  # before building
     return run(
-        specs, summaries, shape, o["steps"], o["data"], seed, dev, o["lr"], o["every"], progress,
+        cands, summaries, shape, o["steps"], o["data"], seed, dev, o["lr"], o["every"], progress,
         warmup=o["warmup"], seeds=o["seeds"], eval_every=o["eval_every"], recipe=kind, overrides=overrides,
     )
 
 
-__all__ = ["MAX_SEEDS", "compare", "recipe_options"]
+__all__ = ["MAX_SEEDS", "Models", "compare", "recipe_options"]

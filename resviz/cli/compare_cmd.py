@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import echo, resolve_cli_spec, user_errors
+from resviz.cli.common import echo, user_errors
 from resviz.files import check_writable, write_atomic
 from resviz.records import TrainingStatus
 
@@ -55,7 +55,8 @@ def _progress_bar() -> Any:
 @app.command("compare")
 @user_errors
 def compare_cmd(
-    models: Annotated[list[str], typer.Argument(help="Two or more presets or spec files, e.g. resnet56 plain56.")],
+    models: Annotated[list[str], typer.Argument(
+        help="Two or more presets, spec files or pkg.mod:factory models, e.g. resnet56 plain56.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="report.html, report.md or report.json.")],
     steps: Annotated[int | None, typer.Option(
         "--steps", help="Training steps after the init analysis (default 0; paper recipe 300).")] = None,
@@ -86,7 +87,6 @@ def compare_cmd(
     from resviz.api import compare  # heavy: imported inside the command
 
     kind = output_kind(output)
-    specs = [resolve_cli_spec(m) for m in models]
     command = "resviz " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "resviz compare"
     bar = None if quiet else _progress_bar()
     task = None
@@ -103,7 +103,7 @@ def compare_cmd(
         bar.update(task, completed=done, description=label)
 
     try:
-        result = compare(specs, steps=steps, batch=batch, input_size=input, data=data, seed=seed,
+        result = compare(list(models), steps=steps, batch=batch, input_size=input, data=data, seed=seed,
                          device=device, lr=lr, every=every, progress=progress, recipe=recipe, seeds=seeds,
                          warmup=warmup, eval_every=eval_every)
     finally:

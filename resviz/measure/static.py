@@ -28,6 +28,7 @@ from resviz.measure.counting import (
 )
 from resviz.measure.graph import meta_state
 from resviz.measure.leaves import is_layer
+from resviz.measure.outputs import logits
 from resviz.measure.ownership import Use, exclusive
 from resviz.measure.structure import Layout, discover
 from resviz.model.blocks import Fork, ResidualBlock, find_blocks, shortcut_type
@@ -425,3 +426,30 @@ def analyze_module(
 def analyze_spec(spec: ResNetSpec, input_shape: Shape) -> Summary:
     """The static analysis of the network ``spec`` describes, built on the meta device (free)."""
     return analyze_module(build_model(spec, device="meta"), input_shape, spec=spec)
+
+
+#: The row types of matrix products called as functions (attention's): weightless, not layers of depth.
+PRODUCT_TYPES = frozenset(n.strip("_") for n in MATMUL_NAMES | ATTENTION_NAMES)
+
+
+def weighted_depth(summary: Summary) -> int:
+    """Depth as He et al. 2015 count it (arXiv:1512.03385, Table 1: ResNet-50 is 49 convolutions and
+    the classifier): the convolutions and linear layers that run on the way from input to output,
+    each call once, projection shortcuts and weightless matrix products (attention) left out. For
+    resviz's own models it equals the spec's depth (a test checks every preset)."""
+    return sum(1 for lr in summary.layers
+               if lr.macs > 0 and lr.branch is not Branch.SKIP and lr.type not in PRODUCT_TYPES)
+
+
+def logits_width(model: nn.Module, input_shape: Shape, label: str) -> int:
+    """How many classes ``model`` scores for a batch of ``input_shape``: the last dimension of the
+    logits of one forward on the meta device (free; the module is not modified). A one-line
+    error when there are no logits, or when they are not ``(batch, classes)``."""
+    x = torch.empty(input_shape, device="meta")
+    with exclusive(model, Use.SUMMARY, label), torch.no_grad(), FastMeta():
+        out = model(x) if _all_meta(model) else torch.func.functional_call(model, meta_state(model), (x,))
+    found = logits(out, label)
+    if found.dim() != 2:
+        raise ResvizError(f"{label} returns logits of shape {shape_str(tuple(found.shape))}, not (batch, classes): "
+                          "a comparison trains classifiers")
+    return int(found.shape[-1])

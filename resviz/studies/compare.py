@@ -35,7 +35,6 @@ import torch
 from torch import nn
 
 from resviz.measure.tracer import trace
-from resviz.model.resnet import build_model
 from resviz.records import (
     Comparison,
     ModelResult,
@@ -46,7 +45,7 @@ from resviz.records import (
     TrainingStatus,
 )
 from resviz.records.comparison import Recipe, SeedRun
-from resviz.spec import ResNetSpec
+from resviz.studies.candidates import Candidate
 from resviz.studies.data import Batches, load_batches
 from resviz.studies.environment import versions
 from resviz.studies.flow import init_result, response_stds
@@ -90,7 +89,7 @@ def seed_list(seed: int, seeds: int) -> tuple[int, ...]:
 
 
 def run(
-    specs: Sequence[ResNetSpec],
+    models: Sequence[Candidate],
     summaries: Sequence[Summary],
     shape: tuple[int, int, int, int],
     steps: int = 0,
@@ -107,11 +106,12 @@ def run(
     recipe: Recipe = Recipe.CUSTOM,
     overrides: tuple[str, ...] = (),
 ) -> Comparison:
-    """Measure gradient flow in validated ``specs`` (``summaries``: their static analyses at one image
+    """Measure gradient flow in ``models`` (``summaries``: their static analyses at one image
     of ``shape``) on batches of ``shape`` at initialisation and,
     with ``steps > 0``, during training (see :func:`resviz.api.compare` for the arguments).
 
-    Every model is built after ``torch.manual_seed(seed)`` and sees the same batches, so the same
+    Every model is built by its candidate with ``seed`` (:mod:`resviz.studies.candidates`) and sees
+    the same batches, so the same
     call gives the same numbers. ``warmup`` steps run at a tenth of ``lr``
     (:class:`~resviz.studies.training.Schedule`). With ``eval_every`` > 0 a held-out share of the
     data (:data:`HELD_OUT_SHARE`) is never trained on and is evaluated every ``eval_every`` steps;
@@ -123,14 +123,14 @@ def run(
     """
     dev = device or torch.device("cpu")
     share = HELD_OUT_SHARE if eval_every and steps > 0 else 0.0
-    max_classes = min(s.num_classes for s in specs)
+    max_classes = min(m.num_classes for m in models)
     batches = load_batches(data, steps + 1, shape[0], shape[1:], seed, max_classes=max_classes, held_out=share)
     schedule = Schedule(lr, warmup if steps > 0 else 0)
-    total = len(specs) * (steps + 1) + (seeds - 1) * len(specs) * steps
-    results, built, interrupted = _initial(specs, summaries, batches, dev, seed, total, progress)
-    specs = specs[:len(results)]
-    runs: list[TrainingRun | None] = [None] * len(specs)
-    per_seed: list[list[SeedRun]] = [[] for _ in specs]
+    total = len(models) * (steps + 1) + (seeds - 1) * len(models) * steps
+    results, built, interrupted = _initial(models, summaries, batches, dev, seed, total, progress)
+    models = models[:len(results)]
+    runs: list[TrainingRun | None] = [None] * len(models)
+    per_seed: list[list[SeedRun]] = [[] for _ in models]
     done_seeds: tuple[int, ...] = ()
     if steps > 0 and not interrupted:
         trained, interrupted = train(built, batches, steps, schedule, dev, every,
@@ -142,13 +142,13 @@ def run(
         done_seeds = (seed,)
         del built
         if not interrupted:
-            more, interrupted = _more_seeds(specs, data, shape, seed_list(seed, seeds)[1:], steps, schedule, dev,
+            more, interrupted = _more_seeds(models, data, shape, seed_list(seed, seeds)[1:], steps, schedule, dev,
                                             share, progress, total)
             for rows, extra in zip(per_seed, more[1], strict=True):
                 rows.extend(extra)
             done_seeds += more[0]
     settings = Settings(
-        tuple(s.name for s in specs), steps, max((r.steps_done for r in runs if r), default=0),
+        tuple(m.name for m in models), steps, max((r.steps_done for r in runs if r), default=0),
         shape[0], shape, batches.info, seed, str(dev), lr, interrupted, versions(),
         recipe=recipe, overrides=overrides, warmup_steps=schedule.warmup_steps,
         warmup_lr=schedule.at(1) if schedule.warmup_steps else None, seeds=done_seeds,
@@ -164,28 +164,25 @@ def run(
 
 
 def _more_seeds(
-    specs: Sequence[ResNetSpec], data: str | os.PathLike[str], shape: tuple[int, int, int, int],
+    models: Sequence[Candidate], data: str | os.PathLike[str], shape: tuple[int, int, int, int],
     seeds: Sequence[int], steps: int, schedule: Schedule, dev: torch.device, share: float,
     progress: Progress | None, total: int,
 ) -> tuple[tuple[tuple[int, ...], list[list[SeedRun]]], bool]:
     """Train fresh models for each further seed (no traces, no block statistics: only the final
     numbers are kept). Returns the seeds completed, one list of runs per model, and whether Ctrl-C
     stopped it (an interrupted seed is dropped: its models did not train as long as the others)."""
-    rows: list[list[SeedRun]] = [[] for _ in specs]
+    rows: list[list[SeedRun]] = [[] for _ in models]
     done: list[int] = []
     for i, s in enumerate(seeds):
         try:
             batches = load_batches(data, steps + 1, shape[0], shape[1:], s,
-                                   max_classes=min(sp.num_classes for sp in specs), held_out=share)
-            models = []
-            for spec in specs:
-                torch.manual_seed(s)
-                models.append((spec.name, build_model(spec, device=dev).train()))
+                                   max_classes=min(m.num_classes for m in models), held_out=share)
+            built = [(m.name, m.build(s, dev).train()) for m in models]
         except KeyboardInterrupt:
             return (tuple(done), rows), True
-        offset = len(specs) * (steps + 1) + i * len(specs) * steps
-        trained, interrupted = train(models, batches, steps, schedule, dev, None,
-                                     _seed_progress(progress, specs, s, offset, total), None)
+        offset = len(models) * (steps + 1) + i * len(models) * steps
+        trained, interrupted = train(built, batches, steps, schedule, dev, None,
+                                     _seed_progress(progress, models, s, offset, total), None)
         if interrupted:
             return (tuple(done), rows), True
         for r, run_ in zip(rows, trained, strict=True):
@@ -195,9 +192,9 @@ def _more_seeds(
 
 
 def _seed_progress(
-    progress: Progress | None, specs: Sequence[ResNetSpec], seed: int, offset: int, total: int,
+    progress: Progress | None, models: Sequence[Candidate], seed: int, offset: int, total: int,
 ) -> Progress:
-    names = [s.name for s in specs]
+    names = [m.name for m in models]
 
     def seed_progress(step: int, steps: int, name: str) -> None:
         if progress is not None:
@@ -208,7 +205,7 @@ def _seed_progress(
 
 
 def _initial(
-    specs: Sequence[ResNetSpec], summaries: Sequence[Summary], batches: Batches, dev: torch.device, seed: int,
+    models: Sequence[Candidate], summaries: Sequence[Summary], batches: Batches, dev: torch.device, seed: int,
     total: int, progress: Progress | None,
 ) -> tuple[list[dict[str, Any]], list[tuple[str, nn.Module]], bool]:
     """Build and trace every model at initialisation; on Ctrl-C keep what was measured (with
@@ -216,13 +213,12 @@ def _initial(
     built: list[tuple[str, nn.Module]] = []
     results: list[dict[str, Any]] = []
     try:
-        for i, (spec, summ) in enumerate(zip(specs, summaries, strict=True)):
-            torch.manual_seed(seed)
-            model = build_model(spec, device=dev).train()
-            results.append(init_result(spec, summ, model, _probe(model, batches, dev, seed, spec.name)))
-            built.append((spec.name, model))
+        for i, (cand, summ) in enumerate(zip(models, summaries, strict=True)):
+            model = cand.build(seed, dev).train()
+            results.append(init_result(cand, summ, model, _probe(model, batches, dev, seed, cand.name)))
+            built.append((cand.name, model))
             if progress is not None:
-                progress(i + 1, total, f"init {spec.name}")
+                progress(i + 1, total, f"init {cand.name}")
     except KeyboardInterrupt:
         if not results:
             raise

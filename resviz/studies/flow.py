@@ -29,7 +29,7 @@ from typing import Any
 from torch import nn
 
 from resviz.records import BlockFlow, LayerStd, StageFlow, Summary, Trace
-from resviz.spec import ResNetSpec
+from resviz.studies.candidates import Candidate
 
 
 def _ratio(num: float | None, den: float | None) -> float:
@@ -86,17 +86,17 @@ def stage_flows(blocks: Sequence[BlockFlow], stds: Sequence[LayerStd]) -> tuple[
     return tuple(out)
 
 
-def init_result(spec: ResNetSpec, summ: Summary, model: nn.Module, tr: Trace) -> dict[str, Any]:
+def init_result(cand: Candidate, summ: Summary, model: nn.Module, tr: Trace) -> dict[str, Any]:
     """The fields of a :class:`~resviz.records.ModelResult` known at initialisation."""
     blocks = block_flows(tr)
     stds = response_stds(tr, model)
     first = blocks[0].grad_total if blocks else math.nan
     last = blocks[-1].grad_total if blocks else math.nan
     return {
-        "name": spec.name, "has_skips": spec.has_skips, "depth": spec.depth, "params": summ.total_params,
+        "name": cand.name, "has_skips": cand.has_skips, "depth": cand.depth, "params": summ.total_params,
         "macs": summ.total_macs, "blocks_count": len(blocks), "loss_init": _f(tr.loss),
         "grad_first": first, "grad_last": last, "headline": _ratio(first, last),
         "blocks": blocks, "act_std": stds, "stages": stage_flows(blocks, stds),
-        "spec": spec.to_dict(),
+        "spec": dict(cand.spec),
         "trace": tr, "summary": summ,
     }

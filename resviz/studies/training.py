@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resviz.measure.monitor import Monitor, monitor
+from resviz.measure.outputs import find_logits, logits
 from resviz.records import HeldOut, MonitorSeries, TrainingRun, TrainingStatus
 from resviz.studies.data import Batch, Batches
 
@@ -82,7 +83,7 @@ def make_optimizer(model: nn.Module, lr: float) -> torch.optim.Optimizer:
 def sgd_step(model: nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor) -> float:
     """One step; returns the loss. NaN is returned before the update so weights stay finite."""
     optimizer.zero_grad(set_to_none=True)
-    loss = F.cross_entropy(model(x), y)
+    loss = F.cross_entropy(logits(model(x), type(model).__name__), y)
     value = float(loss.detach())  # one host sync per step, needed to stop a diverging model
     if not math.isfinite(value):
         return value
@@ -102,7 +103,7 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, chunk: int = 51
         loss = torch.zeros((), device=x.device)
         wrong = torch.zeros((), device=x.device, dtype=torch.long)
         for lo in range(0, len(y), chunk):
-            out = model(x[lo:lo + chunk])
+            out = logits(model(x[lo:lo + chunk]), type(model).__name__)
             loss += F.cross_entropy(out.float(), y[lo:lo + chunk], reduction="sum")
             wrong += (out.argmax(dim=1) != y[lo:lo + chunk]).sum()
         values = torch.stack([loss, wrong.to(loss.dtype)]).tolist()  # one transfer
@@ -195,8 +196,9 @@ def _keep_logits(st: _State) -> Iterator[None]:
     """Keep each training forward's output on ``st`` (detached) for the step's training error."""
 
     def hook(module: nn.Module, _args: tuple[object, ...], out: object) -> None:
-        if module.training and isinstance(out, torch.Tensor):
-            st.logits = out.detach()
+        found = find_logits(out) if module.training else None
+        if found is not None:
+            st.logits = found.detach()
 
     handle = st.model.register_forward_hook(hook)
     try:
