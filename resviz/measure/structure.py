@@ -43,9 +43,9 @@ from torch import nn
 
 from resviz.measure.graph import Graph, Node, OpKind, meta_state, record_graph
 from resviz.model.fastmeta import FastMeta
-from resviz.records import Branch, ShortcutKind
+from resviz.records import ROOT_BLOCK, Branch, ShortcutKind
 
-ROOT = "<root>"
+ROOT = ROOT_BLOCK
 """The name of a residual addition the model's own ``forward`` performs (its module has no name)."""
 MAX_SKIP_WEIGHTED = 1
 """Convolutions or linear layers a shortcut may hold (a projection has one)."""

@@ -35,11 +35,12 @@ from resviz.records.comparison import (
 from resviz.records.enums import BlockType, Branch, DataKind, ShortcutKind, TrainingStatus
 from resviz.records.reconcile import ReconcileRow, Reconciliation
 from resviz.records.study import STUDY_KIND, StudyKind, StudyResult
-from resviz.records.summary import SMALL_INPUT_NOTE, BlockRecord, LayerRecord, StageRecord, Summary
+from resviz.records.summary import ROOT_BLOCK, SMALL_INPUT_NOTE, BlockRecord, LayerRecord, StageRecord, Summary
 from resviz.records.trace import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats, Trace
 
 __all__ = [
     "COMPARISON_KIND",
+    "ROOT_BLOCK",
     "SCHEMA_VERSION",
     "SMALL_INPUT_NOTE",
     "STUDY_KIND",

@@ -6,6 +6,7 @@ compared across runs. Shapes are tuples of ints; counts are Python ints.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,11 @@ from resviz.records.display import NotebookRepr
 from resviz.records.enums import BlockType, Branch, ShortcutKind
 
 SUMMARY_KIND = "resviz.summary"
+
+ROOT_BLOCK = "<root>"
+"""The block name of a residual addition the model's own ``forward`` performs (no submodule owns it)."""
+
+_SUFFIX = re.compile(r"(:\d+)?(#\d+)?$")
 
 SMALL_INPUT_NOTE = "input is smaller than the network's total stride"
 """How a summary's note begins when the input is smaller than the total stride."""
@@ -72,6 +78,24 @@ class BlockRecord:
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", BlockType(self.kind))
         object.__setattr__(self, "shortcut", ShortcutKind(self.shortcut))
+
+    @property
+    def module(self) -> str:
+        """The qualified name of the module whose ``forward`` performs this block's addition, which
+        prefixes its layers' names: ``blocks.0`` for ``blocks.0:2`` (the second residual of a module
+        holding two, as a ViT block does) and for ``blocks.0#2`` (its second call); empty for
+        :data:`ROOT_BLOCK`, the model itself."""
+        base = _SUFFIX.sub("", self.name)
+        return "" if base == ROOT_BLOCK else base
+
+    def relative(self, layer: str) -> str:
+        """``layer``'s name inside the block's module (``attn.qkv`` for ``blocks.0.attn.qkv``)."""
+        prefix = f"{self.module}." if self.module else ""
+        return layer[len(prefix):] if prefix and layer.startswith(prefix) else layer
+
+    def absolute(self, rel: str) -> str:
+        """The qualified name of the layer ``rel`` inside the block's module (the inverse of :meth:`relative`)."""
+        return f"{self.module}.{rel}" if self.module else rel
 
     def to_dict(self) -> dict[str, Any]:
         return dict(json_safe(self))

@@ -99,6 +99,39 @@ def layer_text(lr: LayerRecord) -> str:
     return lr.type
 
 
+#: Layer types that pass their input through in a drawing's order text (at rate 0 or in eval mode).
+PASS_THROUGH = frozenset({"Identity", "Dropout", "DropPath", "Dropout2d", "StochasticDepth"})
+_NORM_WORDS = (("batch", "BN"), ("layer", "LN"), ("group", "GN"), ("instance", "IN"))
+_PRODUCT_WORDS = {"scaled_dot_product_attention": "attention", "matmul": "matmul", "rmatmul": "matmul",
+                  "bmm": "matmul", "mm": "matmul", "baddbmm": "matmul", "addbmm": "matmul"}
+
+
+def op_word(type_name: str) -> str | None:
+    """A layer type as one word of an order such as ``LN-FC-attention-FC``; ``None`` for a layer
+    that passes its input through (:data:`PASS_THROUGH`)."""
+    if type_name in PASS_THROUGH:
+        return None
+    if type_name in _PRODUCT_WORDS:
+        return _PRODUCT_WORDS[type_name]
+    kind = theme.layer_kind(type_name)
+    if kind == "norm":
+        lower = type_name.lower()
+        return next((word for key, word in _NORM_WORDS if key in lower), type_name)
+    return {"conv": "conv", "linear": "FC", "pool": "pool"}.get(kind, type_name)
+
+
+def order_text(block: BlockRecord, layers: Sequence[LayerRecord]) -> str:
+    """The main path's operations in the order they run, from the block's own layers
+    (``conv-LN-FC-GELU-FC`` for a ConvNeXt block, ``LN-FC-attention-FC`` for a ViT attention
+    residual), and what runs after the addition; how block views describe a block of a kind
+    the papers did not name."""
+    joins = [i for i, lr in enumerate(layers) if lr.branch == Branch.JOIN]
+    cut = joins[-1] if joins else len(layers)
+    main = [w for lr in layers[:cut] if lr.branch == Branch.MAIN and (w := op_word(lr.type))]
+    after = [w for lr in layers[cut + 1:] if lr.branch != Branch.SKIP and (w := op_word(lr.type))]
+    return ("-".join(main) or "no weighted layer") + (f", then {'-'.join(after)}" if after else "")
+
+
 def unit_kind(recs: Sequence[LayerRecord]) -> str:
     if recs[0].type == "ResidualAdd":
         return "add"
@@ -120,8 +153,9 @@ def make_unit(rel: str, recs: Sequence[LayerRecord]) -> Unit:
     )
 
 
-def group_layers(layers: Sequence[LayerRecord], prefix_len: int, depth: int | None) -> list[Unit]:
-    """Consecutive layers grouped by the first ``depth`` components of their names (None: leaves)."""
+def group_layers(layers: Sequence[LayerRecord], prefix: str, depth: int | None) -> list[Unit]:
+    """Consecutive layers grouped by the first ``depth`` components of their names (None: leaves);
+    each unit is named relative to ``prefix`` (a block's module and a dot; empty for full names)."""
     units: list[Unit] = []
     run: list[LayerRecord] = []
     key = ""
@@ -129,22 +163,25 @@ def group_layers(layers: Sequence[LayerRecord], prefix_len: int, depth: int | No
         parts = lr.name.split(".")
         k = ".".join(parts[:depth]) if depth else lr.name
         if run and k != key:
-            units.append(make_unit(key[prefix_len:], run))
+            units.append(make_unit(_strip(key, prefix), run))
             run = []
         key = k
         run.append(lr)
     if run:
-        units.append(make_unit(key[prefix_len:], run))
+        units.append(make_unit(_strip(key, prefix), run))
     return units
+
+
+def _strip(name: str, prefix: str) -> str:
+    return name[len(prefix):] if prefix and name.startswith(prefix) else name
 
 
 def layout_block(block: BlockRecord, layers: Sequence[LayerRecord], depth: int | None = None) -> BlockLayout:
     """Split a block's (grouped) layers into the parts of a residual block drawing."""
-    prefix = len(block.name) + 1
-    units = group_layers(layers, prefix, depth)
+    units = group_layers(layers, f"{block.module}." if block.module else "", depth)
     # Names inside the unit become relative to the block so folded runs share node ids.
     units = [Unit(u.rel, u.label, u.kind, u.branch, u.input_shape, u.output_shape,
-                  tuple(n[prefix:] for n in u.rels)) for u in units]
+                  tuple(block.relative(n) for n in u.rels)) for u in units]
     main: list[Unit] = []
     skip: list[Unit] = []
     post: list[Unit] = []
@@ -168,17 +205,17 @@ def layout_block(block: BlockRecord, layers: Sequence[LayerRecord], depth: int |
 def draw_block(
     g: graphviz.Digraph, lay: BlockLayout, src: str, src_shape: Shape, prefix: str,
     metrics: Metrics | None = None, scale: ColorScale | None = None,
-    run: Sequence[str] = (),
+    run: Sequence[BlockRecord] = (),
 ) -> tuple[str, Shape]:
     """Draw ``lay`` below node ``src``; return the id and shape of the block's output node.
 
     ``run`` lists the blocks a folded node stands for (metric values are averaged over them).
     """
-    blocks = tuple(run) or (lay.block.name,)
+    blocks = tuple(run) or (lay.block,)
 
     def node(u: Unit) -> str:
         nid = prefix + u.rel
-        value = metrics.value([[f"{b}.{r}" for r in u.rels] for b in blocks]) if metrics else None
+        value = metrics.value([[b.absolute(r) for r in u.rels] for b in blocks]) if metrics else None
         extra = {"group": prefix + "main"} if u.branch != Branch.SKIP else {}
         add_node(g, nid, u.label, u.kind, value, scale, **extra)
         return nid
@@ -209,9 +246,8 @@ def draw_block(
 
 def block_signature(block: BlockRecord, layers: Sequence[LayerRecord]) -> tuple[object, ...]:
     """Two blocks with equal signatures draw identically: they can be folded into one ("x35")."""
-    n = len(block.name) + 1
     return (block.kind, block.shortcut, block.input_shape, block.output_shape,
-            tuple((lr.name[n:], lr.type, lr.input_shape, lr.output_shape, lr.kernel, lr.stride,
+            tuple((block.relative(lr.name), lr.type, lr.input_shape, lr.output_shape, lr.kernel, lr.stride,
                    lr.groups, lr.branch) for lr in layers))
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord, BlockType, ShortcutKind
+from resviz.records import BlockRecord, BlockType, LayerRecord, ShortcutKind
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph
-from resviz.render.diagrams.blockgraph import BlockLayout, draw_block, layout_block
+from resviz.render.diagrams.blockgraph import BlockLayout, draw_block, layout_block, order_text
 from resviz.render.diagrams.context import Context
 
 if TYPE_CHECKING:
@@ -26,8 +26,7 @@ SKIP_ORDER: tuple[ShortcutKind, ...] = (ShortcutKind.IDENTITY, ShortcutKind.PROJ
 
 
 def _unit_values(ctx: Context, lay: BlockLayout) -> list[float | None]:
-    name = lay.block.name
-    return [ctx.metrics.value([[f"{name}.{r}" for r in u.rels]]) for u in lay.units]
+    return [ctx.metrics.value([[lay.block.absolute(r) for r in u.rels]]) for u in lay.units]
 
 
 def _draw_one(ctx: Context, g: graphviz.Digraph, lay: BlockLayout, prefix: str,
@@ -40,13 +39,21 @@ def _draw_one(ctx: Context, g: graphviz.Digraph, lay: BlockLayout, prefix: str,
     add_edge(g, out, f"{prefix}output", shape, weight="4")
 
 
+def describe(b: BlockRecord, layers: list[LayerRecord]) -> str:
+    """The second line of a block's title: the paper's name for the order of a ResNet block, the
+    block's own order of operations for any other (:func:`~resviz.render.diagrams.blockgraph.order_text`)."""
+    if b.kind == BlockType.OTHER:
+        return f"main path: {order_text(b, layers)}"
+    return "pre-activation: BN-ReLU-conv" if b.kind.preact else "post-activation"
+
+
 def _block_view(ctx: Context, view: str, kinds: tuple[BlockType, ...]) -> graphviz.Digraph:
     b = ctx.pick_block(kinds)
     lay = layout_block(b, ctx.by_block[b.name])
     g = new_graph(view, ctx.summary, view)
     scale = ctx.scale_for(_unit_values(ctx, lay))
     with g.subgraph(name="cluster_block") as sub:
-        order = "pre-activation: BN-ReLU-conv" if b.kind.preact else "post-activation"
+        order = describe(b, ctx.by_block[b.name])
         sub.attr(label=lines(f"{b.name} ({b.stage}): {b.kind}, {b.shortcut} shortcut", order),
                  style="rounded", color="#888888")
         _draw_one(ctx, sub, lay, "", scale)

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from resviz.records import BlockRecord, BlockStats, ShortcutKind
+from resviz.records import BlockRecord, BlockStats, BlockType, ShortcutKind
 from resviz.render import theme
 from resviz.render.diagrams._style import add_edge, add_node, hwc, legend, lines, new_graph, safe_id, skip_edge
-from resviz.render.diagrams.blockgraph import layout_block, run_name
+from resviz.render.diagrams.blockgraph import layout_block, order_text, run_name
 from resviz.render.diagrams.context import Context
 from resviz.render.diagrams.metrics import grad_ratio, measured
 from resviz.render.format import sci
@@ -51,8 +51,17 @@ def _plan(ctx: Context) -> list[list[BlockRecord]]:
 def _main_text(ctx: Context, b: BlockRecord) -> str:
     lay = layout_block(b, ctx.by_block[b.name])
     convs = [u.label.split("\\n", 1)[-1] for u in (*lay.pre, *lay.main) if u.kind == "conv"]
+    if b.kind == BlockType.OTHER:
+        return lines("main path F(x)", *convs, order_text(b, ctx.by_block[b.name]))
     order = "BN-ReLU-conv" if b.kind.preact else "conv-BN-ReLU"
     return lines("main path F(x)", *convs, order)
+
+
+def _backward_text(b: BlockRecord) -> str:
+    """What the backward pass through F goes through: named for a ResNet block, generic otherwise."""
+    if b.kind == BlockType.OTHER:
+        return lines("backward through F", "(its layers' transposes, in reverse)")
+    return lines("backward through F", "(transposed convs, BN, ReLU mask)")
 
 
 def gradient_flow(ctx: Context) -> graphviz.Digraph:
@@ -126,8 +135,7 @@ def _block(
                     add_node(r, right, lines("dL/dx", total), "io")
                 elif row == 1:
                     add_node(r, left, _main_text(ctx, b), "conv", value, scale)
-                    add_node(r, right, lines("backward through F", "(transposed convs, BN, ReLU mask)"),
-                             "conv", value, scale)
+                    add_node(r, right, _backward_text(b), "conv", value, scale)
                 else:
                     add_node(r, left, "+" if residual else "=", "add")
                     add_node(r, right, "dL/dy", "io")

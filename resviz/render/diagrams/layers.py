@@ -66,7 +66,7 @@ def _finish(g: graphviz.Digraph, ctx: Context, prev: str, shape: Shape, kinds: s
 
 def _layer_node(ctx: Context, g: graphviz.Digraph, units_src: Sequence[LayerRecord], prev: str,
                 shape: Shape, scale: ColorScale | None) -> tuple[str, Shape, str]:
-    unit = group_layers(units_src, 0, None)[0] if len(units_src) == 1 else None
+    unit = group_layers(units_src, "", None)[0] if len(units_src) == 1 else None
     label = unit.label if unit else lines(units_src[0].name, f"{len(units_src)} layers")
     kind = unit_kind(units_src)
     nid = units_src[0].name if unit else units_src[0].name.split(".")[0]
@@ -136,8 +136,7 @@ def _full(ctx: Context, g: graphviz.Digraph) -> None:
         if isinstance(it, LayerRecord):
             values.append(ctx.metrics.value([[it.name]]))
         else:
-            blocks = [b.name for b in it]
-            values.extend(ctx.metrics.value([[f"{b}.{r}" for r in u.rels] for b in blocks])
+            values.extend(ctx.metrics.value([[b.absolute(r) for r in u.rels] for b in it])
                           for u in lays[it[0].name].units)
     scale = ctx.scale_for(values)
     prev, shape = _start(g, ctx)
@@ -156,8 +155,7 @@ def _full(ctx: Context, g: graphviz.Digraph) -> None:
             sub.attr(label=lines(run_name(it), f"{b.kind}, {skip}"), style="rounded",
                      color=theme.SKIP_STYLES.get(b.shortcut, {}).get("color", "#888888"),
                      fontsize=str(theme.FONT_SIZE))
-            prev, shape = draw_block(sub, lay, prev, shape, f"{b.name}.", ctx.metrics, scale,
-                                     [x.name for x in it])
+            prev, shape = draw_block(sub, lay, prev, shape, f"{b.name}.", ctx.metrics, scale, it)
         kinds |= {u.kind for u in lay.units}
     notes = [f"{folded} repeated blocks folded (xN: drawn once)"] if folded else []
     _finish(g, ctx, prev, shape, kinds, scale, notes)
