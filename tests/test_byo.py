@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 import resviz
 from resviz.api.factories import is_factory, load_factory
@@ -152,3 +153,35 @@ def test_a_study_of_a_factory_model_records_the_command_that_runs_it_again() -> 
     assert result.settings["command"].startswith("resviz study signal tests.families.vit:build --input 4x3x32x32")
     blocks = [b.name for b in result.records[0].models[0].blocks]
     assert blocks == ["blocks.0:1", "blocks.0:2", "blocks.1:1", "blocks.1:2"]
+
+
+class _ReadsValues(nn.Module):
+    """A residual network whose forward reads a value (``float(...)``): it cannot run on the meta device."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        scale = 1.0 if float(x.abs().mean()) >= 0 else 0.0  # always 1, but read from the data
+        x = x + scale * self.body(x)
+        return self.head(x.mean(dim=(2, 3)))
+
+
+def test_a_model_that_reads_values_is_counted_on_one_real_sample() -> None:
+    """The meta pass cannot run it: the summary falls back to one real image, says so in a note,
+    finds its residual block from that pass and leaves the model as it was (weights, BatchNorm
+    statistics, modes)."""
+    model = _ReadsValues().train()
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    s = resviz.summarize(model, input_size="4x3x16x16")
+    assert s.input_shape == (1, 3, 16, 16)
+    assert any(n.startswith("_ReadsValues cannot run on the meta device") and "1x3x16x16" in n for n in s.notes)
+    assert [b.name for b in s.blocks] == ["<root>"]
+    conv = next(lr for lr in s.layers if lr.name == "body.0")
+    assert conv.macs == 8 * 8 * 9 * 16 * 16 and conv.branch == "main"
+    assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
+    assert all(m.training for m in model.modules())

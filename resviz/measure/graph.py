@@ -270,6 +270,14 @@ def meta_state(model: nn.Module) -> dict[str, Tensor]:
     return state
 
 
+def needs_real(exc: BaseException) -> bool:
+    """Whether ``exc`` says a forward cannot run on the meta device because it reads tensor values
+    (``.item()``, ``float(t)``, ``.numpy()``, data-dependent shapes): such a model runs for real instead."""
+    text = str(exc).lower()
+    return isinstance(exc, (NotImplementedError, RuntimeError, TypeError)) and (
+        "meta" in text or "data-dependent" in text)
+
+
 def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = None) -> Graph:
     """Run ``model(x)`` once and return its op graph. With ``state`` (stand-ins for the model's
     parameters and buffers by state-dict name, e.g. on the meta device) the model runs through
@@ -293,6 +301,6 @@ def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = 
 
 
 __all__ = [
-    "CASTS", "Graph", "Node", "OpKind", "Recorder", "meta_state", "op_kind", "quiet", "quiet_depth",
+    "CASTS", "Graph", "Node", "OpKind", "Recorder", "meta_state", "needs_real", "op_kind", "quiet", "quiet_depth",
     "quietly", "record_graph",
 ]

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
-from resviz.errors import ResvizError, one_line
+from resviz.errors import ResvizError, clip, one_line
 from resviz.measure.counting import (
     ATTENTION_NAMES,
     MATMUL_NAMES,
@@ -26,7 +26,7 @@ from resviz.measure.counting import (
     kernel_and_stride,
     matmul_macs,
 )
-from resviz.measure.graph import meta_state
+from resviz.measure.graph import meta_state, needs_real
 from resviz.measure.leaves import is_layer
 from resviz.measure.outputs import logits
 from resviz.measure.ownership import Use, exclusive
@@ -214,6 +214,10 @@ def _all_meta(model: nn.Module) -> bool:
     return all(t.device.type == "meta" for t in tensors)
 
 
+class _NeedsReal(Exception):
+    """The forward cannot run on the meta device (it reads tensor values)."""
+
+
 def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) -> None:
     x = torch.empty(input_shape, device="meta")
     with rec.attached(), torch.no_grad(), FastMeta():
@@ -224,16 +228,56 @@ def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) 
                 torch.func.functional_call(model, meta_state(model), (x,))
         except ResvizError:
             raise
+        except (RuntimeError, ValueError, IndexError, NotImplementedError, TypeError) as exc:
+            if needs_real(exc) and not _all_meta(model):
+                raise _NeedsReal(one_line(exc)) from None
+            if isinstance(exc, (NotImplementedError, TypeError)):
+                raise
+            _refuse(exc, rec, input_shape, label)
+
+
+def _refuse(exc: Exception, rec: _Recorder, input_shape: Shape, label: str) -> None:
+    """The one-line error of a forward that fails at ``input_shape``, naming the layer that failed."""
+    first = one_line(exc)
+    small = ("too small", "can't be greater", "non-positive", "output size", "size is 0")
+    where = f"{rec.current} (input {shape_str(rec.current_input)})"
+    if any(s in first.lower() for s in small):
+        raise ResvizError(
+            f"input {shape_str(input_shape)} is too small for {label}: the spatial size "
+            f"reaches zero at {where}"
+        ) from None
+    raise ResvizError(f"{label} fails on input {shape_str(input_shape)} at {where}: {first}") from None
+
+
+def _run_real(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) -> Shape:
+    """The recorded pass of a model that cannot run on the meta device: :func:`real_output` of a batch
+    of one. Returns the shape that ran."""
+    shape = (1, *input_shape[1:])
+    with rec.attached():
+        try:
+            real_output(model, shape)
         except (RuntimeError, ValueError, IndexError) as exc:
-            first = one_line(exc)
-            small = ("too small", "can't be greater", "non-positive", "output size", "size is 0")
-            where = f"{rec.current} (input {shape_str(rec.current_input)})"
-            if any(s in first.lower() for s in small):
-                raise ResvizError(
-                    f"input {shape_str(input_shape)} is too small for {label}: the spatial size "
-                    f"reaches zero at {where}"
-                ) from None
-            raise ResvizError(f"{label} fails on input {shape_str(input_shape)} at {where}: {first}") from None
+            _refuse(exc, rec, shape, label)
+    return shape
+
+
+def real_output(model: nn.Module, shape: Shape) -> Any:
+    """One real forward of zeros of ``shape`` where the model lives, in eval mode (a batch of one
+    cannot train BatchNorm) and without gradients, its buffers and modes restored after: how a model
+    that reads tensor values in its forward is counted."""
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    modes = [(m, m.training) for m in model.modules()]
+    saved = [(b, b.detach().clone()) for b in model.buffers()]
+    try:
+        with torch.no_grad():
+            model.eval()
+            return model(torch.zeros(shape, device=device))
+    finally:
+        with torch.no_grad():
+            for b, v in saved:
+                b.copy_(v)
+        for m, flag in modes:
+            m.training = flag
 
 
 def _receptive_fields(layers: Sequence[LayerRecord]) -> dict[str, tuple[int, int]]:
@@ -258,13 +302,14 @@ def _block_kind(module: nn.Module) -> BlockType:
     return BlockType.of(bottleneck=bottleneck, preact=bool(getattr(module, "preact", False)))
 
 
-def _layout(model: nn.Module, input_shape: Shape) -> Layout | None:
+def _layout(model: nn.Module, input_shape: Shape, real: bool = False) -> Layout | None:
     """Where blocks are, found from the computation (:mod:`resviz.measure.structure`), for a model
-    not built of resviz's own blocks (which say where they are)."""
+    not built of resviz's own blocks (which say where they are); ``real`` lets discovery run the
+    model for real when it cannot run on the meta device."""
     if any(isinstance(m, ResidualBlock) for m in model.modules()):
         return None
     try:
-        return Layout(discover(model, input_shape, real=False).sites, stage_of)
+        return Layout(discover(model, input_shape, real=real).sites, stage_of)
     except (RuntimeError, NotImplementedError, ValueError, TypeError):  # the summary pass ran: blocks by name
         return None
 
@@ -390,9 +435,16 @@ def analyze_module(
             f"(input {shape_str(input_shape)})"
         )
     rec = _Recorder(model)
+    real: tuple[str, ...] = ()
     with exclusive(model, Use.SUMMARY, label):  # its parameters are swapped for meta ones meanwhile
-        _run_meta(model, rec, input_shape, label)  # first: its errors name the layer that fails
-        layout = _layout(model, input_shape) if find_structure else None
+        try:
+            _run_meta(model, rec, input_shape, label)  # first: its errors name the layer that fails
+        except _NeedsReal as why:
+            rec = _Recorder(model)
+            input_shape = _run_real(model, rec, input_shape, label)
+            real = (f"{label} cannot run on the meta device ({clip(str(why), 100)}): counted on one real "
+                    f"sample of {shape_str(input_shape)}",)
+        layout = _layout(model, input_shape, real=bool(real)) if find_structure else None
     if layout is not None:
         _place(rec, layout)
     blocks, stages = _rollup(rec, model, layout)
@@ -418,7 +470,7 @@ def analyze_module(
         layers=layers,
         blocks=blocks,
         stages=stages,
-        notes=tuple(notes) + tuple(_small_input_notes(layers)) + _reuse_notes(rec),
+        notes=tuple(notes) + real + tuple(_small_input_notes(layers)) + _reuse_notes(rec),
         spec=spec.to_dict() if spec else None,
     )
 
@@ -446,8 +498,14 @@ def logits_width(model: nn.Module, input_shape: Shape, label: str) -> int:
     logits of one forward on the meta device (free; the module is not modified). A one-line
     error when there are no logits, or when they are not ``(batch, classes)``."""
     x = torch.empty(input_shape, device="meta")
-    with exclusive(model, Use.SUMMARY, label), torch.no_grad(), FastMeta():
-        out = model(x) if _all_meta(model) else torch.func.functional_call(model, meta_state(model), (x,))
+    with exclusive(model, Use.SUMMARY, label):
+        try:
+            with torch.no_grad(), FastMeta():
+                out = model(x) if _all_meta(model) else torch.func.functional_call(model, meta_state(model), (x,))
+        except (RuntimeError, NotImplementedError, TypeError) as exc:
+            if not needs_real(exc) or _all_meta(model):
+                raise
+            out = real_output(model, (1, *input_shape[1:]))
     found = logits(out, label)
     if found.dim() != 2:
         raise ResvizError(f"{label} returns logits of shape {shape_str(tuple(found.shape))}, not (batch, classes): "

@@ -41,7 +41,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resviz.measure.graph import Graph, Node, OpKind, meta_state, record_graph
+from resviz.measure.graph import Graph, Node, OpKind, meta_state, needs_real, record_graph
 from resviz.model.fastmeta import FastMeta
 from resviz.records import ROOT_BLOCK, Branch, ShortcutKind
 
@@ -379,8 +379,8 @@ def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
         with FastMeta(), torch.no_grad():
             graph = record_graph(model, torch.empty(shape, dtype=dtype, device="meta"), meta_state(model))
         return find_residuals(graph)
-    except (NotImplementedError, RuntimeError) as exc:
-        if not real or ("meta" not in str(exc).lower() and "data-dependent" not in str(exc).lower()):
+    except (NotImplementedError, RuntimeError, TypeError) as exc:
+        if not real or not needs_real(exc):
             raise
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     x = torch.zeros((1, *shape[1:]), dtype=dtype, device=device)
