@@ -237,3 +237,24 @@ def test_a_factory_that_raises(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) 
     assert len(errors(at)) == 1 and "raised RuntimeError: out of ideas" in errors(at)[0]
     at.radio(key="page").set_value("Studies").run()
     assert f"yours: {target}" in ok(at).multiselect(key="study_models").options
+
+
+def test_studies_page_studies_a_declared_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`resviz.api.study` takes factory strings: the page offers the declared model, picks it
+    by default when it is the sidebar's, and studies it alone (it has no plain twin)."""
+    import resviz
+
+    launched(monkeypatch, TV)
+    at = ok(app(model=TV, input="32", page="Studies"))
+    assert at.multiselect(key="study_models").value == [TV]
+    at.text_input(key="study_input").set_value("2x3x32x32")
+    at.button(key="study_go").click().run()
+    assert not errors(ok(at))
+    want = resviz.study("signal", TV, input_size="2x3x32x32", device="auto")
+    from resviz.render.report.study_html import study_findings
+
+    assert any(f"signal study of {', '.join(want.models)}:" in str(c.value) for c in at.caption)
+    shown = "\n".join(str(m.value) for m in at.markdown)
+    assert all(f"- {line}" in shown for line in study_findings(want))
+    assert any("without a plain twin" in str(i.value) for i in at.info)
+    assert at.get("plotly_chart")

@@ -1,7 +1,9 @@
 """resviz dashboard: ``resviz dashboard`` (or ``streamlit run app.py`` in a checkout).
 
 Widgets and layout only; every computation lives in :mod:`resviz.dashboard`. The sidebar picks a
-preset or a custom spec and the run settings, the URL mirrors them, and one page is drawn per run,
+preset, a custom spec or a model declared at launch (``streamlit run app.py -- --model pkg.mod:factory``,
+read from ``sys.argv`` by :func:`resviz.dashboard.state.launch_models`; never from the URL, since a
+factory runs the user's code) and the run settings, the URL mirrors them, and one page is drawn per run,
 so a page that needs a trace never slows down one that does not. Page modules are imported when
 their page is opened; the default Architecture page needs only the summary (PyTorch on the meta
 device) and the DOT source.
