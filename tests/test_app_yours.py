@@ -258,3 +258,14 @@ def test_studies_page_studies_a_declared_model(monkeypatch: pytest.MonkeyPatch) 
     assert all(f"- {line}" in shown for line in study_findings(want))
     assert any("without a plain twin" in str(i.value) for i in at.info)
     assert at.get("plotly_chart")
+
+
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet20", "plain20", "preact_resnet164",
+                                  "resnext50_32x4d"])
+def test_the_depth_shown_for_your_model_is_the_papers_depth_for_presets(name: str) -> None:
+    """The headline depth of a model without a spec counts conv and linear layers outside the
+    shortcuts; on every kind of preset that count is the spec's (the papers') depth."""
+    from resviz.dashboard.pages_static import weighted_depth
+    from resviz.zoo import get_spec
+
+    assert weighted_depth(summarize(name)) == get_spec(name).depth
