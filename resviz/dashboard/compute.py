@@ -5,8 +5,10 @@ sessions, so switching back to a model already seen costs a cache lookup. Nothin
 disk: a pickled record from an older resviz could outlive the code that made it, and a restarted
 server recomputes a summary in well under a second once PyTorch is imported. Models are built
 inside these functions and dropped when they return: a module with hooks never outlives one call and is never
-shared between sessions (a ``st.cache_resource`` model would be). Specs travel as dicts so that
-the cache key is the architecture itself, not an object identity. Arguments starting with ``_``
+shared between sessions (a ``st.cache_resource`` model would be). A target travels as a plain key
+(:attr:`resviz.dashboard.state.Subject.key`): a spec as its dict, so that the cache key is the
+architecture itself, not an object identity; a launch-declared model as its factory string, which
+:mod:`resviz.api` imports and calls inside the computation. Arguments starting with ``_``
 are not hashed by Streamlit; the checkpoint bytes are keyed by their digest instead.
 
 Everything is computed by :mod:`resviz.api` and drawn by :mod:`resviz.render`, imported inside
@@ -47,8 +49,17 @@ def device_problem(device: str) -> str | None:
     return None
 
 
+TargetKey = dict[str, Any] | str
+"""A spec's dict or a factory string (``pkg.mod:factory``): what the cached functions receive."""
+
+
 def _spec(spec: dict[str, Any]) -> ResNetSpec:
     return ResNetSpec.from_dict(dict(spec))
+
+
+def _target(key: TargetKey) -> ResNetSpec | str:
+    """What :mod:`resviz.api` resolves for ``key``: the spec, or the factory string as it is."""
+    return key if isinstance(key, str) else _spec(key)
 
 
 def torch_loaded() -> bool:
@@ -63,11 +74,11 @@ def torch_loaded() -> bool:
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def summary(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Summary:
-    """Shapes, parameters and MACs on the meta device."""
+def summary(target: TargetKey, input_shape: tuple[int, ...]) -> Summary:
+    """Shapes, parameters and MACs on the meta device (a factory's model is built on the CPU first)."""
     from resviz.api import summarize
 
-    return summarize(_spec(spec), input_size=input_shape)
+    return summarize(_target(target), input_size=input_shape)
 
 
 def check_input(s: Summary) -> None:
@@ -80,14 +91,14 @@ def check_input(s: Summary) -> None:
 
 @st.cache_data(show_spinner=False, max_entries=128)
 def diagram_dot(
-    spec: dict[str, Any], input_shape: tuple[int, ...], view: str, depth: int | None,
+    target: TargetKey, input_shape: tuple[int, ...], view: str, depth: int | None,
     color_by: str | None, trace_key: tuple[Any, ...] | None = None, _trace: Any = None,
 ) -> str:
     """DOT source of a diagram view; ``_trace`` adds measurements, keyed by ``trace_key``
     (the arguments it was traced with)."""
     from resviz.render.diagrams import draw
 
-    dig = draw(summary(spec, input_shape), view=view, depth=depth, color_by=color_by, trace=_trace)
+    dig = draw(summary(target, input_shape), view=view, depth=depth, color_by=color_by, trace=_trace)
     return str(dig.source)
 
 
@@ -121,7 +132,7 @@ def check_checkpoint(spec: dict[str, Any], key: str, name: str, _data: bytes) ->
 
 @st.cache_data(show_spinner=False, max_entries=16)
 def trace(
-    spec: dict[str, Any], shape: tuple[int, ...], device: str, dtype: str, seed: int,
+    target: TargetKey, shape: tuple[int, ...], device: str, dtype: str, seed: int,
     ckpt_key: str = "", ckpt_name: str = "", _ckpt: bytes | None = None,
 ) -> Trace:
     """One forward and backward pass with the hook tracer; returns its plain ``Trace`` record.
@@ -130,12 +141,16 @@ def trace(
     and leaves the global RNG alone. A checkpoint's weights are loaded into a model built on that
     same device first, after the memory pre-flight (:func:`resviz.api.check_trace`). The tracer
     raises one-line errors for unsupported dtypes, for a pass that would not fit in memory (checked
-    before anything is built) and for failures of the pass.
+    before anything is built) and for failures of the pass. A factory string is traced as the api
+    builds it (seeded); checkpoints apply to specs only.
     """
     from resviz.api import trace as tracer
 
     if not ckpt_key:
-        return tracer(_spec(spec), input_size=shape, device=device, dtype=dtype, seed=seed)
+        return tracer(_target(target), input_size=shape, device=device, dtype=dtype, seed=seed)
+    if isinstance(target, str):
+        raise ResvizError(f"{target}: checkpoints are checked against resviz's own models only")
+    spec = target
     if _ckpt is None:
         raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
     from resviz.api import build_model, check_trace, load_checkpoint, resolve_device
@@ -146,11 +161,17 @@ def trace(
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def reconciliation(spec: dict[str, Any], input_shape: tuple[int, ...]) -> Reconciliation:
-    """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward)."""
-    from resviz.api import reconcile
+def reconciliation(target: TargetKey, input_shape: tuple[int, ...]) -> Reconciliation:
+    """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward).
 
-    return reconcile(_spec(spec), input_size=input_shape)
+    :func:`resviz.api.reconcile` takes a spec or a module, not a factory string: a factory's model
+    is built here (on the CPU, seeded with 0 as the api seeds specs) and dropped on return.
+    """
+    from resviz.api import reconcile, resolve_target
+
+    if isinstance(target, str):
+        return reconcile(resolve_target(target, seed=0), input_size=input_shape)
+    return reconcile(_spec(target), input_size=input_shape)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

@@ -7,10 +7,11 @@ session (the settings of the last run live in session state; the results in ``st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from resviz.dashboard import compute
-from resviz.dashboard.state import CUSTOM, ViewState
+from resviz.dashboard.state import CUSTOM, ViewState, model_label
 from resviz.errors import ResvizError
 from resviz.extras import missing
 from resviz.records import Comparison
@@ -38,10 +39,12 @@ def _defaults(view: ViewState, spec: ResNetSpec | None) -> list[str]:
     return ["resnet20", "plain20"]
 
 
-def compare_page(view: ViewState, spec: ResNetSpec | None) -> None:
-    """Pick models, run the comparison on demand, show its table and offer the report."""
-    names = list_models(include_plain=True)
-    picked = st.multiselect("Models to compare", names, default=_defaults(view, spec), key="cmp_models")
+def compare_page(view: ViewState, spec: ResNetSpec | None, launch: Sequence[str] = ()) -> None:
+    """Pick models (the presets and the launch-declared ones), run the comparison on demand, show
+    its table and offer the report."""
+    names = [*list_models(include_plain=True), *launch]
+    picked = st.multiselect("Models to compare", names, default=_defaults(view, spec), key="cmp_models",
+                            format_func=lambda m: model_label(m, launch))
     c1, c2, c3 = st.columns(3)
     steps = int(c1.number_input("Training steps", 0, 500, 5, key="cmp_steps"))
     batch = int(c2.number_input("Batch", 2, 256, 8, key="cmp_batch"))

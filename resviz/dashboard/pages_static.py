@@ -11,15 +11,14 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from resviz.dashboard import compute
-from resviz.dashboard.state import PageContext
+from resviz.dashboard.state import PageContext, Subject
 from resviz.errors import ResvizError
 from resviz.extras import missing
-from resviz.records import Summary, shape_str
+from resviz.records import Branch, Summary, shape_str
 from resviz.render import figures
 from resviz.render.diagrams import VIEWS, check_view, color_by_key, needs_trace
 from resviz.render.format import human
 from resviz.render.tables import fold, summary_json
-from resviz.spec import ResNetSpec
 
 try:
     import streamlit as st
@@ -30,14 +29,32 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def headline(s: Summary, spec: ResNetSpec) -> None:
+def weighted_depth(s: Summary) -> int:
+    """Convolution and linear layers outside the shortcuts, one per call: the papers' depth.
+
+    For every resviz preset this equals ``spec.depth`` (ResNet-50 gives 50: projection shortcuts
+    are not counted), so it is the same measure for a model resviz did not build. It counts layers
+    run, not the longest path: parallel branches inside a block (Inception-style) each add theirs.
+    """
+    return sum(1 for lr in s.layers
+               if lr.branch != Branch.SKIP and (lr.type == "Linear" or lr.type.startswith("Conv")))
+
+
+def headline(s: Summary, subject: Subject) -> None:
     """The numbers people quote about a network, per image."""
-    cols = st.columns(5)
+    cols = st.columns(6)
     cols[0].metric("parameters", human(s.total_params), help=f"{s.total_params:,}")
     cols[1].metric("MACs", human(s.total_macs), help=f"{s.total_macs:,} multiply-accumulates per image")
     cols[2].metric("FLOPs (2 x MACs)", human(s.total_flops))
-    cols[3].metric("depth", str(spec.depth), help="weighted layers as the papers count them")
-    cols[4].metric("activations", human(s.activation_bytes) + "B", help="output memory of every layer")
+    if subject.spec is not None:
+        cols[3].metric("depth", str(subject.spec.depth), help="weighted layers as the papers count them")
+    else:
+        cols[3].metric("depth", str(weighted_depth(s)),
+                       help="convolution and linear layers outside the shortcuts, as found in the model's "
+                            "computation (the papers' count for ResNets; parallel branches each add theirs)")
+    cols[4].metric("residual blocks", str(len(s.blocks)),
+                   help="additions out = F(x) + S(x) found in the computation")
+    cols[5].metric("activations", human(s.activation_bytes) + "B", help="output memory of every layer")
 
 
 #: Colour-by choices and their labels; ``None`` colours nodes by layer kind.
@@ -47,10 +64,12 @@ COLOR_LABELS: dict[str | None, str] = {
 }
 
 
-def color_choices(spec: ResNetSpec) -> list[str | None]:
+def color_choices(subject: Subject, s: Summary) -> list[str | None]:
     """What the diagrams can colour by: counts, and measurements from a trace; a plain network has
-    no skip path, so it has no main/skip gradient ratio to show."""
-    return [None, "macs", "params", "std", *(["grad-ratio"] if spec.has_skips else [])]
+    no skip path, so it has no main/skip gradient ratio to show (for a model resviz did not build,
+    one without residual blocks found in its computation)."""
+    skips = subject.spec.has_skips if subject.spec is not None else bool(s.blocks)
+    return [None, "macs", "params", "std", *(["grad-ratio"] if skips else [])]
 
 
 def architecture(ctx: PageContext) -> None:
@@ -63,11 +82,11 @@ def architecture(ctx: PageContext) -> None:
     """
     from resviz.dashboard import pages_traced
 
-    spec, s = ctx.spec, ctx.summary
-    headline(s, spec)
+    subject, s = ctx.subject, ctx.summary
+    headline(s, subject)
     c1, c2, c3 = st.columns([2, 2, 1])
     chosen = c1.selectbox("Diagram view", VIEWS, key="arch_view")
-    color = c2.selectbox("Color by", color_choices(spec), key="arch_color",
+    color = c2.selectbox("Color by", color_choices(subject, s), key="arch_color",
                          format_func=lambda c: COLOR_LABELS.get(c, str(c)),
                          help="fill each node by its count or measurement (log scale except std)")
     depth = c3.number_input("Depth", 1, 4, 2, key="arch_depth", help="1 stages, 2 blocks, 3+ layers") \
@@ -75,26 +94,26 @@ def architecture(ctx: PageContext) -> None:
     trace_key: tuple[Any, ...] | None = None
     tr = None
     if needs_trace(check_view(chosen), color_by_key(color)):
-        if chosen != "gradient-flow" and not pages_traced.trace_at_hand(ctx, spec):
-            shape = shape_str(ctx.view.trace_shape(spec.in_channels))
-            st.info(f"Colouring by {COLOR_LABELS[color].split(' (')[0]} needs a trace of {spec.name}: one "
+        if chosen != "gradient-flow" and not pages_traced.trace_at_hand(ctx, subject):
+            shape = shape_str(ctx.view.trace_shape(subject.in_channels))
+            st.info(f"Colouring by {COLOR_LABELS[color].split(' (')[0]} needs a trace of {subject.name}: one "
                     f"forward and backward pass at {shape} (Trace settings in the sidebar).")
             if not st.button("Run trace", key="arch_trace", type="primary"):
                 color = None
         if chosen == "gradient-flow" or color is not None:
-            tr = pages_traced.run_trace(ctx, spec)
+            tr = pages_traced.run_trace(ctx, subject)
             if tr is None:
                 return
-            trace_key = tuple(pages_traced.trace_args(ctx, spec))
+            trace_key = tuple(pages_traced.trace_args(ctx, subject))
     try:
         with st.spinner("Drawing..."):
-            dot = compute.diagram_dot(spec.to_dict(), s.input_shape, chosen, depth, color, trace_key, tr)
+            dot = compute.diagram_dot(subject.key, s.input_shape, chosen, depth, color, trace_key, tr)
     except ResvizError as exc:
         st.error(str(exc))
         return
     st.graphviz_chart(dot, width="stretch")
     c1, c2, _ = st.columns([1, 1, 3])
-    base = f"{spec.name}-{chosen}" + (f"-{color}" if color else "")
+    base = f"{file_stem(subject)}-{chosen}" + (f"-{color}" if color else "")
     c1.download_button("Download DOT", dot, file_name=f"{base}.dot", mime="text/vnd.graphviz",
                        key="dl_dot", on_click="ignore")
     if compute.can_render_svg():
@@ -102,6 +121,11 @@ def architecture(ctx: PageContext) -> None:
                            mime="image/svg+xml", key="dl_svg", on_click="ignore")
     for note in s.notes:
         st.caption(note)
+
+
+def file_stem(subject: Subject) -> str:
+    """A download's file name start: the model's name, a factory's ``:`` and ``/`` made safe."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in subject.name)
 
 
 def layer_frame(s: Summary, depth: int | None) -> pd.DataFrame:
@@ -126,7 +150,7 @@ def layer_frame(s: Summary, depth: int | None) -> pd.DataFrame:
 
 def layers(ctx: PageContext) -> None:
     """A sortable (click a header), filterable layer table with CSV and JSON downloads."""
-    spec, s = ctx.spec, ctx.summary
+    stem, s = file_stem(ctx.subject), ctx.summary
     c1, c2, c3 = st.columns([2, 2, 1])
     text = c1.text_input("Filter by name", key="layers_filter", placeholder="e.g. layer3 or downsample")
     fold_to = c3.selectbox("Fold to depth", [None, 1, 2, 3], key="layers_depth",
@@ -147,10 +171,10 @@ def layers(ctx: PageContext) -> None:
                        for k in ("params", "MACs", "elementwise", "activation bytes")},
     )
     c1, c2, _ = st.columns([1, 1, 3])
-    c1.download_button("Download CSV", lambda: frame.to_csv(index=False), file_name=f"{spec.name}-layers.csv",
+    c1.download_button("Download CSV", lambda: frame.to_csv(index=False), file_name=f"{stem}-layers.csv",
                        mime="text/csv", key="dl_csv", on_click="ignore")
     c2.download_button("Download JSON", lambda: json.dumps(summary_json(s, fold_to), indent=2),
-                       file_name=f"{spec.name}-summary.json", mime="application/json", key="dl_json",
+                       file_name=f"{stem}-summary.json", mime="application/json", key="dl_json",
                        on_click="ignore")
 
 
@@ -158,8 +182,8 @@ def cost(ctx: PageContext) -> None:
     """Where the parameters and MACs go, and how other FLOP counters disagree, and why."""
     import pandas as pd
 
-    spec, s = ctx.spec, ctx.summary
-    headline(s, spec)
+    s = ctx.summary
+    headline(s, ctx.subject)
     c1, c2 = st.columns(2)
     metric = c1.radio("Measure", ["macs", "params"], key="cost_metric", horizontal=True,
                       format_func=lambda m: figures.METRIC_LABELS[m])
@@ -176,20 +200,21 @@ def cost(ctx: PageContext) -> None:
                        "receptive field": x.receptive_field, "stride": x.jump} for x in s.stages]),
         hide_index=True, width="stretch",
     )
-    reconciliation(spec, s)
+    reconciliation(ctx.subject, s)
 
 
-def reconciliation(spec: ResNetSpec, s: Summary) -> None:
+def reconciliation(subject: Subject, s: Summary) -> None:
     import pandas as pd
 
     st.subheader("FLOP reconciliation")
     st.caption("resviz counts MACs of convolutions and linear layers; fvcore, torchinfo and "
-               "FlopCounterMode count differently. This runs one real forward pass on the CPU.")
+               "FlopCounterMode count differently. This runs one real forward pass on the CPU"
+               + (" of the model your factory builds (seed 0)." if subject.yours else "."))
     if not st.toggle("Reconcile with fvcore, torchinfo and FlopCounterMode", key="cost_reconcile"):
         return
     try:
-        with st.spinner(f"Counting {spec.name} with four counters..."):
-            rec = compute.reconciliation(spec.to_dict(), s.input_shape)
+        with st.spinner(f"Counting {subject.name} with four counters..."):
+            rec = compute.reconciliation(subject.key, s.input_shape)
     except ResvizError as exc:
         st.error(str(exc))
         return

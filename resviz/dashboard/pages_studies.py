@@ -12,11 +12,11 @@ Papers: Brock et al. 2021 (arXiv:2101.08692), Balduzzi et al. 2017 (arXiv:1702.0
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.dashboard.state import CUSTOM, ViewState
+from resviz.dashboard.state import CUSTOM, ViewState, is_yours, model_label
 from resviz.errors import ResvizError
 from resviz.extras import missing
 from resviz.records import StudyKind, StudyResult
@@ -82,19 +82,24 @@ def run_study(key: tuple[Any, ...], progress: Callable[[int, int, str], None] | 
     return _stored(key, ShownStudy(render_study_html(result), result))
 
 
-def _default_models(view: ViewState, spec: ResNetSpec | None) -> list[str]:
+def _default_models(view: ViewState, spec: ResNetSpec | None, launch: Sequence[str] = ()) -> list[str]:
+    """The model shown in the sidebar when it is a preset or launch-declared, else ResNet-20."""
+    if is_yours(view.model, launch):
+        return [view.model]
     names = list_models(include_plain=True)
     if spec is not None and view.model != CUSTOM and spec.name in names:
         return [spec.name]
     return ["resnet20"]
 
 
-def studies_page(view: ViewState, spec: ResNetSpec | None) -> None:
-    """Pick a study and models, run it on demand, show findings and figures, offer the report."""
+def studies_page(view: ViewState, spec: ResNetSpec | None, launch: Sequence[str] = ()) -> None:
+    """Pick a study and models (presets and launch-declared ones, which :func:`resviz.api.study`
+    builds from their factory strings), run it on demand, show findings and figures, offer the report."""
     c1, c2 = st.columns([1, 3])
     kind = StudyKind(c1.selectbox("Study", [k.value for k in StudyKind], key="study_kind"))
-    picked = c2.multiselect("Models", list_models(include_plain=True), default=_default_models(view, spec),
-                            key="study_models")
+    picked = c2.multiselect("Models", [*list_models(include_plain=True), *launch],
+                            default=_default_models(view, spec, launch), key="study_models",
+                            format_func=lambda m: model_label(m, launch))
     st.caption(HELP[kind])
     c1, c2, c3 = st.columns(3)
     size = c1.text_input("Input size", "", key="study_input", help="empty: the study's default")

@@ -13,12 +13,11 @@ import math
 from typing import Any, NamedTuple
 
 from resviz.dashboard import compute
-from resviz.dashboard.state import PageContext
+from resviz.dashboard.state import PageContext, Subject
 from resviz.errors import ResvizError
 from resviz.extras import missing
 from resviz.records import Trace, shape_str
 from resviz.render import figures, theme
-from resviz.spec import ResNetSpec
 
 try:
     import streamlit as st
@@ -33,7 +32,7 @@ _TRACED = "_resviz_traced"
 class TraceKey(NamedTuple):
     """The hashed arguments of :func:`compute.trace`; also the cache key of traced diagrams."""
 
-    spec: dict[str, Any]
+    target: dict[str, Any] | str
     shape: tuple[int, ...]
     device: str
     dtype: str
@@ -42,11 +41,11 @@ class TraceKey(NamedTuple):
     ckpt_name: str
 
 
-def trace_args(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> TraceKey:
-    """The trace settings of the sidebar applied to ``spec``."""
+def trace_args(ctx: PageContext, subject: Subject, with_ckpt: bool = True) -> TraceKey:
+    """The trace settings of the sidebar applied to ``subject``."""
     v = ctx.view
     ck = ctx.ckpt if with_ckpt else None
-    return TraceKey(spec.to_dict(), v.trace_shape(spec.in_channels), v.device, v.dtype, int(v.seed),
+    return TraceKey(subject.key, v.trace_shape(subject.in_channels), v.device, v.dtype, int(v.seed),
                     ck.key if ck else "", ck.name if ck else "")
 
 
@@ -54,19 +53,19 @@ def _key_digest(k: TraceKey) -> str:
     return compute.digest(repr(tuple(k)).encode())
 
 
-def trace_at_hand(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> bool:
-    """Whether this session already ran the trace of ``spec`` at the sidebar's settings, so that
+def trace_at_hand(ctx: PageContext, subject: Subject, with_ckpt: bool = True) -> bool:
+    """Whether this session already ran the trace of ``subject`` at the sidebar's settings, so that
     using it is normally a ``st.cache_data`` lookup (an evicted trace reruns with its spinner)."""
-    return _key_digest(trace_args(ctx, spec, with_ckpt)) in st.session_state.get(_TRACED, ())
+    return _key_digest(trace_args(ctx, subject, with_ckpt)) in st.session_state.get(_TRACED, ())
 
 
-def run_trace(ctx: PageContext, spec: ResNetSpec, with_ckpt: bool = True) -> Trace | None:
-    """The cached trace of ``spec``, with a spinner while it runs; ``None`` after showing an error."""
-    k = trace_args(ctx, spec, with_ckpt)
+def run_trace(ctx: PageContext, subject: Subject, with_ckpt: bool = True) -> Trace | None:
+    """The cached trace of ``subject``, with a spinner while it runs; ``None`` after showing an error."""
+    k = trace_args(ctx, subject, with_ckpt)
     ck = ctx.ckpt if with_ckpt else None
     try:
-        with st.spinner(f"Tracing {spec.name}: forward and backward pass at {shape_str(k.shape)}..."):
-            tr = compute.trace(k.spec, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
+        with st.spinner(f"Tracing {subject.name}: forward and backward pass at {shape_str(k.shape)}..."):
+            tr = compute.trace(k.target, k.shape, k.device, k.dtype, k.seed, k.ckpt_key, k.ckpt_name,
                                _ckpt=ck.data if ck else None)
     except ResvizError as exc:
         st.error(str(exc))
@@ -86,7 +85,7 @@ def activations(ctx: PageContext) -> None:
     """Output statistics of every layer against depth, and one layer's histogram."""
     import pandas as pd
 
-    tr = run_trace(ctx, ctx.spec)
+    tr = run_trace(ctx, ctx.subject)
     if tr is None:
         return
     st.caption(_caption(tr, ctx.ckpt is not None))
@@ -113,29 +112,24 @@ def activations(ctx: PageContext) -> None:
 
 
 def gradient_flow(ctx: PageContext) -> None:
-    """Gradient norm at each block input through the main and skip paths, with the plain twin."""
+    """Gradient norm at each block input through the main and skip paths, with the plain twin
+    (resviz's models only: a model built by the user's factory has no spec to take the shortcuts out of)."""
     import pandas as pd
 
-    spec = ctx.spec
-    tr = run_trace(ctx, spec)
+    subject = ctx.subject
+    tr = run_trace(ctx, subject)
     if tr is None:
         return
     st.caption(_caption(tr, ctx.ckpt is not None))
     if not tr.blocks:
-        st.info(f"{spec.name} has no residual blocks to measure.")
+        st.info(f"{subject.name} has no residual blocks to measure.")
         return
     if all(b.grad_total is None for b in tr.blocks):
         st.info("This trace ran without a backward pass, so there are no gradients to show.")
         return
-    plain = None
-    if spec.has_skips and st.toggle("Overlay the plain twin (same layers, no shortcuts)", value=True,
-                                    key="grad_plain"):
-        twin = spec.plain()
-        plain = run_trace(ctx, twin, with_ckpt=False)
-        if plain is not None and ctx.ckpt is not None:
-            st.caption(f"{twin.name} starts from random weights: the checkpoint belongs to {spec.name}.")
-    fig = figures.gradient_flow(tr.blocks, plain.blocks if plain is not None else None, model=spec.name,
-                                plain_model=spec.plain().name)
+    plain, plain_name = plain_twin(ctx)
+    fig = figures.gradient_flow(tr.blocks, plain.blocks if plain is not None else None, model=subject.name,
+                                plain_model=plain_name)
     st.plotly_chart(fig, key="grad_fig")
     st.dataframe(
         pd.DataFrame([{"block": b.name, "stage": b.stage, "shortcut": b.shortcut, "grad main": b.grad_main,
@@ -144,6 +138,22 @@ def gradient_flow(ctx: PageContext) -> None:
                       for b in tr.blocks]),
         hide_index=True, width="stretch",
     )
+
+
+def plain_twin(ctx: PageContext) -> tuple[Trace | None, str]:
+    """The plain twin's trace when the user asks for it (on by default), and its name; a model
+    without a spec (the user's own) or without shortcuts has no twin, and no toggle is shown."""
+    spec = ctx.spec
+    if spec is None or not spec.has_skips:
+        return None, ""
+    twin = spec.plain()
+    if not st.toggle("Overlay the plain twin (same layers, no shortcuts)", value=True, key="grad_plain"):
+        return None, twin.name
+    sub = Subject(twin.to_dict(), twin.name, twin.in_channels, twin)
+    plain = run_trace(ctx, sub, with_ckpt=False)
+    if plain is not None and ctx.ckpt is not None:
+        st.caption(f"{twin.name} starts from random weights: the checkpoint belongs to {spec.name}.")
+    return plain, twin.name
 
 
 def _finite(v: float) -> float | None:

@@ -7,7 +7,7 @@ at the top of every run (the documented way to make them persist).
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+from collections.abc import MutableMapping, Sequence
 from typing import Any
 
 from resviz.dashboard import compute, state
@@ -29,9 +29,9 @@ def keep(session: MutableMapping[Any, Any]) -> None:
             session[key] = session[key]
 
 
-def sync_url(view: state.ViewState) -> None:
+def sync_url(view: state.ViewState, launch: Sequence[str] = ()) -> None:
     """Write the shortest query string that reproduces ``view`` (only when it changed)."""
-    wanted = state.to_params(view.values())
+    wanted = state.to_params(view.values(), launch)
     if st.query_params.to_dict() != wanted:
         st.query_params.from_dict(wanted)
 

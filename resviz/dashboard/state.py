@@ -2,7 +2,9 @@
 
 Every widget has a fixed session-state key (the names below). The URL carries only the values
 that differ from the chosen preset's defaults, so ``?model=resnet56&shortcut=none`` is a complete,
-readable link to the plain twin of ResNet-56. Parsing never raises: a bad parameter falls back to
+readable link to the plain twin of ResNet-56. Models the user brings (``pkg.mod:factory``) are
+declared when the server is launched (:func:`launch_models`), never by a URL: a factory runs the
+user's code, so a link may only select one already declared. Parsing never raises: a bad parameter falls back to
 its default and is reported (quoted clipped, :func:`resviz.errors.quote`), because a pasted link
 should always open something. The widgets' ranges (:data:`LIMITS`) lie inside :mod:`resviz.limits`;
 the architecture fields are text and are bounded when the spec is validated.
@@ -10,8 +12,10 @@ the architecture fields are text and are bounded when the spec is validated.
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
-from collections.abc import Mapping, MutableMapping
+import sys
+from collections.abc import Mapping, MutableMapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -45,9 +49,69 @@ LIMITS: dict[str, tuple[int, int]] = {
 }
 
 
-def model_choices() -> list[str]:
-    """The presets, their plain twins, then ``custom``."""
-    return [*list_models(include_plain=True), CUSTOM]
+#: What the model selectbox shows for a launch-declared model, before its factory string.
+YOURS_LABEL = "yours: "
+#: The input side of a launch-declared model until the user changes it (ImageNet's, 3 channels).
+YOURS_SIDE = 224
+
+
+class _ArgError(Exception):
+    """A launch argument argparse could not read."""
+
+
+class _LaunchParser(argparse.ArgumentParser):
+    """argparse that raises instead of printing usage and exiting: the page shows one line."""
+
+    def error(self, message: str) -> Any:  # argparse's hook; the default calls sys.exit
+        raise _ArgError(message)
+
+
+def read_launch(argv: Sequence[str]) -> tuple[tuple[str, ...], list[str]]:
+    """``--model TARGET`` (repeatable) from the script's arguments -> the factory targets and the
+    problems (one line each). Only ``pkg.mod:factory`` style targets are accepted
+    (:func:`resviz.api.factories.is_factory`); nothing is imported or called here."""
+    parser = _LaunchParser(prog="app.py", add_help=False, allow_abbrev=False)
+    parser.add_argument("--model", action="append", default=[])
+    try:
+        known, _ = parser.parse_known_args(list(argv))
+    except _ArgError as exc:
+        return (), [f"launch arguments: {exc}"]
+    if not known.model:
+        return (), []
+    from resviz.api.factories import is_factory  # imports torch: only when models were declared
+
+    accepted: list[str] = []
+    problems: list[str] = []
+    for raw in known.model:
+        target = str(raw).strip()
+        if not is_factory(target):
+            problems.append(f"--model {quote(raw)} is not a model factory (expected pkg.mod:factory, "
+                            "file.py:factory, torchvision:NAME or timm:NAME)")
+        elif target not in accepted:
+            accepted.append(target)
+    return tuple(accepted), problems
+
+
+def launch_models() -> tuple[tuple[str, ...], list[str]]:
+    """The models declared when the dashboard was started (``streamlit run app.py -- --model X``,
+    ``resviz dashboard --model X``: Streamlit hands the arguments after ``--`` to the script as
+    ``sys.argv``), and the problems found reading them."""
+    return read_launch(sys.argv[1:])
+
+
+def is_yours(model: str, launch: Sequence[str]) -> bool:
+    """Whether ``model`` is one of the launch-declared models (not a preset nor ``custom``)."""
+    return model in launch
+
+
+def model_choices(launch: Sequence[str] = ()) -> list[str]:
+    """The presets, their plain twins, ``custom``, then the launch-declared models."""
+    return [*list_models(include_plain=True), CUSTOM, *launch]
+
+
+def model_label(model: str, launch: Sequence[str] = ()) -> str:
+    """How the model selectbox shows ``model``: launch-declared ones are marked as the user's."""
+    return f"{YOURS_LABEL}{model}" if is_yours(model, launch) else model
 
 
 def _ints(values: tuple[int, ...]) -> str:
@@ -63,24 +127,30 @@ def spec_values(spec: ResNetSpec) -> dict[str, Any]:
     }
 
 
-def defaults(model: str) -> dict[str, Any]:
-    """Every widget's default for ``model`` (a custom spec starts from ResNet-18's values)."""
-    spec = get_spec(model if model != CUSTOM else "resnet18")
-    side = spec.default_input_size[-1]
+def defaults(model: str, launch: Sequence[str] = ()) -> dict[str, Any]:
+    """Every widget's default for ``model`` (a custom spec starts from ResNet-18's values; a
+    launch-declared model keeps ResNet-50's hidden architecture fields and starts at 224x224)."""
+    yours = is_yours(model, launch)
+    spec = get_spec(DEFAULT_MODEL if yours else model if model != CUSTOM else "resnet18")
+    side = YOURS_SIDE if yours else spec.default_input_size[-1]
     return {
         "model": model, **spec_values(spec), "input": side, "tsize": min(side, TRACE_SIDE),
         "batch": TRACE_BATCH, "device": "auto", "dtype": "float32", "seed": 0, "page": PAGES[0],
     }
 
 
-def parse_params(params: Mapping[str, str]) -> tuple[dict[str, Any], list[str]]:
-    """Query parameters -> widget values (defaults filled in) and a list of ignored parameters."""
+def parse_params(params: Mapping[str, str], launch: Sequence[str] = ()) -> tuple[dict[str, Any], list[str]]:
+    """Query parameters -> widget values (defaults filled in) and a list of ignored parameters.
+
+    ``model`` may name a preset, ``custom`` or one of the ``launch`` models; any other factory
+    string is ignored like an unknown name, so a link never makes the server import code.
+    """
     problems: list[str] = []
     model = str(params.get("model", DEFAULT_MODEL))
-    if model not in model_choices():
+    if model not in model_choices(launch):
         problems.append(f"unknown model {quote(model)}")
         model = DEFAULT_MODEL
-    values = defaults(model)
+    values = defaults(model, launch)
     for key, raw in params.items():
         if key == "model" or key not in values:
             continue
@@ -105,10 +175,10 @@ def _parse_one(key: str, raw: str) -> Any:
     return raw
 
 
-def to_params(values: Mapping[str, Any]) -> dict[str, str]:
+def to_params(values: Mapping[str, Any], launch: Sequence[str] = ()) -> dict[str, str]:
     """Widget values -> the shortest query parameters that reproduce them."""
     model = str(values.get("model", DEFAULT_MODEL))
-    base = defaults(model)
+    base = defaults(model, launch)
     out = {"model": model}
     for key, default in base.items():
         if key == "model" or key not in values or values[key] == default:
@@ -118,18 +188,20 @@ def to_params(values: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
-def init_session(session: MutableMapping[Any, Any], params: Mapping[str, str]) -> list[str]:
+def init_session(
+    session: MutableMapping[Any, Any], params: Mapping[str, str], launch: Sequence[str] = (),
+) -> list[str]:
     """Fill the widget keys from the URL on a session's first run; later runs keep the widgets'."""
     if session.get("_resviz_init"):
         return []
-    values, problems = parse_params(params)
+    values, problems = parse_params(params, launch)
     for key, value in values.items():
         session[key] = value
     session["_resviz_init"] = True
     return problems
 
 
-def apply_preset(session: MutableMapping[Any, Any]) -> None:
+def apply_preset(session: MutableMapping[Any, Any], launch: Sequence[str] = ()) -> None:
     """On a model change: load the new preset's architecture and input sizes into the widgets.
 
     Batch, device, dtype and seed are the user's run settings and survive the switch; a switch
@@ -138,7 +210,7 @@ def apply_preset(session: MutableMapping[Any, Any]) -> None:
     model = str(session.get("model", DEFAULT_MODEL))
     if model == CUSTOM:
         return
-    base = defaults(model)
+    base = defaults(model, launch)
     for key in (*SPEC_KEYS, "input", "tsize"):
         session[key] = base[key]
 
@@ -191,6 +263,13 @@ class ViewState:
             return custom(changes)
         return derive(get_spec(self.model), changes)
 
+    def subject(self, launch: Sequence[str] = ()) -> Subject:
+        """What the pages measure: a launch-declared factory as named, else :meth:`spec`."""
+        if is_yours(self.model, launch):
+            return Subject(self.model, self.model, 3, None)
+        spec = self.spec()
+        return Subject(spec.to_dict(), spec.name, spec.in_channels, spec)
+
     def input_shape(self, in_channels: int = 3) -> tuple[int, int, int, int]:
         """Per-image input of the static analysis (batch 1, as papers and torchvision count)."""
         return (1, in_channels, int(self.input), int(self.input))
@@ -204,6 +283,26 @@ VIEW_KEYS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(ViewState)
 
 
 @dataclass(frozen=True)
+class Subject:
+    """The model a page shows: a resviz spec, or a launch-declared factory resviz did not build.
+
+    ``key`` is what the cached computations receive and what :mod:`resviz.api` resolves: the
+    spec's dict (the architecture itself, not an object identity) or the factory string, which
+    the api imports and calls inside the computation; no module is ever kept.
+    """
+
+    key: dict[str, Any] | str
+    name: str
+    in_channels: int
+    spec: ResNetSpec | None
+
+    @property
+    def yours(self) -> bool:
+        """Whether a factory builds it (no spec: no plain twin, no checkpoint check)."""
+        return self.spec is None
+
+
+@dataclass(frozen=True)
 class Upload:
     """An uploaded checkpoint: its file name, a content digest (the cache key) and its bytes."""
 
@@ -214,9 +313,14 @@ class Upload:
 
 @dataclass(frozen=True)
 class PageContext:
-    """What every page receives: the sidebar state, the spec, its summary and any checkpoint."""
+    """What every page receives: the sidebar state, the model, its summary and any checkpoint."""
 
     view: ViewState
-    spec: ResNetSpec
+    subject: Subject
     summary: Summary
     ckpt: Upload | None = None
+
+    @property
+    def spec(self) -> ResNetSpec | None:
+        """The resviz spec, ``None`` for a launch-declared factory's model."""
+        return self.subject.spec
