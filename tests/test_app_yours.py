@@ -260,12 +260,16 @@ def test_studies_page_studies_a_declared_model(monkeypatch: pytest.MonkeyPatch) 
     assert at.get("plotly_chart")
 
 
-@pytest.mark.parametrize("name", ["resnet18", "resnet50", "resnet20", "plain20", "preact_resnet164",
-                                  "resnext50_32x4d"])
-def test_the_depth_shown_for_your_model_is_the_papers_depth_for_presets(name: str) -> None:
-    """The headline depth of a model without a spec counts conv and linear layers outside the
-    shortcuts; on every kind of preset that count is the spec's (the papers') depth."""
-    from resviz.dashboard.pages_static import weighted_depth
-    from resviz.zoo import get_spec
-
-    assert weighted_depth(summarize(name)) == get_spec(name).depth
+def test_compare_page_compares_a_declared_model_with_a_preset(monkeypatch: pytest.MonkeyPatch) -> None:
+    """:func:`resviz.api.compare` takes factory strings: the declared model trains beside a preset."""
+    launched(monkeypatch, TV)
+    at = ok(app(model="resnet20", page="Compare"))
+    at.multiselect(key="cmp_models").set_value([TV, "resnet20"])
+    at.number_input(key="cmp_steps").set_value(1)
+    at.number_input(key="cmp_batch").set_value(4)
+    at.number_input(key="cmp_size").set_value(16)
+    at.button(key="cmp_run").click().run()
+    assert not errors(ok(at))
+    frame = at.dataframe[0].value
+    assert list(frame["model"]) == [TV, "resnet20"]
+    assert bool(frame["shortcuts"].iloc[0]) and int(frame["depth"].iloc[0]) == 8

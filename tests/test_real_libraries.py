@@ -61,11 +61,21 @@ def test_real_blocks_are_found_and_split_exactly(
             _close(v["skip"], relu * got[f"{s.module}/gout"])
 
 
-@pytest.mark.parametrize("target", [c[0] for c in CASES[:3]])
-def test_real_resnets_trace_and_stay_intact(target: str) -> None:
+@pytest.mark.parametrize(("target", "zero_last"), [
+    ("torchvision:resnet18", False), ("torchvision:resnet50", False),
+    ("timm:resnet18", True),  # timm's zero_init_last: each block's last BatchNorm scale starts at 0
+])
+def test_real_resnets_trace_and_stay_intact(target: str, zero_last: bool) -> None:
+    """Every block is measured and the model is left as it was. timm initialises the last BatchNorm
+    of every block to zero (Goyal et al. 2017, arXiv:1706.02677, Sec. 5.1), so at initialisation its
+    main branches add exactly nothing and pass no gradient: the trace must say so, not hide it."""
     model = _built(target)
     state = {k: v.clone() for k, v in model.state_dict().items()}
     tr = resviz.trace(model, input_size=(2, 3, 64, 64))
-    assert tr.blocks and all(b.grad_main and b.grad_skip for b in tr.blocks)
+    assert tr.blocks and all(b.grad_skip and b.skip_rms > 0 for b in tr.blocks)
+    if zero_last:
+        assert all(b.main_rms == 0.0 and b.grad_main == 0.0 for b in tr.blocks)
+    else:
+        assert all(b.main_rms > 0 and b.grad_main for b in tr.blocks)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())

@@ -32,7 +32,7 @@ from resviz.api.sizes import (
     static_shape,
     trace_shape,
 )
-from resviz.api.summaries import analyze_spec, static_summary, summarize
+from resviz.api.summaries import analyze_spec, static_summary, summarize, weighted_depth
 from resviz.api.targets import (
     CUSTOM,
     Resolved,
@@ -111,5 +111,5 @@ __all__ = [
     "resolve_target",
     "skip_twin", "spec_of", "static_shape", "static_summary", "study", "study_kind", "summarize", "trace",
     "trace_memory", "trace_need",
-    "trace_shape", "writes_files",
+    "trace_shape", "weighted_depth", "writes_files",
 ]

@@ -9,7 +9,7 @@ from torch import nn
 from resviz.api.sizes import SizeLike, static_shape
 from resviz.api.targets import Target, label_of, resolve_target, spec_of
 from resviz.errors import ResvizError
-from resviz.measure.static import analyze_module
+from resviz.measure.static import analyze_module, weighted_depth
 from resviz.measure.static import analyze_spec as analyze_shape
 from resviz.records import Summary
 from resviz.spec import ResNetSpec
@@ -57,4 +57,4 @@ def static_summary(target: Target | Summary, input_size: SizeLike | None = None)
     return analyze_spec(found, input_size)
 
 
-__all__ = ["analyze_spec", "static_summary", "summarize"]
+__all__ = ["analyze_spec", "static_summary", "summarize", "weighted_depth"]

@@ -14,7 +14,7 @@ from resviz.dashboard import compute
 from resviz.dashboard.state import PageContext, Subject
 from resviz.errors import ResvizError
 from resviz.extras import missing
-from resviz.records import Branch, Summary, shape_str
+from resviz.records import Summary, shape_str
 from resviz.render import figures
 from resviz.render.diagrams import VIEWS, check_view, color_by_key, needs_trace
 from resviz.render.format import human
@@ -29,17 +29,6 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def weighted_depth(s: Summary) -> int:
-    """Convolution and linear layers outside the shortcuts, one per call: the papers' depth.
-
-    For every resviz preset this equals ``spec.depth`` (ResNet-50 gives 50: projection shortcuts
-    are not counted), so it is the same measure for a model resviz did not build. It counts layers
-    run, not the longest path: parallel branches inside a block (Inception-style) each add theirs.
-    """
-    return sum(1 for lr in s.layers
-               if lr.branch != Branch.SKIP and (lr.type == "Linear" or lr.type.startswith("Conv")))
-
-
 def headline(s: Summary, subject: Subject) -> None:
     """The numbers people quote about a network, per image."""
     cols = st.columns(6)
@@ -49,9 +38,12 @@ def headline(s: Summary, subject: Subject) -> None:
     if subject.spec is not None:
         cols[3].metric("depth", str(subject.spec.depth), help="weighted layers as the papers count them")
     else:
+        from resviz.api import weighted_depth  # PyTorch is loaded by now: the summary needed it
+
         cols[3].metric("depth", str(weighted_depth(s)),
                        help="convolution and linear layers outside the shortcuts, as found in the model's "
-                            "computation (the papers' count for ResNets; parallel branches each add theirs)")
+                            "computation (the papers' count for ResNets; attention's matrix products have no "
+                            "weights and are not counted; parallel branches each add theirs)")
     cols[4].metric("residual blocks", str(len(s.blocks)),
                    help="additions out = F(x) + S(x) found in the computation")
     cols[5].metric("activations", human(s.activation_bytes) + "B", help="output memory of every layer")
