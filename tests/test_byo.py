@@ -185,3 +185,46 @@ def test_a_model_that_reads_values_is_counted_on_one_real_sample() -> None:
     assert conv.macs == 8 * 8 * 9 * 16 * 16 and conv.branch == "main"
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert all(m.training for m in model.modules())
+
+
+BIG = '''
+import torch
+from torch import nn
+
+
+def huge():
+    """A residual net of 72 GB of float32 weights: only the meta device can count it here."""
+    return nn.Sequential(nn.Flatten(), *(Residual(nn.Linear(30_000, 30_000)) for _ in range(20)))
+
+
+class Residual(nn.Module):
+    def __init__(self, body):
+        super().__init__()
+        self.body = body
+
+    def forward(self, x):
+        return x + self.body(x)
+
+
+def reads_in_init():
+    """Builds only for real: its constructor reads a value (as drop-path schedules often do)."""
+    width = int(torch.tensor(8.0).item())
+    return nn.Sequential(nn.Flatten(), Residual(nn.Linear(width, width)))
+'''
+
+
+def test_a_factory_is_counted_on_the_meta_device_when_it_builds_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      ) -> None:
+    """Summaries of a factory's model allocate no weights: 10^10 parameters are counted at once; a factory
+    that cannot build on the meta device is built for real; a comparison with the huge one is refused by the
+    memory check before anything is allocated."""
+    (tmp_path / "big.py").write_text(BIG)
+    monkeypatch.chdir(tmp_path)
+    s = resviz.summarize("big.py:huge", input_size="1x3x100x100")
+    assert s.total_params == 20 * (30_000 * 30_000 + 30_000) and len(s.blocks) == 20
+    small = resviz.summarize("big.py:reads_in_init", input_size="1x2x2x2")
+    assert small.total_params == 8 * 8 + 8 and [b.name for b in small.blocks] == ["1"]
+    with pytest.raises(ResvizError, match="needs about"):
+        resviz.compare(["big.py:huge", "resnet20"], input_size="3x100x100", batch=2)
+    with pytest.raises(ResvizError, match="has a dimension above"):
+        resviz.summarize("big.py:huge", input_size="1x3x100x100000")  # refused before anything is built

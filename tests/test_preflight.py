@@ -229,10 +229,10 @@ def test_compare_too_large_is_refused_in_one_line_before_building(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:
     """The issue's example: 64 images of 512x512 for two CIFAR nets (about 40 GiB)."""
-    from resviz.studies import compare
+    from resviz.studies import candidates, compare
 
     _fake_memory(monkeypatch, 16 * GIB)
-    monkeypatch.setattr(compare, "build_model", _never)
+    monkeypatch.setattr(candidates, "build_model", _never)
     monkeypatch.setattr(compare, "load_batches", _never)
     out = tmp_path / "r.html"
     start = time.perf_counter()
@@ -250,10 +250,10 @@ def test_a_data_set_too_large_at_the_input_size_is_refused_before_loading(monkey
     """The 1,797 digits upsampled to 512x512 hold about 16 GiB whatever the batch: the advice is a
     smaller input, and the input it names fits."""
     pytest.importorskip("sklearn")
-    from resviz.studies import compare
+    from resviz.studies import candidates, compare
 
     _fake_memory(monkeypatch, 8 * GIB)
-    monkeypatch.setattr(compare, "build_model", _never)
+    monkeypatch.setattr(candidates, "build_model", _never)
     monkeypatch.setattr(compare, "load_batches", _never)
     with pytest.raises(ResvizError, match=r"needs about 1[5-7]\.\d GiB \(data 15\.8 GiB\)") as err:
         api.compare(["resnet20", "plain20"], batch=2, input_size="3x512x512", data="digits")
@@ -294,10 +294,10 @@ def test_a_users_module_too_large_is_refused_before_its_pass(monkeypatch: pytest
 def test_the_dashboard_shows_a_refused_comparison(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamlit.testing.v1 import AppTest
 
-    from resviz.studies import compare
+    from resviz.studies import candidates
 
     _fake_memory(monkeypatch, GIB)
-    monkeypatch.setattr(compare, "build_model", _never)
+    monkeypatch.setattr(candidates, "build_model", _never)
     at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=60)
     at.query_params["model"] = "resnet20"
     at.query_params["page"] = "Compare"

@@ -21,6 +21,7 @@ from resviz import limits
 from resviz.api.factories import is_factory
 from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, batch_shape, parse_dims
+from resviz.api.summaries import factory_summary
 from resviz.api.targets import Target, built_factory, label_of, measuring_device, resolve_spec
 from resviz.errors import ResvizError, clip, one_line
 from resviz.measure.compiled import original
@@ -77,12 +78,12 @@ def _module_candidate(name: str | None, module: nn.Module, shape: tuple[int, ...
     return _foreign(label, build, module, shape, summ), summ
 
 
-def _factory_candidate(name: str | None, target: str, shape: tuple[int, ...], seed: int) -> tuple[Candidate, Summary]:
-    """A model ``pkg.mod:factory`` builds: built once here (so a failing factory stops the run before
-    any training) and again, seeded, for every run."""
+def _factory_candidate(name: str | None, target: str, shape: tuple[int, ...]) -> tuple[Candidate, Summary]:
+    """A model ``pkg.mod:factory`` builds: counted here (on the meta device where the factory allows
+    it, :func:`~resviz.api.summaries.factory_summary`: nothing is allocated before the memory check,
+    and a failing factory stops the run before any training), then built, seeded, for every run."""
     label = name or target.strip()
-    module = built_factory(target, seed)
-    summ = analyze_module(module, shape, label=label)
+    module, summ = factory_summary(target, shape, label)
 
     def build(run_seed: int, device: torch.device) -> nn.Module:
         return built_factory(target, run_seed).to(device)
@@ -94,7 +95,7 @@ def _foreign(label: str, build: Build, module: nn.Module, shape: tuple[int, ...]
     return Candidate(label, build, logits_width(module, shape, label), bool(summ.blocks), weighted_depth(summ))
 
 
-def _candidates(models: Models, shape: tuple[int, ...], seed: int) -> tuple[list[Candidate], list[Summary]]:
+def _candidates(models: Models, shape: tuple[int, ...]) -> tuple[list[Candidate], list[Summary]]:
     """Every target as a :class:`~resviz.studies.candidates.Candidate` with its static analysis at
     one image of ``shape`` (which refuses channels or sizes a model cannot take), in the order given."""
     out: list[tuple[Candidate, Summary]] = []
@@ -102,7 +103,7 @@ def _candidates(models: Models, shape: tuple[int, ...], seed: int) -> tuple[list
         if isinstance(target, nn.Module):
             out.append(_module_candidate(name, target, shape))
         elif is_factory(target):
-            out.append(_factory_candidate(name, str(target), shape, seed))
+            out.append(_factory_candidate(name, str(target), shape))
         else:
             spec = resolve_spec(target)
             spec = dataclasses.replace(spec, name=name).validate() if name else spec
@@ -223,7 +224,7 @@ def compare(
     _check_training(o["warmup"], o["seeds"], o["eval_every"], seed)
     dev = measuring_device(device)
     shape = batch_shape(o["input_size"], o["batch"])
-    cands, summaries = _candidates(models, (1, *shape[1:]), seed)
+    cands, summaries = _candidates(models, (1, *shape[1:]))
     names = ", ".join(c.name for c in cands)
     need = compare_need(summaries, shape[0], o["steps"], data_bytes(o["data"], o["steps"] + 1, shape[0], shape[1:]))
     check_need(f"a comparison of {names}", need, dev, shape)  # before building

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 
+import torch
 from torch import nn
 
+from resviz.api.factories import is_factory, load_factory
 from resviz.api.sizes import SizeLike, static_shape
-from resviz.api.targets import Target, label_of, resolve_target, spec_of
+from resviz.api.targets import Target, built_factory, label_of, resolve_target, spec_of
 from resviz.errors import ResvizError
 from resviz.measure.static import analyze_module, weighted_depth
 from resviz.measure.static import analyze_spec as analyze_shape
@@ -24,6 +27,8 @@ def summarize(target: Target, input_size: SizeLike | None = None, plain: bool = 
     ``nn.Module`` (a torchvision or timm model): modules are analysed with meta stand-ins for
     their tensors and are not modified.
     """
+    if is_factory(target) and not plain:
+        return factory_summary(str(target), input_size)[1]
     found = resolve_target(target, plain)
     if isinstance(found, nn.Module):
         return static_summary(found, input_size)  # no paper to compare a module with
@@ -50,11 +55,39 @@ def static_summary(target: Target | Summary, input_size: SizeLike | None = None)
         if input_size is not None:
             raise ResvizError("input_size cannot change a ready Summary: pass the model instead")
         return target
+    if is_factory(target):
+        return factory_summary(str(target), input_size)[1]
     found = resolve_target(target)
     if isinstance(found, nn.Module):
-        spec = spec_of(found)
-        return analyze_module(found, static_shape(spec, input_size), label=label_of(found), spec=spec)
+        return _module_summary(found, input_size, None)
     return analyze_spec(found, input_size)
 
 
-__all__ = ["analyze_spec", "static_summary", "summarize", "weighted_depth"]
+def factory_summary(
+    target: str, input_size: SizeLike | None = None, label: str | None = None,
+) -> tuple[nn.Module, Summary]:
+    """The static analysis of the model ``pkg.mod:factory`` builds, and the module it was made of.
+
+    The factory runs under ``torch.device("meta")`` first, so no weight is allocated and a model
+    of any size is counted at once; where it cannot build there, or its forward cannot run there
+    (it reads tensor values), the model is built for real (seed 0) and counted as any module is,
+    so a failure is then the model's own, in one line. A bad ``input_size`` is refused before
+    anything is built.
+    """
+    if input_size is not None:
+        static_shape(None, input_size)
+    with contextlib.suppress(Exception):  # any failure here is met again, and reported, for real
+        with torch.device("meta"):
+            module = load_factory(target)
+        if isinstance(module, nn.Module):
+            return module, _module_summary(module, input_size, label)
+    module = built_factory(target)
+    return module, _module_summary(module, input_size, label)
+
+
+def _module_summary(module: nn.Module, input_size: SizeLike | None, label: str | None) -> Summary:
+    spec = spec_of(module)
+    return analyze_module(module, static_shape(spec, input_size), label=label or label_of(module), spec=spec)
+
+
+__all__ = ["analyze_spec", "factory_summary", "static_summary", "summarize", "weighted_depth"]
