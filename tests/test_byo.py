@@ -162,11 +162,13 @@ class _ReadsValues(nn.Module):
         super().__init__()
         self.stem = nn.Conv2d(3, 8, 3, padding=1)
         self.body = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU())
-        self.head = nn.Linear(8, 5)
+        self.head = nn.Sequential(nn.Linear(8, 5), nn.BatchNorm1d(5), nn.Dropout(0.5))
+        self.register_buffer("seen", torch.zeros(()))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.seen = self.seen + 1  # a new tensor each call, as counters often are
         x = self.stem(x)
-        scale = 1.0 if float(x.abs().mean()) >= 0 else 0.0  # always 1, but read from the data
+        scale = 1.0 if float(x.detach().abs().mean()) >= 0 else 0.0  # always 1, but read from the data
         x = x + scale * self.body(x)
         return self.head(x.mean(dim=(2, 3)))
 
@@ -177,7 +179,12 @@ def test_a_model_that_reads_values_is_counted_on_one_real_sample() -> None:
     statistics, modes)."""
     model = _ReadsValues().train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
+    seen = model.seen
+    calls: list[int] = []
+    model.register_forward_hook(lambda *_: calls.append(1) and None)
+    rng = torch.random.get_rng_state()
     s = resviz.summarize(model, input_size="4x3x16x16")
+    assert model.seen is seen and torch.equal(torch.random.get_rng_state(), rng) and not calls
     assert s.input_shape == (1, 3, 16, 16)
     assert any(n.startswith("_ReadsValues cannot run on the meta device") and "1x3x16x16" in n for n in s.notes)
     assert [b.name for b in s.blocks] == ["<root>"]

@@ -63,13 +63,42 @@ def test_modules_factories_and_presets_side_by_side() -> None:
     assert not mine.training and all(p.grad is None for p in mine.parameters())
 
 
-def test_a_module_starts_every_run_from_its_own_weights() -> None:
-    """Two runs of the same module with different seeds start from the same weights: the loss at
-    initialisation on the same probe batch is the same."""
+def test_a_module_starts_every_run_from_its_own_weights(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the seed, the model traced at initialisation is a copy of the module with its own weights
+    (a copy: not the module itself), and the module's hooks come with it."""
+    from resviz.studies import compare as study
+
     mine = tv_resnet.build()
-    a = resviz.compare({"a": mine, "b": "resnet20"}, batch=4, seed=0)
-    b = resviz.compare({"a": mine, "b": "resnet20"}, batch=4, seed=0)
-    assert a.models[0].loss_init == b.models[0].loss_init
+    calls: list[int] = []
+    mine.layer1.register_forward_hook(lambda *_: calls.append(1) and None)
+    weights = _state(mine)
+    probed: list[nn.Module] = []
+    real_probe = study._probe
+
+    def probe(model: nn.Module, *args: object, **kwargs: object) -> object:
+        probed.append(model)
+        return real_probe(model, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(study, "_probe", probe)
+    for seed in (0, 1):
+        probed.clear()
+        resviz.compare({"a": mine, "b": "resnet20"}, batch=4, seed=seed)
+        copy_ = probed[0]
+        assert copy_ is not mine
+        assert all(torch.equal(weights[k], v) for k, v in copy_.state_dict().items())
+    assert calls  # the copies ran the module's hook; summarising and counting did not call it on `mine`
+
+
+def test_a_module_that_reads_values_keeps_its_blocks_in_a_comparison() -> None:
+    """A module that cannot run on the meta device (its forward reads a value) and holds a BatchNorm1d
+    head, in training mode: its block is found from a real pass in eval mode, so the comparison does
+    not call it a plain net."""
+    from tests.test_byo import _ReadsValues
+
+    mine = _ReadsValues().train()
+    result = resviz.compare({"mine": mine, "ref": "resnet20"}, batch=4)
+    m = result.models[0]
+    assert m.has_skips and m.blocks_count == 1 and m.trace.blocks[0].grad_main
 
 
 def test_model_output_logits_train() -> None:

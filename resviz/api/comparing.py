@@ -23,7 +23,7 @@ from resviz.api.preflight import check_need
 from resviz.api.sizes import SizeLike, batch_shape, parse_dims
 from resviz.api.summaries import factory_summary
 from resviz.api.targets import Target, built_factory, label_of, measuring_device, resolve_spec
-from resviz.errors import ResvizError, clip, one_line
+from resviz.errors import ResvizError, clip, one_line, quote
 from resviz.measure.compiled import original
 from resviz.measure.memory import compare_need
 from resviz.measure.ownership import check_free
@@ -45,12 +45,16 @@ mapping from the name each should carry in the report to its target."""
 
 
 def _named(models: Models) -> list[tuple[str | None, Target]]:
-    """``(name or None, target)`` pairs; at least two, each name given once."""
+    """``(name or None, target)`` pairs; at least two, each name given once and not empty."""
+    if isinstance(models, (str, ResNetSpec, nn.Module)):
+        return _too_few(1)
     if isinstance(models, Mapping):
-        return [(clip(str(k)), v) for k, v in models.items()] if len(models) >= 2 else _too_few(len(models))
-    if isinstance(models, (str, ResNetSpec, nn.Module)) or len(models) < 2:
-        return _too_few(1 if isinstance(models, (str, ResNetSpec, nn.Module)) else len(models))
-    return [(None, m) for m in models]
+        named: list[tuple[str | None, Target]] = [(clip(str(k).strip()), v) for k, v in models.items()]
+        if any(not n for n, _ in named):
+            raise ResvizError("a model's name in the dict is empty: name each model")
+    else:
+        named = [(None, m) for m in models]  # any iterable, once
+    return named if len(named) >= 2 else _too_few(len(named))
 
 
 def _too_few(count: int) -> list[tuple[str | None, Target]]:
@@ -59,7 +63,8 @@ def _too_few(count: int) -> list[tuple[str | None, Target]]:
 
 def _module_candidate(name: str | None, module: nn.Module, shape: tuple[int, ...]) -> tuple[Candidate, Summary]:
     """The user's module: summarised where it is, copied for every training run (it is never trained
-    itself, and its weights are the ones given for every seed)."""
+    itself, and its weights are the ones given for every seed). The copies keep the module's hooks:
+    they may be part of what it computes (``weight_norm``'s are)."""
     module = original(module)
     label = name or label_of(module)
     check_free(module, label)
@@ -86,7 +91,10 @@ def _factory_candidate(name: str | None, target: str, shape: tuple[int, ...]) ->
     module, summ = factory_summary(target, shape, label)
 
     def build(run_seed: int, device: torch.device) -> nn.Module:
-        return built_factory(target, run_seed).to(device)
+        built = built_factory(target, run_seed)
+        if any(t.device.type == "meta" for t in (*built.parameters(), *built.buffers())):
+            raise ResvizError(f"{quote(target)} builds its model on the meta device: it has no weights to train")
+        return built.to(device)
 
     return _foreign(label, build, module, shape, summ), summ
 

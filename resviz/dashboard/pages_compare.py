@@ -29,8 +29,11 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _defaults(view: ViewState, spec: ResNetSpec | None) -> list[str]:
-    """The current preset and its plain twin: the comparison He et al. 2015 (Fig. 4) make."""
+def _defaults(view: ViewState, spec: ResNetSpec | None, launch: Sequence[str] = ()) -> list[str]:
+    """The current preset and its plain twin: the comparison He et al. 2015 (Fig. 4) make; a
+    launch-declared model beside ResNet-20 (it has no plain twin)."""
+    if view.model in launch:
+        return [view.model, "resnet20"]
     names = list_models(include_plain=True)
     if spec is not None and view.model != CUSTOM and spec.name in names:
         twin = spec.plain().name if spec.has_skips else skip_twin(spec.name)
@@ -43,7 +46,7 @@ def compare_page(view: ViewState, spec: ResNetSpec | None, launch: Sequence[str]
     """Pick models (the presets and the launch-declared ones), run the comparison on demand, show
     its table and offer the report."""
     names = [*list_models(include_plain=True), *launch]
-    picked = st.multiselect("Models to compare", names, default=_defaults(view, spec), key="cmp_models",
+    picked = st.multiselect("Models to compare", names, default=_defaults(view, spec, launch), key="cmp_models",
                             format_func=lambda m: model_label(m, launch))
     c1, c2, c3 = st.columns(3)
     steps = int(c1.number_input("Training steps", 0, 500, 5, key="cmp_steps"))

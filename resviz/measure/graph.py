@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -270,6 +271,49 @@ def meta_state(model: nn.Module) -> dict[str, Tensor]:
     return state
 
 
+@contextmanager
+def without_hooks(model: nn.Module) -> Iterator[None]:
+    """The modules' forward hooks set aside while resviz runs the model for its own purposes
+    (discovery, counting, reading the logits' width): the user's hooks, and resviz's monitor, must
+    not see a forward that is not theirs. Hooks registered inside are dropped on exit."""
+    saved = [(m, m._forward_pre_hooks, m._forward_hooks) for m in model.modules()]
+    for m, _, _ in saved:
+        m._forward_pre_hooks, m._forward_hooks = OrderedDict(), OrderedDict()
+    try:
+        yield
+    finally:
+        for m, pre, post in saved:
+            m._forward_pre_hooks, m._forward_hooks = pre, post
+
+
+@contextmanager
+def held_real(model: nn.Module, evaluate: bool = True) -> Iterator[None]:
+    """A real forward of resviz's own, for a model that cannot run on the meta device: without
+    gradients, without the model's hooks, the global random state forked (dropout draws leave it
+    alone), and in eval mode unless ``evaluate`` is false (discovery keeps the model's own mode,
+    since a train-mode forward runs other operations, BatchNorm's counter among them). After it
+    every module's mode and every buffer are as they were: the original tensors back in place, also
+    where the forward assigned new ones, with their values restored."""
+    modes = [(m, m.training) for m in model.modules()]
+    slots = [(m, dict(m._buffers)) for m in model.modules()]
+    values = [(b, b.detach().clone()) for b in model.buffers()]
+    devices = sorted({t.device.index or 0 for t in (*model.parameters(), *model.buffers()) if t.device.type == "cuda"})
+    try:
+        with without_hooks(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
+            if evaluate:
+                model.eval()
+            yield
+    finally:
+        for m, buffers in slots:
+            m._buffers.clear()
+            m._buffers.update(buffers)
+        with torch.no_grad():
+            for b, v in values:
+                b.copy_(v)
+        for m, flag in modes:
+            m.training = flag
+
+
 def needs_real(exc: BaseException) -> bool:
     """Whether ``exc`` says a forward cannot run on the meta device because it reads tensor values
     (``.item()``, ``float(t)``, ``.numpy()``, data-dependent shapes): such a model runs for real instead."""
@@ -301,6 +345,18 @@ def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = 
 
 
 __all__ = [
-    "CASTS", "Graph", "Node", "OpKind", "Recorder", "meta_state", "needs_real", "op_kind", "quiet", "quiet_depth",
-    "quietly", "record_graph",
+    "CASTS",
+    "Graph",
+    "Node",
+    "OpKind",
+    "Recorder",
+    "held_real",
+    "meta_state",
+    "needs_real",
+    "op_kind",
+    "quiet",
+    "quiet_depth",
+    "quietly",
+    "record_graph",
+    "without_hooks",
 ]

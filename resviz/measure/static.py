@@ -26,7 +26,7 @@ from resviz.measure.counting import (
     kernel_and_stride,
     matmul_macs,
 )
-from resviz.measure.graph import meta_state, needs_real
+from resviz.measure.graph import held_real, meta_state, needs_real, without_hooks
 from resviz.measure.leaves import is_layer
 from resviz.measure.outputs import logits
 from resviz.measure.ownership import Use, exclusive
@@ -220,7 +220,7 @@ class _NeedsReal(Exception):
 
 def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) -> None:
     x = torch.empty(input_shape, device="meta")
-    with rec.attached(), torch.no_grad(), FastMeta():
+    with without_hooks(model), rec.attached(), torch.no_grad(), FastMeta():  # only the recorder's hooks see it
         try:
             if _all_meta(model):
                 model(x)
@@ -250,34 +250,19 @@ def _refuse(exc: Exception, rec: _Recorder, input_shape: Shape, label: str) -> N
 
 
 def _run_real(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) -> Shape:
-    """The recorded pass of a model that cannot run on the meta device: :func:`real_output` of a batch
-    of one. Returns the shape that ran."""
+    """The recorded pass of a model that cannot run on the meta device: one real forward of a batch
+    of one, held (:func:`~resviz.measure.graph.held_real`). Returns the shape that ran."""
     shape = (1, *input_shape[1:])
-    with rec.attached():
+    with held_real(model), rec.attached():  # in this order: the recorder's hooks are the only ones
         try:
-            real_output(model, shape)
+            model(torch.zeros(shape, device=_device_of(model)))
         except (RuntimeError, ValueError, IndexError) as exc:
             _refuse(exc, rec, shape, label)
     return shape
 
 
-def real_output(model: nn.Module, shape: Shape) -> Any:
-    """One real forward of zeros of ``shape`` where the model lives, in eval mode (a batch of one
-    cannot train BatchNorm) and without gradients, its buffers and modes restored after: how a model
-    that reads tensor values in its forward is counted."""
-    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
-    modes = [(m, m.training) for m in model.modules()]
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
-    try:
-        with torch.no_grad():
-            model.eval()
-            return model(torch.zeros(shape, device=device))
-    finally:
-        with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
-        for m, flag in modes:
-            m.training = flag
+def _device_of(model: nn.Module) -> torch.device:
+    return next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
 
 
 def _receptive_fields(layers: Sequence[LayerRecord]) -> dict[str, tuple[int, int]]:
@@ -371,6 +356,7 @@ def _rollup(
                 params=sum(lr.params for lr in rows),
                 macs=sum(lr.macs for lr in rows),
                 elementwise=sum(lr.elementwise for lr in rows),
+                module=layout.modules[name] if layout is not None else name,
             )
         )
     blocks_per_stage: dict[str, int] = {}
@@ -498,14 +484,15 @@ def logits_width(model: nn.Module, input_shape: Shape, label: str) -> int:
     logits of one forward on the meta device (free; the module is not modified). A one-line
     error when there are no logits, or when they are not ``(batch, classes)``."""
     x = torch.empty(input_shape, device="meta")
-    with exclusive(model, Use.SUMMARY, label):
+    with exclusive(model, Use.SUMMARY, label), without_hooks(model):
         try:
             with torch.no_grad(), FastMeta():
                 out = model(x) if _all_meta(model) else torch.func.functional_call(model, meta_state(model), (x,))
         except (RuntimeError, NotImplementedError, TypeError) as exc:
             if not needs_real(exc) or _all_meta(model):
                 raise
-            out = real_output(model, (1, *input_shape[1:]))
+            with held_real(model):
+                out = model(torch.zeros((1, *input_shape[1:]), device=_device_of(model)))
     found = logits(out, label)
     if found.dim() != 2:
         raise ResvizError(f"{label} returns logits of shape {shape_str(tuple(found.shape))}, not (batch, classes): "

@@ -31,9 +31,7 @@ from __future__ import annotations
 
 import re
 import weakref
-from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
@@ -41,7 +39,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from resviz.measure.graph import Graph, Node, OpKind, meta_state, needs_real, record_graph
+from resviz.measure.graph import Graph, Node, OpKind, held_real, meta_state, needs_real, record_graph, without_hooks
 from resviz.model.fastmeta import FastMeta
 from resviz.records import ROOT_BLOCK, Branch, ShortcutKind
 
@@ -343,7 +341,8 @@ def discover(
 
     Runs on the meta device (stand-ins for every parameter and buffer: the model is never touched,
     and the cost does not grow with the input); a model whose forward cannot run there (it reads
-    values, ``.item()``) runs once for real on a batch of one, under ``no_grad``, its buffers
+    values, ``.item()``) runs once for real on zeros (a batch of at least two, so that BatchNorm
+    trains), in its own mode, under ``no_grad``, its buffers
     restored, with a note (not with ``real=False``: then the meta device's error is raised).
     A model whose forward fails either way raises its error.
     """
@@ -356,22 +355,8 @@ def discover(
 
 
 def _discover(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, real: bool) -> Structure:
-    with _without_hooks(model):  # the monitor's counting hook, among others, never sees this forward
+    with without_hooks(model):  # the monitor's counting hook, among others, never sees this forward
         return _discover_once(model, shape, dtype, real)
-
-
-@contextmanager
-def _without_hooks(model: nn.Module) -> Iterator[None]:
-    """The modules' forward hooks set aside while discovery runs the model: the user's hooks (and
-    resviz's) must not see a forward on the meta device that is not theirs."""
-    saved = [(m, m._forward_pre_hooks, m._forward_hooks) for m in model.modules()]
-    for m, _, _ in saved:
-        m._forward_pre_hooks, m._forward_hooks = OrderedDict(), OrderedDict()
-    try:
-        yield
-    finally:
-        for m, pre, post in saved:
-            m._forward_pre_hooks, m._forward_hooks = pre, post
 
 
 def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype, real: bool) -> Structure:
@@ -382,18 +367,11 @@ def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
     except (NotImplementedError, RuntimeError, TypeError) as exc:
         if not real or not needs_real(exc):
             raise
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    x = torch.zeros((1, *shape[1:]), dtype=dtype, device=device)
-    saved = [(b, b.detach().clone()) for b in model.buffers()]
-    try:
-        with torch.no_grad():
-            graph = record_graph(model, x)
-    finally:
-        with torch.no_grad():
-            for b, v in saved:
-                b.copy_(v)
+    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
+    with held_real(model, evaluate=False):  # its own mode: the traced forward must run the same operations
+        graph = record_graph(model, torch.zeros((max(2, shape[0]), *shape[1:]), dtype=dtype, device=device))
     found = find_residuals(graph)
-    return replace(found, notes=(*found.notes, "structure found from a real forward pass of one sample: "
+    return replace(found, notes=(*found.notes, "structure found from a real forward pass of zeros: "
                                  "the model does not run on the meta device"))
 
 

@@ -74,28 +74,34 @@ class BlockRecord:
     params: int
     macs: int
     elementwise: int
+    module: str | None = None
+    """The qualified name of the module that performs the addition ("" for the model itself);
+    ``None`` in records written before it was kept (see :attr:`owner`)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "kind", BlockType(self.kind))
         object.__setattr__(self, "shortcut", ShortcutKind(self.shortcut))
 
     @property
-    def module(self) -> str:
+    def owner(self) -> str:
         """The qualified name of the module whose ``forward`` performs this block's addition, which
         prefixes its layers' names: ``blocks.0`` for ``blocks.0:2`` (the second residual of a module
         holding two, as a ViT block does) and for ``blocks.0#2`` (its second call); empty for
-        :data:`ROOT_BLOCK`, the model itself."""
+        :data:`ROOT_BLOCK`, the model itself. Read from :attr:`module`; a record written before that
+        field existed has it guessed from the name."""
+        if self.module is not None:
+            return self.module
         base = _SUFFIX.sub("", self.name)
         return "" if base == ROOT_BLOCK else base
 
     def relative(self, layer: str) -> str:
         """``layer``'s name inside the block's module (``attn.qkv`` for ``blocks.0.attn.qkv``)."""
-        prefix = f"{self.module}." if self.module else ""
+        prefix = f"{self.owner}." if self.owner else ""
         return layer[len(prefix):] if prefix and layer.startswith(prefix) else layer
 
     def absolute(self, rel: str) -> str:
         """The qualified name of the layer ``rel`` inside the block's module (the inverse of :meth:`relative`)."""
-        return f"{self.module}.{rel}" if self.module else rel
+        return f"{self.owner}.{rel}" if self.owner else rel
 
     def to_dict(self) -> dict[str, Any]:
         return dict(json_safe(self))

@@ -10,7 +10,7 @@ the fork is moved there.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -153,9 +153,9 @@ def make_unit(rel: str, recs: Sequence[LayerRecord]) -> Unit:
     )
 
 
-def group_layers(layers: Sequence[LayerRecord], prefix: str, depth: int | None) -> list[Unit]:
+def group_layers(layers: Sequence[LayerRecord], rel: Callable[[str], str], depth: int | None) -> list[Unit]:
     """Consecutive layers grouped by the first ``depth`` components of their names (None: leaves);
-    each unit is named relative to ``prefix`` (a block's module and a dot; empty for full names)."""
+    each unit is named by ``rel`` of its name (relative to a block's module, or the name itself)."""
     units: list[Unit] = []
     run: list[LayerRecord] = []
     key = ""
@@ -163,22 +163,18 @@ def group_layers(layers: Sequence[LayerRecord], prefix: str, depth: int | None) 
         parts = lr.name.split(".")
         k = ".".join(parts[:depth]) if depth else lr.name
         if run and k != key:
-            units.append(make_unit(_strip(key, prefix), run))
+            units.append(make_unit(rel(key), run))
             run = []
         key = k
         run.append(lr)
     if run:
-        units.append(make_unit(_strip(key, prefix), run))
+        units.append(make_unit(rel(key), run))
     return units
-
-
-def _strip(name: str, prefix: str) -> str:
-    return name[len(prefix):] if prefix and name.startswith(prefix) else name
 
 
 def layout_block(block: BlockRecord, layers: Sequence[LayerRecord], depth: int | None = None) -> BlockLayout:
     """Split a block's (grouped) layers into the parts of a residual block drawing."""
-    units = group_layers(layers, f"{block.module}." if block.module else "", depth)
+    units = group_layers(layers, block.relative, depth)
     # Names inside the unit become relative to the block so folded runs share node ids.
     units = [Unit(u.rel, u.label, u.kind, u.branch, u.input_shape, u.output_shape,
                   tuple(block.relative(n) for n in u.rels)) for u in units]

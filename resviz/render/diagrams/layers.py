@@ -66,7 +66,7 @@ def _finish(g: graphviz.Digraph, ctx: Context, prev: str, shape: Shape, kinds: s
 
 def _layer_node(ctx: Context, g: graphviz.Digraph, units_src: Sequence[LayerRecord], prev: str,
                 shape: Shape, scale: ColorScale | None) -> tuple[str, Shape, str]:
-    unit = group_layers(units_src, "", None)[0] if len(units_src) == 1 else None
+    unit = group_layers(units_src, str, None)[0] if len(units_src) == 1 else None
     label = unit.label if unit else lines(units_src[0].name, f"{len(units_src)} layers")
     kind = unit_kind(units_src)
     nid = units_src[0].name if unit else units_src[0].name.split(".")[0]
