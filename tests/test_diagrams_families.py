@@ -92,3 +92,40 @@ def test_measurements_colour_the_layers_of_a_second_residual() -> None:
     nodes = [line for line in coloured.splitlines() if "mlp.fc" in line and "label=" in line and "->" not in line]
     assert len(nodes) == 2 and all("fillcolor" in line for line in nodes)
     assert coloured != plain
+
+
+def test_a_module_named_like_a_suffix_keeps_its_name() -> None:
+    """A ModuleDict key may end in ':1' or '#2': the block keeps the module that adds, so its layers'
+    names and measurements are still found (nothing is guessed from the block's name)."""
+    import torch
+    from torch import nn
+
+    class Res(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(4, 4, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x + self.conv(x)
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 4, 3, padding=1)
+            self.stages = nn.ModuleDict({"s:1": Res(), "s#2": Res()})
+            self.head = nn.Linear(4, 3)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.stem(x)
+            for stage in self.stages.values():
+                x = stage(x)
+            return self.head(x.mean((2, 3)))
+
+    model = Net()
+    s = resviz.summarize(model, input_size="1x3x8x8")
+    assert [(b.name, b.owner) for b in s.blocks] == [("stages.s:1", "stages.s:1"), ("stages.s#2", "stages.s#2")]
+    assert s.blocks[0].relative("stages.s:1.conv") == "conv"
+    tr = resviz.trace(model, input_size="2x3x8x8")
+    dot = draw(s, view="basic-block", block="stages.s:1", color_by="std", trace=tr).source
+    node = next(line for line in dot.splitlines() if 'label="conv' in line and "->" not in line)
+    assert "fillcolor" in node and "#F7F7F7" not in node
