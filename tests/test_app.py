@@ -6,60 +6,20 @@ Small models (resnet18 counted on the meta device, resnet20 traced at 16x16) kee
 from __future__ import annotations
 
 import io
-import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import pytest
 import streamlit as st
 import torch
-from streamlit.testing.v1 import AppTest
-from streamlit.testing.v1.element_tree import FileUploader
 
 from resviz.api import summarize
 from resviz.dashboard import PAGES, state
 from resviz.model.resnet import build_model
 from resviz.render.format import human
-
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-
-
-def app(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=60)
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def errors(at: AppTest) -> list[str]:
-    return [str(e.value) for e in at.error]
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(str(m.value) for m in at.metric if m.label == label)
-
-
-def heading(at: AppTest) -> str:
-    return str(at.subheader[0].value)
-
-
-def figures_json(at: AppTest) -> list[dict[str, Any]]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
-
-
-def uploader(at: AppTest) -> FileUploader:
-    return cast(FileUploader, at.get("file_uploader")[0])
-
-
-def downloads(at: AppTest) -> list[str]:
-    return [str(b.proto.label) for b in at.get("download_button")]
+from tests.apptest import APP, app, downloads, errors, figures_json, heading, metric, ok, uploader
 
 
 # ------------------------------------------------------------------------------- pure state

@@ -8,10 +8,8 @@ embedding needs exactly its ``img_size``).
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -19,8 +17,9 @@ from streamlit.testing.v1 import AppTest
 from resviz.api import summarize, trace
 from resviz.dashboard import state
 from resviz.render.format import human
+from tests.apptest import APP, errors, figures_json, heading, metric, ok
+from tests.apptest import app as shared_app
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TV = "tests.families.tv_resnet:build"
 VIT = "tests.families.vit:build"
 
@@ -34,31 +33,7 @@ def launched(monkeypatch: pytest.MonkeyPatch, *models: str) -> None:
 
 
 def app(**params: str) -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=120)
-    for key, value in params.items():
-        at.query_params[key] = value
-    return at.run()
-
-
-def ok(at: AppTest) -> AppTest:
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
-def errors(at: AppTest) -> list[str]:
-    return [str(e.value) for e in at.error]
-
-
-def metric(at: AppTest, label: str) -> str:
-    return next(str(m.value) for m in at.metric if m.label == label)
-
-
-def heading(at: AppTest) -> str:
-    return str(at.subheader[0].value)
-
-
-def figures_json(at: AppTest) -> list[dict[str, Any]]:
-    return [json.loads(el.proto.spec) for el in at.get("plotly_chart")]
+    return shared_app(120, **params)
 
 
 def marker_factory(tmp_path: Path) -> tuple[str, Path]:
