@@ -111,3 +111,32 @@ def test_same_seed_same_trace_and_different_seed_differs() -> None:
     c = resviz.trace("resnet20", input_size="2x3x32x32", seed=4)
     assert a == b
     assert a.loss != c.loss
+
+
+class _Counting(nn.Module):
+    """A residual block that counts its calls in a buffer it assigns anew each forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+        self.bn = nn.BatchNorm2d(3)
+        self.register_buffer("calls", torch.zeros(()))
+
+    def forward(self, x: Tensor) -> Tensor:
+        self.calls = self.calls + 1
+        return (x + self.bn(self.conv(x))).mean((2, 3))
+
+
+@pytest.mark.parametrize("how", ["trace", "study"])
+def test_a_buffer_the_forward_assigns_anew_is_put_back(how: str) -> None:
+    """The buffer object the module held (not only its values) is the one it holds after a trace or a
+    study, although the forward replaced it on every call."""
+    model = _Counting()
+    calls, mean = model.calls, model.bn.running_mean
+    before = _snapshot(model)
+    if how == "trace":
+        resviz.trace(model, input_size=(2, 3, 8, 8))
+    else:
+        resviz.study("signal", model, input_size="2x3x8x8")
+    assert model.calls is calls and model.bn.running_mean is mean and float(model.calls) == 0.0
+    _assert_same(model, before)

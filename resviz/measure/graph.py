@@ -29,6 +29,8 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
+from resviz.measure.state import saved
+
 _LOCAL = threading.local()
 """Per thread (torch-function modes are per thread too): ``quiet``, the nesting depth of :func:`quiet`."""
 
@@ -294,24 +296,11 @@ def held_real(model: nn.Module, evaluate: bool = True) -> Iterator[None]:
     since a train-mode forward runs other operations, BatchNorm's counter among them). After it
     every module's mode and every buffer are as they were: the original tensors back in place, also
     where the forward assigned new ones, with their values restored."""
-    modes = [(m, m.training) for m in model.modules()]
-    slots = [(m, dict(m._buffers)) for m in model.modules()]
-    values = [(b, b.detach().clone()) for b in model.buffers()]
     devices = sorted({t.device.index or 0 for t in (*model.parameters(), *model.buffers()) if t.device.type == "cuda"})
-    try:
-        with without_hooks(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
-            if evaluate:
-                model.eval()
-            yield
-    finally:
-        for m, buffers in slots:
-            m._buffers.clear()
-            m._buffers.update(buffers)
-        with torch.no_grad():
-            for b, v in values:
-                b.copy_(v)
-        for m, flag in modes:
-            m.training = flag
+    with saved(model), without_hooks(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
+        if evaluate:
+            model.eval()
+        yield
 
 
 def needs_real(exc: BaseException) -> bool:

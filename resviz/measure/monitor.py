@@ -51,8 +51,9 @@ from resviz.measure.graph import quietly
 from resviz.measure.layers import LayerCapture
 from resviz.measure.outputs import find_logits
 from resviz.measure.ownership import Use, claim, release
+from resviz.measure.state import disable_inplace, enable_inplace
 from resviz.measure.stats import HIST_BINS, ROW, norms
-from resviz.measure.tracer import BlockProbe, BranchCapture, block_record, disable_inplace, enable_inplace
+from resviz.measure.tracer import BlockProbe, BranchCapture, block_record
 from resviz.measure.transfer import HostTransfer
 from resviz.records import BlockStats, LayerStats, MonitorSeries, ParamStats, StepStats
 

@@ -27,6 +27,7 @@ from resviz.measure.compiled import eager, original
 from resviz.measure.layers import LayerCapture
 from resviz.measure.outputs import find_logits, logits
 from resviz.measure.ownership import Use, claim, release
+from resviz.measure.state import Saved
 from resviz.measure.static import stage_of
 from resviz.measure.stats import (
     LayerStatsBuffer,
@@ -52,9 +53,10 @@ LossFn = Callable[[Tensor, Any], Tensor]
 class TraceSession:
     """Context manager that hooks a model for one measured pass and restores it completely.
 
-    Restored on exit: BatchNorm running statistics (all buffers), each parameter's ``.grad``
-    object and ``requires_grad``, every module's ``training`` flag and ``inplace`` flag; every
-    hook handle is removed. Parameters themselves are never written.
+    Restored on exit (:class:`~resviz.measure.state.Saved`): every buffer, the tensor each module
+    holds and its values (BatchNorm running statistics), each parameter's ``.grad`` object and
+    ``requires_grad``, every module's ``training`` flag and ``inplace`` flag; every hook handle is
+    removed. Parameters themselves are never written.
     """
 
     def __init__(
@@ -73,7 +75,7 @@ class TraceSession:
             self.branches.find_row = self.layers.buffer.find
         self._handles: list[RemovableHandle] = []
         self._stack = ExitStack()
-        self._state: dict[str, Any] = {}
+        self._state: Saved | None = None
 
     @property
     def buffer(self) -> LayerStatsBuffer:
@@ -86,8 +88,10 @@ class TraceSession:
     def __enter__(self) -> TraceSession:
         self._stack.callback(release, claim(self.model, Use.TRACE, self.label))  # before anything is touched
         try:
-            self._state = self._snapshot_state()
-            self._stack.callback(self._restore_state, self._state)
+            self._state = Saved.of(self.model, grads=True, inplace=True)
+            self._stack.callback(self._state.restore)
+            for p in self.model.parameters():
+                p.grad = None
             self._stack.callback(self._remove_hooks)
             self._stack.callback(self.branches.close)
             self._attach()
@@ -99,33 +103,9 @@ class TraceSession:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def _snapshot_state(self) -> dict[str, Any]:
-        state: dict[str, Any] = {
-            "buffers": [(b, b.detach().clone()) for b in self.model.buffers()],
-            "training": [(m, m.training) for m in self.model.modules()],
-            "params": [(p, p.grad, p.requires_grad) for p in self.model.parameters()],
-        }
-        for p in self.model.parameters():
-            p.grad = None
-        state["inplace"] = disable_inplace(self.model)
-        return state
-
-    @staticmethod
-    @torch.no_grad()
-    def _restore_state(state: dict[str, Any]) -> None:
-        for b, saved in state["buffers"]:
-            b.copy_(saved)
-        for m, mode in state["training"]:
-            m.training = mode
-        for p, grad, req in state["params"]:
-            p.grad = grad
-            p.requires_grad_(req)
-        enable_inplace(state["inplace"])
-
     def restore_buffers(self) -> None:
-        with torch.no_grad():
-            for b, saved in self._state["buffers"]:
-                b.copy_(saved)
+        if self._state is not None:
+            self._state.restore_buffers()
 
     def _remove_hooks(self) -> None:
         for h in self._handles:
@@ -367,20 +347,6 @@ def block_record(probe: BlockProbe, values: dict[str, float], index: int, grads:
         grad_skip=(0.0 if plain else values.get("skip")) if grads else None,
         grad_total=values.get("total") if grads else None, call=probe.call,
     )
-
-
-def disable_inplace(model: nn.Module) -> list[nn.Module]:
-    """Turn off ``inplace`` wherever it is on (an in-place ReLU would rewrite tensors the hooks
-    watch); returns those modules for :func:`enable_inplace`."""
-    mods = [m for m in model.modules() if getattr(m, "inplace", False) is True]
-    for m in mods:
-        m.inplace = False  # type: ignore[assignment]
-    return mods
-
-
-def enable_inplace(mods: list[nn.Module]) -> None:
-    for m in mods:
-        m.inplace = True  # type: ignore[assignment]
 
 
 def _layer_stats(session: TraceSession, host: list[float]) -> tuple[tuple[LayerStats, ...], list[str]]:
