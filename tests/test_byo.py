@@ -213,8 +213,15 @@ class Residual(nn.Module):
         return x + self.body(x)
 
 
+def huge_reads_in_init():
+    """72 GB again, and its constructor reads values (as timm's drop-path schedules do)."""
+    rates = [x.item() for x in torch.linspace(0, 0.1, 20)]
+    return nn.Sequential(nn.Flatten(), *(Residual(nn.Sequential(nn.Linear(30_000, 30_000), nn.Dropout(r)))
+                                         for r in rates))
+
+
 def reads_in_init():
-    """Builds only for real: its constructor reads a value (as drop-path schedules often do)."""
+    """Its constructor reads a value from a tensor it builds."""
     width = int(torch.tensor(8.0).item())
     return nn.Sequential(nn.Flatten(), Residual(nn.Linear(width, width)))
 '''
@@ -222,13 +229,15 @@ def reads_in_init():
 
 def test_a_factory_is_counted_on_the_meta_device_when_it_builds_there(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                                       ) -> None:
-    """Summaries of a factory's model allocate no weights: 10^10 parameters are counted at once; a factory
-    that cannot build on the meta device is built for real; a comparison with the huge one is refused by the
-    memory check before anything is allocated."""
+    """Summaries of a factory's model allocate no weights: 1.8 x 10^10 parameters are counted at once, also
+    when the constructor reads tensor values; a comparison with the huge one is refused by the memory check
+    before anything is allocated."""
     (tmp_path / "big.py").write_text(BIG)
     monkeypatch.chdir(tmp_path)
     s = resviz.summarize("big.py:huge", input_size="1x3x100x100")
     assert s.total_params == 20 * (30_000 * 30_000 + 30_000) and len(s.blocks) == 20
+    again = resviz.summarize("big.py:huge_reads_in_init", input_size="1x3x100x100")
+    assert again.total_params == s.total_params and len(again.blocks) == 20
     small = resviz.summarize("big.py:reads_in_init", input_size="1x2x2x2")
     assert small.total_params == 8 * 8 + 8 and [b.name for b in small.blocks] == ["1"]
     with pytest.raises(ResvizError, match="needs about"):

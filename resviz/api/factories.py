@@ -15,6 +15,7 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,25 +42,25 @@ def is_factory(target: object) -> bool:
 
 def load_factory(target: str) -> nn.Module:
     """Build the model ``target`` names (see the module docstring)."""
+    return find_factory(target)()
+
+
+def find_factory(target: str) -> Callable[[], nn.Module]:
+    """Import what ``target`` names and return a function that builds its model anew at each call.
+    The imports happen here, so that a caller may build under a device context (``torch.device
+    ("meta")``) that the imported modules' own top-level code never sees."""
     left, _, right = target.strip().rpartition(":")
     if left in LIBRARIES:
-        return _library_model(left, right, target)
-    if left.endswith(".py"):
-        module = _from_file(Path(left), target)
-    else:
-        module = _import(left, target)
+        where, builder, kwargs = LIBRARIES[left]
+        library_builder = getattr(_import(where, target), builder)
+        return lambda: _built(library_builder, target, (right,), kwargs)
+    module = _from_file(Path(left), target) if left.endswith(".py") else _import(left, target)
     factory = getattr(module, right, None)
     if factory is None:
         raise ResvizError(f"{quote(target)}: {clip(left)} has no {quote(right)}")
     if not callable(factory):
         raise ResvizError(f"{quote(target)}: {quote(right)} is a {type(factory).__name__}, not a function or class")
-    return _built(factory, target, ())
-
-
-def _library_model(library: str, name: str, target: str) -> nn.Module:
-    where, builder, kwargs = LIBRARIES[library]
-    module = _import(where, target)
-    return _built(getattr(module, builder), target, (name,), kwargs)
+    return lambda: _built(factory, target, ())
 
 
 def _import(name: str, target: str) -> Any:
@@ -111,4 +112,4 @@ def _built(factory: Any, target: str, args: tuple[Any, ...], kwargs: dict[str, A
     return model
 
 
-__all__ = ["LIBRARIES", "is_factory", "load_factory"]
+__all__ = ["LIBRARIES", "find_factory", "is_factory", "load_factory"]

@@ -8,12 +8,13 @@ import dataclasses
 import torch
 from torch import nn
 
-from resviz.api.factories import is_factory, load_factory
+from resviz.api.factories import find_factory, is_factory
 from resviz.api.sizes import SizeLike, static_shape
 from resviz.api.targets import Target, built_factory, label_of, resolve_target, spec_of
 from resviz.errors import ResvizError
 from resviz.measure.static import analyze_module, weighted_depth
 from resviz.measure.static import analyze_spec as analyze_shape
+from resviz.model.fastmeta import WeightsOnMeta
 from resviz.records import Summary
 from resviz.spec import ResNetSpec
 from resviz.studies.paper import needs_stride_variant, reference_notes
@@ -69,17 +70,19 @@ def factory_summary(
     """The static analysis of the model ``pkg.mod:factory`` builds, and the module it was made of.
 
     The factory runs under ``torch.device("meta")`` first, so no weight is allocated and a model
-    of any size is counted at once; where it cannot build there, or its forward cannot run there
-    (it reads tensor values), the model is built for real (seed 0) and counted as any module is,
-    so a failure is then the model's own, in one line. A bad ``input_size`` is refused before
-    anything is built.
+    of any size is counted at once; where its constructor reads tensor values (timm's drop-path
+    rates), under :class:`~resviz.model.fastmeta.WeightsOnMeta`, which keeps only the weights off
+    the host; where neither builds, or the forward cannot run there (it reads tensor values), the
+    model is built for real (seed 0) and counted as any module is, so a failure is then the
+    model's own, in one line. A bad ``input_size`` is refused before anything is built.
     """
     if input_size is not None:
         static_shape(None, input_size)
-    with contextlib.suppress(Exception):  # any failure here is met again, and reported, for real
-        with torch.device("meta"):
-            module = load_factory(target)
-        if isinstance(module, nn.Module):
+    make = find_factory(target)  # imports outside the meta device: its modules' own code runs as usual
+    for on_meta in (lambda: torch.device("meta"), WeightsOnMeta):
+        with contextlib.suppress(Exception):  # any failure here is met again, and reported, for real
+            with on_meta():
+                module = make()
             return module, _module_summary(module, input_size, label)
     module = built_factory(target)
     return module, _module_summary(module, input_size, label)

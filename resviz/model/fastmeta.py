@@ -165,3 +165,23 @@ class FastMeta(TorchFunctionMode):
                 if out is not None:
                     return out
         return func(*args, **kwargs)
+
+
+class WeightsOnMeta(TorchFunctionMode):
+    """Build a model with its large tensors on the meta device and everything else real.
+
+    Layers allocate their weights with ``torch.empty`` (then initialise them in place), so sending
+    ``torch.empty`` to ``meta`` keeps every convolution and linear weight off the host, while other
+    tensors a constructor makes stay real: the ``torch.linspace(...)`` whose ``.item()`` values
+    timm's models read for their drop-path rates, BatchNorm's ones and zeros. This is for
+    constructors that cannot run under ``torch.device("meta")``; the model it builds is only for
+    counting (its meta weights have no values).
+    """
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        kwargs = dict(kwargs or {})
+        if func in (torch.empty, torch.empty_strided):
+            kwargs["device"] = "meta"
+        return func(*args, **kwargs)
