@@ -79,3 +79,16 @@ def test_real_resnets_trace_and_stay_intact(target: str, zero_last: bool) -> Non
         assert all(b.main_rms > 0 and b.grad_main for b in tr.blocks)
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
     assert all(p.grad is None for p in model.parameters())
+
+
+@pytest.mark.parametrize(("target", "params", "blocks"), [
+    ("torchvision:resnet50", 25_557_032, 16),
+    ("timm:convnext_atto", 3_695_520, 12),
+    ("timm:vit_tiny_patch16_224", 5_717_416, 24),
+])
+def test_real_library_models_summarise_by_name(target: str, params: int, blocks: int) -> None:
+    """Summaries of library models by name are counted on the meta device (factory_summary) and match the
+    libraries' own parameter counts."""
+    _built(target)  # skips where the library does not import
+    s = resviz.summarize(target, input_size="1x3x224x224")
+    assert s.total_params == params and len(s.blocks) == blocks
