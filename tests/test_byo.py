@@ -180,14 +180,12 @@ def test_a_model_that_reads_values_is_counted_on_one_real_sample() -> None:
     model = _ReadsValues().train()
     state = {k: v.clone() for k, v in model.state_dict().items()}
     seen = model.seen
-    calls: list[int] = []
-    model.register_forward_hook(lambda *_: calls.append(1) and None)
     rng = torch.random.get_rng_state()
     s = resviz.summarize(model, input_size="4x3x16x16")
-    assert model.seen is seen and torch.equal(torch.random.get_rng_state(), rng) and not calls
+    assert model.seen is seen and torch.equal(torch.random.get_rng_state(), rng)
     assert s.input_shape == (1, 3, 16, 16)
     assert any(n.startswith("_ReadsValues cannot run on the meta device") and "1x3x16x16" in n for n in s.notes)
-    assert [b.name for b in s.blocks] == ["<root>"]
+    assert [(b.name, b.input_shape, b.output_shape) for b in s.blocks] == [("<root>", (1, 8, 16, 16), (1, 8, 16, 16))]
     conv = next(lr for lr in s.layers if lr.name == "body.0")
     assert conv.macs == 8 * 8 * 9 * 16 * 16 and conv.branch == "main"
     assert all(torch.equal(state[k], v) for k, v in model.state_dict().items())
@@ -244,3 +242,27 @@ def test_a_factory_is_counted_on_the_meta_device_when_it_builds_there(tmp_path: 
         resviz.compare(["big.py:huge", "resnet20"], input_size="3x100x100", batch=2)
     with pytest.raises(ResvizError, match="has a dimension above"):
         resviz.summarize("big.py:huge", input_size="1x3x100x100000")  # refused before anything is built
+    with pytest.raises(ResvizError, match=r"fails on input 1x3x8x8 at 1.body .*expects 30000 input features"):
+        resviz.summarize("big.py:huge", input_size="1x3x8x8")  # the model's own error, never retried for real
+    rng = torch.random.get_rng_state()
+    resviz.summarize("big.py:huge_reads_in_init", input_size="1x3x100x100")
+    assert torch.equal(torch.random.get_rng_state(), rng)  # the constructor's draws leave the caller's RNG alone
+
+
+class _HookShapes(nn.Module):
+    """A network whose forward hook is part of what it computes: it flattens the convolution's output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, 10)
+        self.conv.register_forward_hook(lambda _m, _a, out: out.flatten(1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.conv(x))
+
+
+def test_hooks_that_compute_are_counted_with_the_model() -> None:
+    s = resviz.summarize(_HookShapes(), input_size="1x3x8x8")
+    fc = next(lr for lr in s.layers if lr.name == "fc")
+    assert fc.input_shape == (1, 256) and fc.macs == 256 * 10

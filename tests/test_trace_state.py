@@ -127,6 +127,30 @@ class _Counting(nn.Module):
         return (x + self.bn(self.conv(x))).mean((2, 3))
 
 
+class _Transient(nn.Module):
+    """A forward that deletes a non-persistent buffer, registers another, and adds a submodule."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 1)
+        self.register_buffer("cache", torch.zeros(4), persistent=False)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if hasattr(self, "cache"):
+            del self.cache
+        self.register_buffer("scratch", torch.ones(1), persistent=False)
+        self.extra = nn.Identity()
+        return self.conv(x).mean((2, 3))
+
+
+def test_buffers_and_submodules_a_forward_adds_or_deletes_are_put_back() -> None:
+    model = _Transient()
+    keys = list(model.state_dict())
+    resviz.trace(model, input_size=(2, 3, 4, 4))
+    assert list(model.state_dict()) == keys and model._non_persistent_buffers_set == {"cache"}
+    assert not hasattr(model, "scratch") and not hasattr(model, "extra") and torch.equal(model.cache, torch.zeros(4))
+
+
 @pytest.mark.parametrize("how", ["trace", "study"])
 def test_a_buffer_the_forward_assigns_anew_is_put_back(how: str) -> None:
     """The buffer object the module held (not only its values) is the one it holds after a trace or a

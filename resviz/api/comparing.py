@@ -103,11 +103,13 @@ def _foreign(label: str, build: Build, module: nn.Module, shape: tuple[int, ...]
     return Candidate(label, build, logits_width(module, shape, label), bool(summ.blocks), weighted_depth(summ))
 
 
-def _candidates(models: Models, shape: tuple[int, ...]) -> tuple[list[Candidate], list[Summary]]:
+def _candidates(
+    named: list[tuple[str | None, Target]], shape: tuple[int, ...],
+) -> tuple[list[Candidate], list[Summary]]:
     """Every target as a :class:`~resviz.studies.candidates.Candidate` with its static analysis at
     one image of ``shape`` (which refuses channels or sizes a model cannot take), in the order given."""
     out: list[tuple[Candidate, Summary]] = []
-    for name, target in _named(models):
+    for name, target in named:
         if isinstance(target, nn.Module):
             out.append(_module_candidate(name, target, shape))
         elif is_factory(target):
@@ -119,8 +121,9 @@ def _candidates(models: Models, shape: tuple[int, ...]) -> tuple[list[Candidate]
     names = [c.name for c, _ in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise ResvizError(f"model {dup[0]} is given more than once; give each model once (name your own "
-                          "modules with a dict: compare({'mine': model, 'ref': 'resnet18'}))")
+        hint = "" if any(n for n, _ in named) else (" (name your own modules with a dict: "
+                                                    "compare({'mine': model, 'ref': 'resnet18'}))")
+        raise ResvizError(f"model {dup[0]} is given more than once; give each model a name of its own{hint}")
     return [c for c, _ in out], [s for _, s in out]
 
 
@@ -227,12 +230,12 @@ def compare(
     kind = Recipe(str(recipe).strip().lower())
     if kind is Recipe.PAPER and batch is None and input_size is not None and len(parse_dims(input_size)) == 4:
         o["batch"] = None  # the N of an NxCxHxW size the user gave is the batch
-    _named(models)  # the count, before anything else is checked
+    named = _named(models)  # read once (any iterable) and counted before anything else is checked
     _check_numbers(o["steps"], o["lr"], o["every"], seed)
     _check_training(o["warmup"], o["seeds"], o["eval_every"], seed)
     dev = measuring_device(device)
     shape = batch_shape(o["input_size"], o["batch"])
-    cands, summaries = _candidates(models, (1, *shape[1:]))
+    cands, summaries = _candidates(named, (1, *shape[1:]))
     names = ", ".join(c.name for c in cands)
     need = compare_need(summaries, shape[0], o["steps"], data_bytes(o["data"], o["steps"] + 1, shape[0], shape[1:]))
     check_need(f"a comparison of {names}", need, dev, shape)  # before building

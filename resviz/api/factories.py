@@ -1,10 +1,13 @@
 """Bring your own model: ``package.module:factory``, ``path/to/file.py:factory``,
 ``torchvision:resnet50`` and ``timm:convnext_atto`` name a function that returns an ``nn.Module``.
 
-The function is imported and called with no arguments, once per call here; library models are
-built without downloading weights (``torchvision.models.get_model(name, weights=None)``,
-``timm.create_model(name, pretrained=False)``). This imports and runs the user's code, so only
-the command line and the dashboard's launch option take such a name, never a URL. Every failure
+The function is imported and called with no arguments, once per :func:`load_factory` call; counting
+a model (:func:`resviz.api.summaries.factory_summary`) may call it up to three times (on the meta
+device, with only its weights there, for real) and a comparison once more per run, so a factory's
+side effects repeat. Library models are built without downloading weights
+(``torchvision.models.get_model(name, weights=None)``, ``timm.create_model(name, pretrained=False)``).
+This imports and runs the user's code, so only the command line and the dashboard's launch option
+take such a name, never a URL. Every failure
 (a module that does not import, a file with a syntax error, a missing factory, one that raises or
 returns something other than a module) is one line naming the target.
 """

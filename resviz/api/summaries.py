@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import torch
@@ -10,9 +9,10 @@ from torch import nn
 
 from resviz.api.factories import find_factory, is_factory
 from resviz.api.sizes import SizeLike, static_shape
-from resviz.api.targets import Target, built_factory, label_of, resolve_target, spec_of
+from resviz.api.targets import Target, label_of, resolve_target, spec_of
 from resviz.errors import ResvizError
-from resviz.measure.static import analyze_module, weighted_depth
+from resviz.measure.graph import says_meta
+from resviz.measure.static import MetaOnly, analyze_module, weighted_depth
 from resviz.measure.static import analyze_spec as analyze_shape
 from resviz.model.fastmeta import WeightsOnMeta
 from resviz.records import Summary
@@ -74,17 +74,29 @@ def factory_summary(
     rates), under :class:`~resviz.model.fastmeta.WeightsOnMeta`, which keeps only the weights off
     the host; where neither builds, or the forward cannot run there (it reads tensor values), the
     model is built for real (seed 0) and counted as any module is, so a failure is then the
-    model's own, in one line. A bad ``input_size`` is refused before anything is built.
+    model's own, in one line. Each attempt calls the factory again (up to three times; its side
+    effects repeat), with the global RNG seeded 0 and restored after. An error that is not the meta
+    device's (a bad ``input_size``, a layer that does not fit) is raised at once, never retried
+    with real weights.
     """
     if input_size is not None:
         static_shape(None, input_size)
     make = find_factory(target)  # imports outside the meta device: its modules' own code runs as usual
-    for on_meta in (lambda: torch.device("meta"), WeightsOnMeta):
-        with contextlib.suppress(Exception):  # any failure here is met again, and reported, for real
-            with on_meta():
-                module = make()
-            return module, _module_summary(module, input_size, label)
-    module = built_factory(target)
+    with torch.random.fork_rng(devices=[]):  # seeded as built_factory builds: every attempt builds the same
+        torch.manual_seed(0)
+        for on_meta in (lambda: torch.device("meta"), WeightsOnMeta):
+            try:
+                with on_meta():
+                    module = make()
+            except ResvizError as exc:  # the constructor cannot run there; any other failure is the model's own
+                if not says_meta(str(exc)):
+                    raise
+                continue
+            try:
+                return module, _module_summary(module, input_size, label)
+            except MetaOnly:  # the forward reads values: only real weights will do
+                continue
+        module = make()
     return module, _module_summary(module, input_size, label)
 
 

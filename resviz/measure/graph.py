@@ -29,7 +29,7 @@ from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 from torch.utils._pytree import tree_flatten
 
-from resviz.measure.state import saved
+from resviz.measure.state import cuda_indices, saved
 
 _LOCAL = threading.local()
 """Per thread (torch-function modes are per thread too): ``quiet``, the nesting depth of :func:`quiet`."""
@@ -291,13 +291,13 @@ def without_hooks(model: nn.Module) -> Iterator[None]:
 @contextmanager
 def held_real(model: nn.Module, evaluate: bool = True) -> Iterator[None]:
     """A real forward of resviz's own, for a model that cannot run on the meta device: without
-    gradients, without the model's hooks, the global random state forked (dropout draws leave it
-    alone), and in eval mode unless ``evaluate`` is false (discovery keeps the model's own mode,
-    since a train-mode forward runs other operations, BatchNorm's counter among them). After it
-    every module's mode and every buffer are as they were: the original tensors back in place, also
-    where the forward assigned new ones, with their values restored."""
-    devices = sorted({t.device.index or 0 for t in (*model.parameters(), *model.buffers()) if t.device.type == "cuda"})
-    with saved(model), without_hooks(model), torch.no_grad(), torch.random.fork_rng(devices=devices):
+    gradients, the global random state forked (dropout draws leave it alone), and in eval mode
+    unless ``evaluate`` is false (discovery keeps the model's own mode, since a train-mode forward
+    runs other operations, BatchNorm's counter among them). After it the model is as it was
+    (:class:`~resviz.measure.state.Saved`: modes, buffers by object and value, parameters and
+    submodules). The model's hooks run, as they do in the meta pass it replaces: they may be part
+    of what it computes; discovery sets them aside itself."""
+    with saved(model), torch.no_grad(), torch.random.fork_rng(devices=cuda_indices(model)):
         if evaluate:
             model.eval()
         yield
@@ -306,9 +306,13 @@ def held_real(model: nn.Module, evaluate: bool = True) -> Iterator[None]:
 def needs_real(exc: BaseException) -> bool:
     """Whether ``exc`` says a forward cannot run on the meta device because it reads tensor values
     (``.item()``, ``float(t)``, ``.numpy()``, data-dependent shapes): such a model runs for real instead."""
-    text = str(exc).lower()
-    return isinstance(exc, (NotImplementedError, RuntimeError, TypeError)) and (
-        "meta" in text or "data-dependent" in text)
+    return isinstance(exc, (NotImplementedError, RuntimeError, TypeError)) and says_meta(str(exc))
+
+
+def says_meta(text: str) -> bool:
+    """Whether an error's text blames the meta device (a value read from a tensor that has none)."""
+    lower = text.lower()
+    return "meta" in lower or "data-dependent" in lower
 
 
 def record_graph(model: nn.Module, x: Tensor, state: dict[str, Tensor] | None = None) -> Graph:

@@ -26,10 +26,11 @@ from resviz.measure.counting import (
     kernel_and_stride,
     matmul_macs,
 )
-from resviz.measure.graph import held_real, meta_state, needs_real, without_hooks
+from resviz.measure.graph import held_real, meta_state, needs_real
 from resviz.measure.leaves import is_layer
 from resviz.measure.outputs import logits
 from resviz.measure.ownership import Use, exclusive
+from resviz.measure.state import device_of
 from resviz.measure.structure import Layout, discover
 from resviz.model.blocks import Fork, ResidualBlock, find_blocks, shortcut_type
 from resviz.model.fastmeta import FastMeta
@@ -218,9 +219,20 @@ class _NeedsReal(Exception):
     """The forward cannot run on the meta device (it reads tensor values)."""
 
 
+class MetaOnly(ResvizError):
+    """A model whose weights are on the meta device and whose forward reads tensor values: it cannot
+    be counted until it is built with real weights."""
+
+
+def _has_meta(model: nn.Module) -> bool:
+    return any(t.device.type == "meta" for t in (*model.parameters(), *model.buffers()))
+
+
 def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) -> None:
+    """The recorded pass on the meta device. The model's own hooks run too: they may be part of what
+    it computes (a hook that reshapes an output)."""
     x = torch.empty(input_shape, device="meta")
-    with without_hooks(model), rec.attached(), torch.no_grad(), FastMeta():  # only the recorder's hooks see it
+    with rec.attached(), torch.no_grad(), FastMeta():
         try:
             if _all_meta(model):
                 model(x)
@@ -229,10 +241,11 @@ def _run_meta(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) 
         except ResvizError:
             raise
         except (RuntimeError, ValueError, IndexError, NotImplementedError, TypeError) as exc:
-            if needs_real(exc) and not _all_meta(model):
+            if needs_real(exc):
+                if _has_meta(model):
+                    raise MetaOnly(f"{label} reads tensor values in its forward, and its weights are on the meta "
+                                   f"device: build it with real weights ({one_line(exc)[:120]})") from None
                 raise _NeedsReal(one_line(exc)) from None
-            if isinstance(exc, (NotImplementedError, TypeError)):
-                raise
             _refuse(exc, rec, input_shape, label)
 
 
@@ -253,16 +266,12 @@ def _run_real(model: nn.Module, rec: _Recorder, input_shape: Shape, label: str) 
     """The recorded pass of a model that cannot run on the meta device: one real forward of a batch
     of one, held (:func:`~resviz.measure.graph.held_real`). Returns the shape that ran."""
     shape = (1, *input_shape[1:])
-    with held_real(model), rec.attached():  # in this order: the recorder's hooks are the only ones
+    with held_real(model), rec.attached():
         try:
-            model(torch.zeros(shape, device=_device_of(model)))
+            model(torch.zeros(shape, device=device_of(model)))
         except (RuntimeError, ValueError, IndexError) as exc:
             _refuse(exc, rec, shape, label)
     return shape
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    return next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
 
 
 def _receptive_fields(layers: Sequence[LayerRecord]) -> dict[str, tuple[int, int]]:
@@ -484,15 +493,15 @@ def logits_width(model: nn.Module, input_shape: Shape, label: str) -> int:
     logits of one forward on the meta device (free; the module is not modified). A one-line
     error when there are no logits, or when they are not ``(batch, classes)``."""
     x = torch.empty(input_shape, device="meta")
-    with exclusive(model, Use.SUMMARY, label), without_hooks(model):
+    with exclusive(model, Use.SUMMARY, label):
         try:
             with torch.no_grad(), FastMeta():
                 out = model(x) if _all_meta(model) else torch.func.functional_call(model, meta_state(model), (x,))
         except (RuntimeError, NotImplementedError, TypeError) as exc:
-            if not needs_real(exc) or _all_meta(model):
+            if not needs_real(exc) or _has_meta(model):
                 raise
             with held_real(model):
-                out = model(torch.zeros((1, *input_shape[1:]), device=_device_of(model)))
+                out = model(torch.zeros((1, *input_shape[1:]), device=device_of(model)))
     found = logits(out, label)
     if found.dim() != 2:
         raise ResvizError(f"{label} returns logits of shape {shape_str(tuple(found.shape))}, not (batch, classes): "

@@ -40,6 +40,7 @@ import torch
 from torch import nn
 
 from resviz.measure.graph import Graph, Node, OpKind, held_real, meta_state, needs_real, record_graph, without_hooks
+from resviz.measure.state import device_of
 from resviz.model.fastmeta import FastMeta
 from resviz.records import ROOT_BLOCK, Branch, ShortcutKind
 
@@ -341,8 +342,8 @@ def discover(
 
     Runs on the meta device (stand-ins for every parameter and buffer: the model is never touched,
     and the cost does not grow with the input); a model whose forward cannot run there (it reads
-    values, ``.item()``) runs once for real on zeros (a batch of at least two, so that BatchNorm
-    trains), in its own mode, under ``no_grad``, its buffers
+    values, ``.item()``) runs once for real on zeros (a batch of :data:`REAL_BATCH`, so that
+    BatchNorm trains), in its own mode, under ``no_grad``, its buffers
     restored, with a note (not with ``real=False``: then the meta device's error is raised).
     A model whose forward fails either way raises its error.
     """
@@ -367,12 +368,24 @@ def _discover_once(model: nn.Module, shape: tuple[int, ...], dtype: torch.dtype,
     except (NotImplementedError, RuntimeError, TypeError) as exc:
         if not real or not needs_real(exc):
             raise
-    device = next((t.device for t in (*model.parameters(), *model.buffers())), torch.device("cpu"))
     with held_real(model, evaluate=False):  # its own mode: the traced forward must run the same operations
-        graph = record_graph(model, torch.zeros((max(2, shape[0]), *shape[1:]), dtype=dtype, device=device))
+        graph = record_graph(model, torch.zeros((REAL_BATCH, *shape[1:]), dtype=dtype, device=device_of(model)))
     found = find_residuals(graph)
-    return replace(found, notes=(*found.notes, "structure found from a real forward pass of zeros: "
-                                 "the model does not run on the meta device"))
+    return replace(found, sites=tuple(_rebatched(s, shape[0]) for s in found.sites),
+                   notes=(*found.notes, "structure found from a real forward pass of zeros: "
+                          "the model does not run on the meta device"))
+
+
+REAL_BATCH = 2
+"""The batch of discovery's real pass: two, so that BatchNorm can train; the sites' shapes are then
+given the batch asked for."""
+
+
+def _rebatched(site: ResidualSite, batch: int) -> ResidualSite:
+    def fix(shape: tuple[int, ...]) -> tuple[int, ...]:
+        return (batch, *shape[1:]) if shape and shape[0] == REAL_BATCH else shape
+
+    return replace(site, input_shape=fix(site.input_shape), output_shape=fix(site.output_shape))
 
 
 
