@@ -113,7 +113,7 @@ def test_the_selectbox_lists_declared_models_as_yours(monkeypatch: pytest.Monkey
     assert not at.sidebar.text_input  # the spec fields are gone: the architecture is the model's own
     captions = [str(c.value) for c in at.sidebar.caption]
     assert any("the model's own" in c for c in captions)
-    assert any("Checkpoint" in c for c in captions) and not at.get("file_uploader")
+    assert at.get("file_uploader")  # checkpoints are checked against the factory's model
     # this ViT takes 32x32 only: one line, no crash
     assert len(errors(at)) == 1 and "VisionTransformer fails on input 1x3x224x224" in errors(at)[0], errors(at)
     at.number_input(key="input").set_value(32).run()
@@ -248,3 +248,53 @@ def test_compare_page_compares_a_declared_model_with_a_preset(monkeypatch: pytes
     frame = at.dataframe[0].value
     assert list(frame["model"]) == [TV, "resnet20"]
     assert bool(frame["shortcuts"].iloc[0]) and int(frame["depth"].iloc[0]) == 8
+
+
+def _tv_state(bias: float) -> bytes:
+    """The state dict of the declared torchvision-style model, its classifier's bias set to ``bias``."""
+    import io
+
+    import torch
+
+    from tests.families import tv_resnet
+
+    torch.manual_seed(0)
+    model = tv_resnet.build()
+    with torch.no_grad():
+        model.fc.bias.fill_(bias)
+    buf = io.BytesIO()
+    torch.save(model.state_dict(), buf)
+    return buf.getvalue()
+
+
+def test_a_checkpoint_for_a_declared_model(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An upload is checked against the factory's model (one line when it does not fit) and the traces
+    start from its weights: the loss equals a direct trace of the factory's model with them loaded."""
+    from resviz.api import load_checkpoint, resolve_model
+    from tests.apptest import uploader
+
+    launched(monkeypatch, TV)
+    at = ok(app(model=TV, input="32", tsize="16", page="Activations"))
+    plain_loss = next(str(c.value) for c in at.caption if "loss" in str(c.value))
+    uploader(at).set_value(("r20.pt", _state_bytes_resnet20(), "application/octet-stream")).run()
+    assert any("r20.pt" in e and "does not match" in e for e in errors(ok(at))), errors(at)
+    data = _tv_state(3.0)
+    uploader(at).set_value(("mine.pt", data, "application/octet-stream")).run()
+    assert not errors(ok(at))
+    assert any("mine.pt" in str(c.value) and f"tensors match {TV}" in str(c.value) for c in at.sidebar.caption)
+    shown = next(str(c.value) for c in at.caption if "uploaded checkpoint" in str(c.value))
+    model = load_checkpoint(resolve_model(TV, "cpu", 0).model, data, "mine.pt")
+    want = trace(model, input_size=(2, 3, 16, 16), device="cpu", seed=0).loss
+    assert f"loss {want:.4g}" in shown and shown != plain_loss
+
+
+def _state_bytes_resnet20() -> bytes:
+    import io
+
+    import torch
+
+    from resviz.model.resnet import build_model
+
+    buf = io.BytesIO()
+    torch.save(build_model("resnet20", device="cpu").state_dict(), buf)
+    return buf.getvalue()

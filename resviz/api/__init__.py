@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from resviz.api.checkpoints import check_checkpoint
+from resviz.api.factories import is_factory
 from resviz.api.preflight import (
     MEMORY_MARGIN,
     Available,
@@ -49,7 +51,7 @@ from resviz.measure.distributed import Reduce, current_group
 from resviz.measure.memory import MemoryNeed, compare_need, trace_need
 from resviz.measure.monitor import Monitor, monitor
 from resviz.model.resnet import ResNet, build_model, resolve_device
-from resviz.model.weights import check_checkpoint, load_checkpoint
+from resviz.model.weights import load_checkpoint
 from resviz.records import Reconciliation
 from resviz.studies.catalog import CatalogRow, catalog
 from resviz.studies.reconcile import check_counters, reconcile_module
@@ -82,10 +84,13 @@ def writes_files(all_ranks: bool = False) -> bool:
 
 def reconcile(target: Target, input_size: SizeLike | None = None) -> Reconciliation:
     """resviz's counts beside fvcore's, torchinfo's and ``FlopCounterMode``'s, per layer type:
-    one real forward pass on the CPU (a spec is built with seed 0; a module is used as it is), after
+    one real forward pass on the CPU (a spec or a factory's model is built with seed 0; a module is
+    used as it is), after
     the memory pre-flight of that pass. Needs the ``reconcile`` extra (fvcore, torchinfo)."""
     check_counters()
     cpu = torch.device("cpu")
+    if is_factory(target):  # a factory's model is built for real here, seeded as resolve_target builds it
+        target = resolve_target(target)
     if isinstance(target, torch.nn.Module):
         summary = summarize(target, input_size=input_size)
         check_pass(target, summary.input_shape, cpu, backward=False, what="a reconciliation")
@@ -105,7 +110,7 @@ __all__ = [
     "Target",
     "analyze_spec", "available_memory", "batch_shape", "build_model", "catalog", "check_checkpoint", "check_need",
     "check_pass", "check_trace", "compare", "compare_need", "default_input_size", "derive",
-    "get_spec", "label_of", "list_models", "load_checkpoint", "load_series", "monitor", "parse_dims",
+    "get_spec", "is_factory", "label_of", "list_models", "load_checkpoint", "load_series", "monitor", "parse_dims",
     "parse_input_size",
     "parse_overrides", "reconcile", "resolve_device", "resolve_dtype", "resolve_model", "resolve_spec",
     "resolve_target",

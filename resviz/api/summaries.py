@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
 
 import torch
 from torch import nn
@@ -10,7 +11,7 @@ from torch import nn
 from resviz.api.factories import find_factory, is_factory
 from resviz.api.sizes import SizeLike, static_shape
 from resviz.api.targets import Target, label_of, resolve_target, spec_of
-from resviz.errors import ResvizError
+from resviz.errors import ResvizError, quote
 from resviz.measure.graph import says_meta
 from resviz.measure.static import MetaOnly, analyze_module, weighted_depth
 from resviz.measure.static import analyze_spec as analyze_shape
@@ -81,23 +82,41 @@ def factory_summary(
     """
     if input_size is not None:
         static_shape(None, input_size)
-    make = find_factory(target)  # imports outside the meta device: its modules' own code runs as usual
     with torch.random.fork_rng(devices=[]):  # seeded as built_factory builds: every attempt builds the same
         torch.manual_seed(0)
-        for on_meta in (lambda: torch.device("meta"), WeightsOnMeta):
-            try:
-                with on_meta():
-                    module = make()
-            except ResvizError as exc:  # the constructor cannot run there; any other failure is the model's own
-                if not says_meta(str(exc)):
-                    raise
-                continue
+        for module in _builds(target):
             try:
                 return module, _module_summary(module, input_size, label)
             except MetaOnly:  # the forward reads values: only real weights will do
                 continue
-        module = make()
-    return module, _module_summary(module, input_size, label)
+    raise ResvizError(f"{quote(target)} builds its model with weights on the meta device, and its forward reads "
+                      "tensor values: it cannot be counted")
+
+
+def factory_model(target: str) -> nn.Module:
+    """The model ``pkg.mod:factory`` builds, with as few real weights as its constructor allows
+    (the first of :func:`factory_summary`'s attempts that builds): enough to check a checkpoint's
+    keys and shapes against. The global RNG is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        return next(_builds(target))
+
+
+def _builds(target: str) -> Iterator[nn.Module]:
+    """The model built under ``torch.device("meta")``, then under ``WeightsOnMeta``, then for real,
+    each only when asked for; a constructor that fails there for the meta device's sake is skipped,
+    any other failure is raised."""
+    make = find_factory(target)  # imports outside the meta device: its modules' own code runs as usual
+    for on_meta in (lambda: torch.device("meta"), WeightsOnMeta):
+        try:
+            with on_meta():
+                module = make()
+        except ResvizError as exc:
+            if not says_meta(str(exc)):
+                raise
+            continue
+        yield module
+    yield make()
 
 
 def _module_summary(module: nn.Module, input_size: SizeLike | None, label: str | None) -> Summary:
@@ -105,4 +124,4 @@ def _module_summary(module: nn.Module, input_size: SizeLike | None, label: str |
     return analyze_module(module, static_shape(spec, input_size), label=label or label_of(module), spec=spec)
 
 
-__all__ = ["analyze_spec", "factory_summary", "static_summary", "summarize", "weighted_depth"]
+__all__ = ["analyze_spec", "factory_model", "factory_summary", "static_summary", "summarize", "weighted_depth"]

@@ -60,11 +60,13 @@ def user_errors(fn: F) -> F:
 
 
 def resolve_cli_spec(model: str, plain: bool = False, sets: list[str] | None = None) -> Any:
-    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec, or
-    a factory (``pkg.mod:factory``) -> the module it builds, as :func:`resviz.api.resolve_target`
-    reads them."""
+    """Preset, spec file or ``custom`` (+ ``--set`` overrides, + ``--plain``) -> validated spec, as
+    :func:`resviz.api.resolve_target` reads them; a factory (``pkg.mod:factory``) stays the name it
+    is, for the api to build as each command needs (counted on the meta device, built for a trace)."""
     from resviz import api  # here, not at the top: ``resviz --help`` must not import torch
 
+    if api.is_factory(model) and not plain and not sets:
+        return model
     return api.resolve_target(model, plain, api.parse_overrides(sets or []))
 
 

@@ -56,10 +56,6 @@ def sidebar(launch: tuple[str, ...]) -> Any:
         c1.selectbox("Device", state.DEVICES, key="device")
         c2.selectbox("Dtype", state.DTYPES, key="dtype")
         st.number_input("Seed", *state.LIMITS["seed"], key="seed")
-        if yours:
-            st.caption("Checkpoint: load your weights inside your factory; uploads are checked against "
-                       "resviz's own models only.")
-            return None
         return st.file_uploader("Checkpoint", type=["pt", "pth", "safetensors"], key="ckpt_file",
                                 help="loaded with weights_only / safetensors: no arbitrary unpickling")
 
@@ -95,7 +91,7 @@ def page_context(view: state.ViewState, uploaded: Any, launch: tuple[str, ...]) 
                     st.graphviz_chart(fallback.sketch_dot(subject.spec), width="content")
         summary = compute.summary(subject.key, view.input_shape(subject.in_channels))
         compute.check_input(summary)
-        ckpt = session.read_upload(subject.spec, uploaded) if subject.spec is not None else None
+        ckpt = session.read_upload(subject, uploaded)
         return state.PageContext(view, subject, summary, ckpt)
     except ResvizError as exc:
         st.error(str(exc))

@@ -119,15 +119,16 @@ def digest(data: bytes) -> str:
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def check_checkpoint(spec: dict[str, Any], key: str, name: str, _data: bytes) -> int:
-    """Read an uploaded checkpoint safely and check its keys and shapes against ``spec``.
+def check_checkpoint(target: TargetKey, key: str, name: str, _data: bytes) -> int:
+    """Read an uploaded checkpoint safely and check its keys and shapes against the model of
+    ``target`` (a spec, or a declared factory's model built without real weights where it allows).
 
-    Checking happens on the meta device, so no weights are copied; returns the tensor count.
-    Raises a one-line :class:`ResvizError` for corrupt files, pickled objects or mismatches.
+    Nothing is copied into a model; returns the tensor count. Raises a one-line
+    :class:`ResvizError` for corrupt files, pickled objects or mismatches.
     """
     from resviz.api import check_checkpoint as check
 
-    return check(_spec(spec), _data, name)
+    return check(_target(target), _data, name)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -142,21 +143,22 @@ def trace(
     same device first, after the memory pre-flight (:func:`resviz.api.check_trace`). The tracer
     raises one-line errors for unsupported dtypes, for a pass that would not fit in memory (checked
     before anything is built) and for failures of the pass. A factory string is traced as the api
-    builds it (seeded); checkpoints apply to specs only.
+    builds it (seeded); with a checkpoint, its model is built on the device, loaded, then traced
+    (the pass's memory is checked by the tracer, after the build).
     """
     from resviz.api import trace as tracer
 
     if not ckpt_key:
         return tracer(_target(target), input_size=shape, device=device, dtype=dtype, seed=seed)
-    if isinstance(target, str):
-        raise ResvizError(f"{target}: checkpoints are checked against resviz's own models only")
-    spec = target
     if _ckpt is None:
         raise ResvizError(f"checkpoint {ckpt_name} is no longer uploaded; upload it again")
-    from resviz.api import build_model, check_trace, load_checkpoint, resolve_device
+    from resviz.api import build_model, check_trace, load_checkpoint, resolve_device, resolve_model
 
-    check_trace(_spec(spec), shape, device)  # before the checkpoint's model is built
-    model = load_checkpoint(build_model(_spec(spec), device=resolve_device(device)), _ckpt, ckpt_name)
+    if isinstance(target, str):
+        model = load_checkpoint(resolve_model(target, device, seed).model, _ckpt, ckpt_name)
+        return tracer(model, input_size=shape, device=device, dtype=dtype, seed=seed)
+    check_trace(_spec(target), shape, device)  # before the checkpoint's model is built
+    model = load_checkpoint(build_model(_spec(target), device=resolve_device(device)), _ckpt, ckpt_name)
     return tracer(model, input_size=shape, device=device, dtype=dtype, seed=seed)
 
 
@@ -164,14 +166,11 @@ def trace(
 def reconciliation(target: TargetKey, input_shape: tuple[int, ...]) -> Reconciliation:
     """resviz's counts against fvcore, torchinfo and FlopCounterMode (one real CPU forward).
 
-    :func:`resviz.api.reconcile` takes a spec or a module, not a factory string: a factory's model
-    is built here (on the CPU, seeded with 0 as the api seeds specs) and dropped on return.
+    A factory's model is built by :func:`resviz.api.reconcile` (on the CPU, seed 0) and dropped on return.
     """
-    from resviz.api import reconcile, resolve_target
+    from resviz.api import reconcile
 
-    if isinstance(target, str):
-        return reconcile(resolve_target(target, seed=0), input_size=input_shape)
-    return reconcile(_spec(target), input_size=input_shape)
+    return reconcile(_target(target), input_size=input_shape)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)

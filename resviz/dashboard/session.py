@@ -13,7 +13,6 @@ from typing import Any
 from resviz.dashboard import compute, state
 from resviz.errors import ResvizError
 from resviz.extras import missing
-from resviz.spec import ResNetSpec
 
 try:
     import streamlit as st
@@ -36,8 +35,8 @@ def sync_url(view: state.ViewState, launch: Sequence[str] = ()) -> None:
         st.query_params.from_dict(wanted)
 
 
-def read_upload(spec: ResNetSpec, uploaded: Any) -> state.Upload | None:
-    """Check an uploaded checkpoint against ``spec``; show a one-line error and ignore it if bad.
+def read_upload(subject: state.Subject, uploaded: Any) -> state.Upload | None:
+    """Check an uploaded checkpoint against ``subject``'s model; show a one-line error and ignore it if bad.
 
     The content digest is remembered per upload, so a large file is hashed once, not every rerun.
     """
@@ -49,9 +48,9 @@ def read_upload(spec: ResNetSpec, uploaded: Any) -> state.Upload | None:
     key = digests.get(file_id) or compute.digest(data)
     digests[file_id] = key
     try:
-        count = compute.check_checkpoint(spec.to_dict(), key, uploaded.name, data)
+        count = compute.check_checkpoint(subject.key, key, uploaded.name, data)
     except ResvizError as exc:
         st.error(str(exc))
         return None
-    st.sidebar.caption(f"{uploaded.name}: {count} tensors match {spec.name}; traces use these weights.")
+    st.sidebar.caption(f"{uploaded.name}: {count} tensors match {subject.name}; traces use these weights.")
     return state.Upload(uploaded.name, key, data)

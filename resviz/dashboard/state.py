@@ -298,7 +298,7 @@ class Subject:
 
     @property
     def yours(self) -> bool:
-        """Whether a factory builds it (no spec: no plain twin, no checkpoint check)."""
+        """Whether a factory builds it (no spec: no plain twin)."""
         return self.spec is None
 
 

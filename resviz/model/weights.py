@@ -117,8 +117,14 @@ def load_checkpoint(
 def check_checkpoint(spec: Any, source: str | Path | bytes, name: str | None = None) -> int:
     """Read a checkpoint and check its keys and shapes against ``spec``'s model, built on the
     meta device so that no weights are copied; returns the number of tensors."""
+    return check_against(build_model(spec, device="meta"), source, name)
+
+
+def check_against(model: nn.Module, source: str | Path | bytes, name: str | None = None) -> int:
+    """Read a checkpoint and check its keys and shapes against ``model`` (which may hold meta
+    weights: nothing is copied); returns the number of tensors."""
     state = read_state_dict(source, name)
-    check_state_dict(build_model(spec, device="meta"), state, _label(source, name))
+    check_state_dict(model, state, _label(source, name))
     return len(state)
 
 
