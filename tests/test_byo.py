@@ -266,3 +266,15 @@ def test_hooks_that_compute_are_counted_with_the_model() -> None:
     s = resviz.summarize(_HookShapes(), input_size="1x3x8x8")
     fc = next(lr for lr in s.layers if lr.name == "fc")
     assert fc.input_shape == (1, 256) and fc.macs == 256 * 10
+
+
+def test_the_cli_counts_a_factory_on_the_meta_device(tmp_path: Path) -> None:
+    """``resviz summary`` and ``resviz diagram`` of a 72 GB model answer at once: the CLI hands the factory's
+    name to the api, which counts it on the meta device."""
+    (tmp_path / "big.py").write_text(BIG)
+    res = _cli("summary", "big.py:huge", "--input", "1x3x100x100", "--format", "json", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert json.loads(res.stdout)["total_params"] == 20 * (30_000 * 30_000 + 30_000)
+    res = _cli("diagram", "big.py:huge", "--input", "1x3x100x100", "-o", "big.dot", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert (tmp_path / "big.dot").read_text().count("->") > 20
