@@ -278,3 +278,59 @@ def test_the_cli_counts_a_factory_on_the_meta_device(tmp_path: Path) -> None:
     res = _cli("diagram", "big.py:huge", "--input", "1x3x100x100", "-o", "big.dot", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "big.dot").read_text().count("->") > 20
+
+
+PROBE = """
+import torch
+from torch import nn
+
+
+def make():
+    # a constructor that takes another branch where tensors have no values (on the meta device)
+    try:
+        fast = bool(torch.ones(1).sum() == 1)
+    except Exception:
+        fast = False
+    head = nn.Linear(12, 4) if fast else nn.Sequential(nn.Linear(12, 4))
+    return nn.Sequential(nn.Flatten(), head)
+"""
+
+
+def test_checkpoints_are_checked_against_a_factorys_model(user_file: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Keys and shapes against the model the factory builds (without real weights), one line when they do
+    not fit; a constructor that branches on the meta device is checked against its other build too."""
+    from resviz.api import check_checkpoint
+
+    monkeypatch.chdir(user_file)
+    torch.manual_seed(0)
+    good = user_file / "good.pt"
+    torch.save(load_factory("mynet.py:make").state_dict(), good)
+    assert check_checkpoint("mynet.py:make", str(good)) == len(torch.load(good))
+    torch.save({"stem.weight": torch.zeros(8, 3, 3, 3)}, user_file / "short.pt")
+    with pytest.raises(ResvizError, match=r"short.pt does not match Net: \d+ missing"):
+        check_checkpoint("mynet.py:make", str(user_file / "short.pt"))
+    assert check_checkpoint(load_factory("mynet.py:make"), str(good)) > 0  # a module is checked as it is
+    (user_file / "probe.py").write_text(PROBE)
+    torch.save(load_factory("probe.py:make").state_dict(), user_file / "probe.pt")
+    assert check_checkpoint("probe.py:make", str(user_file / "probe.pt")) == 2
+    res = _cli("summary", "mynet.py:make", "--input", "1x3x16x16", "--weights", "short.pt", cwd=user_file)
+    assert res.returncode == 2 and res.stderr.startswith("error: short.pt does not match Net")
+    res = _cli("summary", "mynet.py:make", "--input", "1x3x16x16", "--weights", "good.pt", cwd=user_file)
+    assert res.returncode == 0 and "tensors match Net" in res.stdout, res.stderr
+
+
+@pytest.mark.parametrize("kind", ["meta", "sparse"])
+def test_a_checkpoint_without_dense_values_is_refused_in_one_line(tmp_path: Path, kind: str) -> None:
+    model = nn.Sequential(nn.Linear(3, 2))
+    state = {k: v.detach() for k, v in model.state_dict().items()}
+    state["0.weight"] = state["0.weight"].to("meta") if kind == "meta" else state["0.weight"].to_sparse()
+    torch.save(state, tmp_path / "w.pt")
+    with pytest.raises(ResvizError, match="holds tensors without dense values") as err:
+        resviz.api.load_checkpoint(model, str(tmp_path / "w.pt"))
+    assert "\n" not in str(err.value)
+
+
+def test_a_study_builds_a_factory_with_its_seed() -> None:
+    a = resviz.study("signal", "tests.families.vit:build", input_size="4x3x32x32", seed=0)
+    b = resviz.study("signal", "tests.families.vit:build", input_size="4x3x32x32", seed=3)
+    assert a.records[0].models[0].blocks != b.records[0].models[0].blocks

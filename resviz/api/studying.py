@@ -20,7 +20,7 @@ one of the four studies:
   :func:`resviz.studies.lesion.lesion_study`.
 
 The result is a :class:`~resviz.records.StudyResult` whose ``settings`` hold the command line
-and the Python call that run it again. Models resviz builds are seeded by ``seed``; a user's
+and the Python call that run it again. Models resviz builds (specs, factories) are seeded by ``seed``; a user's
 module is measured where it lives and left exactly as it was (so it is never trained or loaded
 into here: ``steps`` and ``weights`` apply to networks resviz builds).
 """
@@ -127,9 +127,9 @@ def _as_list(models: Models) -> list[Target]:
     return items
 
 
-def _one(target: Target) -> _Target:
+def _one(target: Target, seed: int) -> _Target:
     if is_factory(target):  # built here (seeded like a preset), then studied as a module; the command names it
-        module = built_factory(str(target))
+        module = built_factory(str(target), seed)
         return _Target(label_of(module), str(target), spec_of(module), module, factory=True)
     if isinstance(target, nn.Module):
         return _Target(label_of(target), "", spec_of(target), target)
@@ -146,10 +146,10 @@ def _twin_of(t: _Target) -> ResNetSpec | None:
     return get_spec(residual) if residual else None
 
 
-def _targets(models: Models, twin: bool, kind: StudyKind, notes: list[str]) -> list[_Target]:
+def _targets(givens: list[_Target], twin: bool, kind: StudyKind, notes: list[str]) -> list[_Target]:
     """The given targets, each followed by its twin when ``twin``, without repeats."""
     out: list[_Target] = []
-    for given in map(_one, _as_list(models)):
+    for given in givens:
         found = [given]
         other = _twin_of(given) if twin else None
         if twin and given.module is not None:
@@ -426,8 +426,8 @@ def study(
     """
     what = study_kind(kind)
     notes: list[str] = []
-    given = [_one(t) for t in _as_list(models)]
-    targets = _targets(models, twin and weights is None, what, notes)
+    given = [_one(t, seed) for t in _as_list(models)]  # a factory is built once, seeded by ``seed``
+    targets = _targets(given, twin and weights is None, what, notes)
     if weights is not None and twin:
         notes.append("no twin: the checkpoint holds the weights of the model given only")
     plan = _plan(what, targets, input_size, seed, steps, None if weights is None else str(weights), dict(options))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Iterator
 
 import torch
@@ -93,30 +94,30 @@ def factory_summary(
                       "tensor values: it cannot be counted")
 
 
-def factory_model(target: str) -> nn.Module:
-    """The model ``pkg.mod:factory`` builds, with as few real weights as its constructor allows
-    (the first of :func:`factory_summary`'s attempts that builds): enough to check a checkpoint's
-    keys and shapes against. The global RNG is left as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        return next(_builds(target))
-
-
-def _builds(target: str) -> Iterator[nn.Module]:
-    """The model built under ``torch.device("meta")``, then under ``WeightsOnMeta``, then for real,
-    each only when asked for; a constructor that fails there for the meta device's sake is skipped,
-    any other failure is raised."""
+def hollow_builds(target: str) -> Iterator[nn.Module]:
+    """The model ``pkg.mod:factory`` builds without real weights: under ``torch.device("meta")``,
+    then under ``WeightsOnMeta``, each only when asked for (a constructor may take another branch
+    on the meta device, so a second build can answer what the first could not). A constructor
+    that fails there for the meta device's sake is skipped, any other failure is raised; the
+    warnings PyTorch gives when a factory loads weights into meta parameters (a no-op) are silenced.
+    Call it with the global RNG forked and seeded, as :func:`factory_summary` does."""
     make = find_factory(target)  # imports outside the meta device: its modules' own code runs as usual
     for on_meta in (lambda: torch.device("meta"), WeightsOnMeta):
         try:
-            with on_meta():
+            with on_meta(), warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r".*meta parameter.*", category=UserWarning)
                 module = make()
         except ResvizError as exc:
             if not says_meta(str(exc)):
                 raise
             continue
         yield module
-    yield make()
+
+
+def _builds(target: str) -> Iterator[nn.Module]:
+    """:func:`hollow_builds`, then the model built for real."""
+    yield from hollow_builds(target)
+    yield find_factory(target)()
 
 
 def _module_summary(module: nn.Module, input_size: SizeLike | None, label: str | None) -> Summary:
@@ -124,4 +125,4 @@ def _module_summary(module: nn.Module, input_size: SizeLike | None, label: str |
     return analyze_module(module, static_shape(spec, input_size), label=label or label_of(module), spec=spec)
 
 
-__all__ = ["analyze_spec", "factory_model", "factory_summary", "static_summary", "summarize", "weighted_depth"]
+__all__ = ["analyze_spec", "factory_summary", "hollow_builds", "static_summary", "summarize", "weighted_depth"]

@@ -24,7 +24,7 @@ from resviz.model.resnet import build_model
 
 def read_state_dict(source: str | Path | bytes, name: str | None = None) -> dict[str, Tensor]:
     """Read a state dict from a path or raw bytes (``name`` tells the format of bytes)."""
-    label = _label(source, name)
+    label = checkpoint_label(source, name)
     is_st = label.lower().endswith(".safetensors")
     try:
         if isinstance(source, bytes):
@@ -74,6 +74,11 @@ def _unwrap(obj: Any, label: str) -> dict[str, Tensor]:
             break
     if not isinstance(obj, Mapping) or not all(isinstance(v, Tensor) for v in obj.values()):
         raise ResvizError(f"checkpoint {label} is not a state dict of tensors")
+    hollow = [clip(str(k)) for k, v in obj.items() if v.is_meta or v.layout != torch.strided]
+    if hollow:
+        raise ResvizError(f"checkpoint {label} holds tensors without dense values ({', '.join(hollow[:3])}"
+                          f"{' and more' if len(hollow) > 3 else ''}: meta or sparse): save the trained model's own "
+                          "state_dict()")
     sd = dict(obj)
     if sd and all(k.startswith("module.") for k in sd):
         sd = {k[len("module."):]: v for k, v in sd.items()}
@@ -109,8 +114,11 @@ def load_checkpoint(
         state = _unwrap(source, name or "state dict")
     else:
         state = read_state_dict(source, name)
-    check_state_dict(model, state, _label(source, name))
-    model.load_state_dict(state, strict=True)
+    check_state_dict(model, state, checkpoint_label(source, name))
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:  # what keys and shapes do not tell: a dtype that cannot be copied, say
+        raise ResvizError(f"{checkpoint_label(source, name)} does not load: {one_line(exc)[:200]}") from None
     return model
 
 
@@ -124,10 +132,10 @@ def check_against(model: nn.Module, source: str | Path | bytes, name: str | None
     """Read a checkpoint and check its keys and shapes against ``model`` (which may hold meta
     weights: nothing is copied); returns the number of tensors."""
     state = read_state_dict(source, name)
-    check_state_dict(model, state, _label(source, name))
+    check_state_dict(model, state, checkpoint_label(source, name))
     return len(state)
 
 
-def _label(source: object, name: str | None) -> str:
+def checkpoint_label(source: object, name: str | None) -> str:
     """How messages name a checkpoint: the given name, else its path."""
     return clip_path(name or (str(source) if isinstance(source, (str, Path)) else "checkpoint"))
