@@ -8,15 +8,12 @@ per-stage tables, diagrams, then the run's settings.
 from __future__ import annotations
 
 import html
-from importlib import resources
-from string import Template
 
-from resviz.extras import missing
 from resviz.records import Comparison
 from resviz.render.report import plots
 from resviz.render.report.diagrams import model_diagrams
+from resviz.render.report.page import figures_html, page, table_html
 from resviz.render.report.tables import (
-    Table,
     block_table,
     findings_context,
     headline_sentence,
@@ -28,32 +25,6 @@ from resviz.render.report.tables import (
     stage_table,
     training_table,
 )
-
-try:
-    import plotly.offline
-except ImportError as exc:  # Plotly comes with the 'reports' extra
-    raise missing(exc, "reports", "an HTML report") from None
-
-
-def _asset(name: str) -> str:
-    return resources.files("resviz.render.report").joinpath("assets", name).read_text(encoding="utf-8")
-
-
-def table_html(table: Table, cls: str = "") -> str:
-    header, rows = table
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "\n".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    attr = f' class="{cls}"' if cls else ""
-    return f"<table{attr}>\n<thead><tr>{head}</tr></thead>\n<tbody>\n{body}\n</tbody>\n</table>"
-
-
-def _figures(c: Comparison) -> str:
-    parts = []
-    for fig_id, fig in plots.figures(c):
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{fig_id}",
-                          config={"displaylogo": False, "responsive": True})
-        parts.append(f'<div class="figure">{div}</div>')
-    return "\n".join(parts)
 
 
 def _diagrams(c: Comparison) -> str:
@@ -113,18 +84,14 @@ def render_html(c: Comparison) -> str:
     title = "Gradient flow: " + " vs ".join(c.settings.models)
     steps = c.settings.steps_done
     values = {
-        "title": html.escape(title),
-        "version": html.escape(c.settings.versions.get("resviz", "")),
-        "css": _asset("report.css"),
-        "plotlyjs": plotly.offline.get_plotlyjs(),
         "training_phrase": f" and over {steps} training steps" if steps else "",
         "headline_table": _findings(c) + table_html(headline_table(c), cls="headline"),
         "headline_items": "\n".join(f"<li>{html.escape(headline_sentence(m))}</li>" for m in c.models),
         "notes": _notes(c),
         "training_table": _training(c),
-        "figures": _figures(c),
+        "figures": figures_html(plots.figures(c)),
         "stage_tables": _stage_tables(c),
         "diagrams": _diagrams(c),
         "settings_table": table_html(settings_table(c), cls="settings"),
     }
-    return Template(_asset("report.html")).substitute(values)
+    return page("report.html", values, title, c.settings.versions.get("resviz", ""))

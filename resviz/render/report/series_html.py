@@ -11,15 +11,13 @@ magnitude.
 from __future__ import annotations
 
 import html
-from importlib import resources
-from string import Template
 
 from resviz import __version__
 from resviz.extras import missing
 from resviz.records import MonitorSeries
 from resviz.render import theme
 from resviz.render.plot_style import finite, layout, log10, positive
-from resviz.render.report.html import table_html
+from resviz.render.report.page import figures_html, page, table_html
 from resviz.render.report.plots import REPORT_LAYOUT
 from resviz.render.report.series import (
     block_labels,
@@ -34,15 +32,10 @@ from resviz.render.report.series import (
 
 try:
     import plotly.graph_objects as go
-    import plotly.offline
 except ImportError as exc:  # Plotly comes with the 'reports' extra
     raise missing(exc, "reports", "an HTML report") from None
 
 Grid = list[list[float | None]]
-
-
-def _asset(name: str) -> str:
-    return resources.files("resviz.render.report").joinpath("assets", name).read_text(encoding="utf-8")
 
 
 def _layout(fig: go.Figure, heading: str, x: str, y: str, log_y: bool = False) -> go.Figure:
@@ -103,30 +96,17 @@ def figures(series: MonitorSeries) -> list[tuple[str, go.Figure]]:
     return out
 
 
-def _figures_html(series: MonitorSeries) -> str:
-    parts = []
-    for fig_id, fig in figures(series):
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{fig_id}",
-                          config={"displaylogo": False, "responsive": True})
-        parts.append(f'<div class="figure">{div}</div>')
-    return "\n".join(parts)
-
-
 def render_page(series: MonitorSeries) -> str:
     """The full page of a series :func:`resviz.render.report.series.check_series` accepted."""
     values = {
-        "title": html.escape(title(series)),
-        "version": html.escape(__version__),
-        "css": _asset("report.css"),
-        "plotlyjs": plotly.offline.get_plotlyjs(),
         "every": html.escape(str(series.every)),
         "settings_table": table_html(settings_table(series), cls="settings"),
-        "figures": _figures_html(series),
+        "figures": figures_html(figures(series)),
         "snapshot_table": table_html(snapshot_table(series)),
         "last_step": html.escape(str(series.steps[-1])),
         "block_table": table_html(block_table(series)),
     }
-    return Template(_asset("series.html")).substitute(values)
+    return page("series.html", values, title(series), __version__)
 
 
 __all__ = ["end_blocks", "figures", "heatmap", "loss_curve", "render_page"]

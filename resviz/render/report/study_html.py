@@ -14,22 +14,14 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
-from importlib import resources
-from string import Template
 
 from resviz import __version__
-from resviz.extras import missing
 from resviz.records import StudyKind, StudyResult
 from resviz.records.paths import LesionStudy, PathsStudy
 from resviz.records.signal import ShatterStudy, SignalStudy
-from resviz.render.report.html import table_html
+from resviz.render.report.page import figures_html, page, table_html
 from resviz.render.report.study_paths import lesion_figures, lesion_findings, paths_figures, paths_findings
 from resviz.render.report.study_signal import shatter_figures, shatter_findings, signal_figures, signal_findings
-
-try:
-    import plotly.offline
-except ImportError as exc:  # Plotly comes with the 'reports' extra
-    raise missing(exc, "reports", "a study report") from None
 
 TITLES = {
     StudyKind.SIGNAL: "Signal propagation at initialisation",
@@ -161,17 +153,8 @@ def study_figures(result: StudyResult) -> list[object]:
     return figs
 
 
-def _asset(name: str) -> str:
-    return resources.files("resviz.render.report").joinpath("assets", name).read_text(encoding="utf-8")
-
-
 def _figures_html(result: StudyResult) -> str:
-    parts = []
-    for i, fig in enumerate(study_figures(result)):
-        div = fig.to_html(full_html=False, include_plotlyjs=False, div_id=f"fig-{result.kind}-{i}",  # type: ignore[attr-defined]
-                          config={"displaylogo": False, "responsive": True})
-        parts.append(f'<div class="figure">{div}</div>')
-    return "\n".join(parts)
+    return figures_html((f"{result.kind}-{i}", fig) for i, fig in enumerate(study_figures(result)))
 
 
 def _notes_html(result: StudyResult) -> str:
@@ -198,14 +181,13 @@ def render_study_html(result: StudyResult) -> str:
     setup, diffs = SETUPS[result.kind](result)
     title = f"{TITLES[result.kind]}: {', '.join(result.models)}"
     values = {
-        "title": html.escape(title), "version": html.escape(__version__), "css": _asset("report.css"),
-        "plotlyjs": plotly.offline.get_plotlyjs(), "paper": html.escape(PAPERS[result.kind]),
+        "paper": html.escape(PAPERS[result.kind]),
         "setup": html.escape(setup), "differences": "\n".join(f"<li>{html.escape(d)}</li>" for d in diffs),
         "findings": "\n".join(f"<li>{html.escape(f)}</li>" for f in study_findings(result)),
         "notes": _notes_html(result), "figures": _figures_html(result), "command": _command_html(result),
         "settings_table": _settings_html(result),
     }
-    return Template(_asset("study.html")).substitute(values)
+    return page("study.html", values, title, __version__)
 
 
 __all__ = ["PAPERS", "SETUPS", "TITLES", "render_study_html", "study_figures", "study_findings"]
