@@ -20,8 +20,8 @@ from resviz.errors import ResvizError, quote
 
 #: Streamlit settings the dashboard needs wherever it is started (a checkout's
 #: .streamlit/config.toml holds the same): bound to this machine, since it runs models on uploaded
-#: files; uploads up to 1000 MB (room for wide_resnet101_2's 126.9 M float32 parameters); no file watcher
-#: (it would watch every file torch imports); no usage statistics.
+#: files; uploads up to 1000 MB (room for a float32 checkpoint of the largest torchvision ResNet,
+#: wide_resnet101_2); no file watcher (it would watch every file torch imports); no usage statistics.
 SERVER_FLAGS = (
     "--server.address", "127.0.0.1", "--server.headless", "true", "--server.maxUploadSize", "1000",
     "--server.fileWatcherType", "none", "--server.runOnSave", "false", "--browser.gatherUsageStats", "false",

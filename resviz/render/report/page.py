@@ -30,7 +30,7 @@ def page(body: str, values: Mapping[str, str], title: str, version: str) -> str:
     inner = Template(asset(body)).substitute(values)
     return Template(asset("page.html")).substitute(
         title=html.escape(title), version=html.escape(version), css=asset("report.css"),
-        plotlyjs=plotly.offline.get_plotlyjs(), body=inner,
+        plotlyjs=plotly.offline.get_plotlyjs(), body=inner.rstrip("\n"),
     )
 
 
