@@ -112,16 +112,7 @@ def loss_curves(c: Comparison) -> go.Figure:
 def held_out_loss(c: Comparison) -> go.Figure:
     """Held-out loss at each evaluation (solid) over the training loss of each step (faint): a gap
     that opens between them is over-fitting, a held-out curve that stays high is failing to train."""
-    fig = go.Figure()
-    for i, m in enumerate(c.models):
-        run = m.training
-        if run is None or run.held_out is None:
-            continue
-        color = theme.model_color(i)
-        fig.add_scatter(x=list(range(1, len(run.losses) + 1)), y=[finite(v) for v in run.losses], mode="lines",
-                        name=f"{m.name} train", opacity=0.35, line={"color": color, "width": 1})
-        fig.add_scatter(x=list(run.held_out.steps), y=[finite(v) for v in run.held_out.loss], mode="lines+markers",
-                        name=f"{m.name} held-out", line={"color": color})
+    fig = _train_and_held_out(c, "loss")
     return _layout(fig, "Training and held-out loss (held-out: eval mode, every held-out image)", "step",
                    "cross-entropy")
 
@@ -129,19 +120,27 @@ def held_out_loss(c: Comparison) -> go.Figure:
 def held_out_error(c: Comparison) -> go.Figure:
     """Held-out error at each evaluation (solid) and each step's training error on its batch
     (faint): He et al. 2015, Fig. 6's view of plain against residual nets."""
+    fig = _layout(_train_and_held_out(c, "error"), "Training and held-out error (He et al. 2015, Fig. 6 view)",
+                  "step", "error")
+    fig.update_yaxes(tickformat=".0%")
+    return fig
+
+
+def _train_and_held_out(c: Comparison, quantity: str) -> go.Figure:
+    """Per model with a held-out evaluation: the training ``loss`` or ``error`` of every step, faint,
+    and the held-out one at each evaluation, solid, in the model's colour."""
     fig = go.Figure()
     for i, m in enumerate(c.models):
         run = m.training
         if run is None or run.held_out is None:
             continue
         color = theme.model_color(i)
-        if run.errors:
-            fig.add_scatter(x=list(range(1, len(run.errors) + 1)), y=[finite(v) for v in run.errors], mode="lines",
+        train = run.losses if quantity == "loss" else run.errors
+        if train:
+            fig.add_scatter(x=list(range(1, len(train) + 1)), y=[finite(v) for v in train], mode="lines",
                             name=f"{m.name} train", opacity=0.35, line={"color": color, "width": 1})
-        fig.add_scatter(x=list(run.held_out.steps), y=[finite(v) for v in run.held_out.error], mode="lines+markers",
-                        name=f"{m.name} held-out", line={"color": color})
-    fig = _layout(fig, "Training and held-out error (He et al. 2015, Fig. 6 view)", "step", "error")
-    fig.update_yaxes(tickformat=".0%")
+        fig.add_scatter(x=list(run.held_out.steps), y=[finite(v) for v in getattr(run.held_out, quantity)],
+                        mode="lines+markers", name=f"{m.name} held-out", line={"color": color})
     return fig
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import html
 from collections.abc import Callable
+from typing import Any
 
 from resviz import __version__
 from resviz.records import StudyKind, StudyResult
@@ -119,38 +120,28 @@ SETUPS: dict[StudyKind, Callable[[StudyResult], tuple[str, list[str]]]] = {
 }
 
 
+#: The findings of each kind of record, and the figures of each kind drawn one record at a time (the
+#: lesion study draws every model's record in one set of figures).
+FINDINGS: dict[type, Callable[[Any], list[str]]] = {
+    SignalStudy: signal_findings, ShatterStudy: shatter_findings, PathsStudy: paths_findings,
+    LesionStudy: lesion_findings,
+}
+FIGURES: dict[type, Callable[[Any], list[Any]]] = {
+    SignalStudy: signal_figures, ShatterStudy: shatter_figures, PathsStudy: paths_figures,
+}
+
+
 def study_findings(result: StudyResult) -> list[str]:
     """The findings sentences of every record of ``result``, computed from its numbers."""
-
-    out: list[str] = []
-    for r in result.records:
-        if isinstance(r, SignalStudy):
-            out += signal_findings(r)
-        elif isinstance(r, ShatterStudy):
-            out += shatter_findings(r)
-        elif isinstance(r, PathsStudy):
-            out += paths_findings(r)
-        elif isinstance(r, LesionStudy):
-            out += lesion_findings(r)
-    return out
+    return [f for r in result.records for f in FINDINGS[type(r)](r)]
 
 
 def study_figures(result: StudyResult) -> list[object]:
     """The Plotly figures of ``result``: one set for signal and shatter, one per model for paths,
     one set with every model for lesion (residual and plain side by side)."""
-
-    figs: list[object] = []
+    figs: list[object] = [f for r in result.records if type(r) in FIGURES for f in FIGURES[type(r)](r)]
     lesions = [r for r in result.records if isinstance(r, LesionStudy)]
-    for r in result.records:
-        if isinstance(r, SignalStudy):
-            figs += signal_figures(r)
-        elif isinstance(r, ShatterStudy):
-            figs += shatter_figures(r)
-        elif isinstance(r, PathsStudy):
-            figs += paths_figures(r)
-    if lesions:
-        figs += lesion_figures(*lesions)
-    return figs
+    return figs + (list(lesion_figures(*lesions)) if lesions else [])
 
 
 def _figures_html(result: StudyResult) -> str:
