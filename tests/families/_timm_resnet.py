@@ -9,6 +9,9 @@ Bottleneck order as timm writes it: ``conv1 bn1 act1 conv2 bn2 drop_block act2 a
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -143,3 +146,16 @@ def truth(layers: tuple[int, ...] = (2, 1), planes: tuple[int, ...] = (4, 8), st
                                 f"{name}.downsample" if project else None))
             inplanes, index = width * Bottleneck.expansion, index + 1
     return out
+
+
+def variant(**defaults: Any) -> tuple[Callable[..., nn.Module], Callable[..., list[Residual]]]:
+    """``build`` and ``truth`` of one timm ResNet variant: ``defaults`` (``attn_layer="se"``, say),
+    overridden by the sizes a test passes."""
+
+    def build_variant(**sizes: Any) -> nn.Module:
+        return build(**{**defaults, **sizes})
+
+    def truth_variant(**sizes: Any) -> list[Residual]:
+        return truth(**{**defaults, **sizes})
+
+    return build_variant, truth_variant

@@ -8,22 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from torch import nn
-
-from tests.families import Residual, _timm_resnet
+from tests.families import _timm_resnet
 
 INPUT = (2, 3, 32, 32)
 NOT_RESIDUAL: list[str] = []
-DEFAULTS: dict[str, Any] = dict(deep_stem=True, avg_down=True)
 VARIANTS: dict[str, dict[str, Any]] = {"default": {}, "drop_path": {"drop_path_rate": 0.1}}
 
-
-def build(**sizes: Any) -> nn.Module:
-    return _timm_resnet.build(**{**DEFAULTS, **sizes})
-
-
-def truth(**sizes: Any) -> list[Residual]:
-    return _timm_resnet.truth(**{**DEFAULTS, **sizes})
-
-
+build, truth = _timm_resnet.variant(deep_stem=True, avg_down=True)
 TRUTH = truth()
