@@ -44,6 +44,8 @@ device), so the number of blocks is the bound that decides its time.
 
 from __future__ import annotations
 
+import math
+
 from resviz.errors import ResvizError, clip, quote
 
 MAX_BLOCKS = 700
@@ -87,6 +89,16 @@ def bounded(value: object, what: str, high: int, why: str, low: int = 1) -> int:
     return value
 
 
+def positive(value: object, what: str, high: float = math.inf) -> float:
+    """``value`` when it is a finite number above 0 and at most ``high`` (a learning rate, a share);
+    otherwise a one-line :class:`ResvizError`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value <= high \
+            or not math.isfinite(value):
+        bound = "a positive number" if high == math.inf else f"a number in (0, {high:g}]"
+        raise ResvizError(f"{what} must be {bound}, got {clip(repr(value))}")
+    return float(value)
+
+
 def check_seed(seed: object) -> int:
     """A seed from 0 to :data:`MAX_SEED`, else a one-line :class:`ResvizError`."""
     return bounded(seed, "seed", MAX_SEED, SEED_WHY, low=0)
@@ -94,4 +106,5 @@ def check_seed(seed: object) -> int:
 __all__ = [
     "MAX_BATCH", "MAX_BLOCKS", "MAX_CHANNELS", "MAX_CLASSES", "MAX_DEPTH", "MAX_INPUT_ELEMENTS",
     "MAX_NAME_CHARS", "MAX_SEED", "MAX_SIDE", "MAX_SPEC_BYTES", "MAX_STAGES", "MAX_STEPS", "bounded", "check_seed",
+    "positive",
 ]

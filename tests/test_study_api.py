@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 from typer.testing import CliRunner
 
 import resviz
@@ -165,11 +166,56 @@ def test_json_round_trip_of_every_kind_and_html_page(tmp_path: Path) -> None:
     (lambda: resviz.study("lesion", "resnet20", seeds=10**6), "seeds = 1000000: more than"),
     (lambda: resviz.study("lesion", "resnet20", steps=10**9), "steps = 1000000000: more than"),
     (lambda: resviz.study("signal", [_seeded("resnet20")], weights="x.pt"), "weights load into one network"),
+    (lambda: resviz.study("shatter", "resnet20", train_gradient="bogus"), "train_gradient must be one of"),
+    (lambda: resviz.study("shatter", "resnet20", bn_mode=["eval"]), "bn_mode must be one of"),
+    (lambda: resviz.study("shatter", "resnet20", max_lag=1.5), "max lag = 1.5: must be an integer"),
+    (lambda: resviz.study("shatter", "resnet20", output_index="1"), "output index = '1': must be an integer"),
+    (lambda: resviz.study("lesion", "resnet20", max_k="2"), "max k = '2': must be an integer"),
+    (lambda: resviz.study("lesion", "resnet20", lr="abc"), "learning rate must be a positive number"),
+    (lambda: resviz.study("lesion", "resnet20", lr=-1), "learning rate must be a positive number"),
+    (lambda: resviz.study("lesion", "resnet20", blocks="layer1.0"), "blocks must be a list"),
+    (lambda: resviz.study("paths", "resnet20", ks=["1"]), "path length = '1': must be an integer"),
+    (lambda: resviz.study("paths", "resnet20", fraction="0.5"), r"fraction must be a number in \(0, 1\]"),
+    (lambda: resviz.study("paths", "resnet20", fraction=2), r"fraction must be a number in \(0, 1\]"),
 ])
 def test_refusals_are_one_line(call: object, message: str) -> None:
     with pytest.raises(ResvizError, match=message) as info:
         call()  # type: ignore[operator]
     assert "\n" not in str(info.value)
+
+
+def test_option_values_are_refused_before_any_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A typo in a lesion option costs nothing: it is refused before the networks are built."""
+    from resviz.api import studying
+
+    def never(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("built a network before checking the options")
+
+    monkeypatch.setattr(studying, "_build", never)
+    with pytest.raises(ResvizError, match="max k"):
+        resviz.study("lesion", "resnet20", max_k="2")
+
+
+class _TupleOut(nn.Module):
+    """A residual network that returns its logits inside a tuple, as many models do."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = build_model("resnet20", device="cpu")
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor]:
+        return (self.net(x),)
+
+
+@pytest.mark.parametrize("kind", ["paths", "lesion", "shatter"])
+def test_studies_read_the_logits_of_any_output(kind: str) -> None:
+    """paths, lesion and shatter read the logits the way training and tracing do: a tuple's first tensor."""
+    torch.manual_seed(0)
+    model = _TupleOut()
+    size = {"paths": "2x3x8x8", "lesion": "3x8x8", "shatter": "3x8x8"}[kind]
+    options = {"paths": {"samples": 1, "ks": [0, 1]}, "lesion": {"max_k": 1}, "shatter": {"points": 8}}[kind]
+    result = resviz.study(kind, model, input_size=size, **options)  # type: ignore[arg-type]
+    assert result.records and result.models == ("_TupleOut",)
 
 
 def test_cli_html_and_json(tmp_path: Path) -> None:

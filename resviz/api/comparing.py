@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import math
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -134,8 +133,7 @@ def _check_numbers(steps: int, lr: float, every: int, seed: int) -> None:
             raise ResvizError(f"{what} must be an integer, got {clip(repr(value))}")
     if steps < 0:
         raise ResvizError(f"steps must be 0 or more, got {clip(steps)}")
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0 or not math.isfinite(lr):
-        raise ResvizError(f"learning rate must be a positive number, got {clip(repr(lr))}")
+    limits.positive(lr, "learning rate")
     if every < 1:
         raise ResvizError(f"every must be at least 1, got {clip(every)}")
     limits.bounded(steps, "steps", limits.MAX_STEPS, limits.STEPS_WHY, low=0)

@@ -51,14 +51,16 @@ from resviz.api.targets import (
 from resviz.api.tracing import check_pass
 from resviz.errors import ResvizError, quote
 from resviz.extras import require
+from resviz.measure.state import device_of
 from resviz.model.weights import check_checkpoint, load_checkpoint
 from resviz.records import StudyKind, StudyResult
+from resviz.records.signal import TrainGradient
 from resviz.records.study import StudyRecord
 from resviz.spec import ResNetSpec
 from resviz.studies.environment import versions
 from resviz.studies.lesion import digits_split, lesion_study
 from resviz.studies.paths import paths_study
-from resviz.studies.shatter import shatter_study
+from resviz.studies.shatter import BN_MODES, shatter_study
 from resviz.studies.signal import signal_study
 from resviz.studies.training import train
 from resviz.zoo import get_spec, skip_twin
@@ -178,6 +180,41 @@ def _check_options(kind: StudyKind, options: Mapping[str, Any]) -> None:
         raise ResvizError(f"the {kind} study takes no option {quote(unknown[0])} (its options: {allowed})")
 
 
+def _check_values(kind: StudyKind, options: Mapping[str, Any]) -> None:
+    """Each option's type and range, before any network is built or trained; what depends on the
+    model (a path length against its blocks, ``max_k`` against the removable ones) is checked by the
+    study against the model."""
+    given = {k: v for k, v in options.items() if v is not None}
+    if "output_index" in given:
+        limits.bounded(given["output_index"], "output index", limits.MAX_CLASSES, limits.CLASSES_WHY, low=0)
+    if "max_k" in given:
+        limits.bounded(given["max_k"], "max k", limits.MAX_BLOCKS, limits.BLOCKS_WHY, low=0)
+    if "max_lag" in given:
+        limits.bounded(given["max_lag"], "max lag", limits.MAX_BATCH, "the lag is below the points")
+    for key, allowed in (("bn_mode", BN_MODES), ("train_gradient", tuple(g.value for g in TrainGradient))):
+        if key in given and (not isinstance(given[key], str) or given[key] not in allowed):
+            raise ResvizError(f"{key} must be one of {', '.join(allowed)}, got {quote(given[key])}")
+    if "fraction" in given:
+        limits.positive(given["fraction"], "fraction", high=1.0)
+    if "lr" in given:
+        limits.positive(given["lr"], "learning rate")
+    for key, item_check in (("ks", _path_length), ("blocks", _block_name)):
+        if key in given:
+            if isinstance(given[key], str) or not isinstance(given[key], Sequence):
+                raise ResvizError(f"{key} must be a list, got {quote(given[key])}")
+            for item in given[key]:
+                item_check(item)
+
+
+def _path_length(k: object) -> None:
+    limits.bounded(k, "path length", limits.MAX_BLOCKS, limits.BLOCKS_WHY, low=0)
+
+
+def _block_name(name: object) -> None:
+    if not isinstance(name, str):
+        raise ResvizError(f"blocks are named by strings, got {quote(name)}")
+
+
 def _count(options: Mapping[str, Any], key: str, default: int, high: int, why: str, low: int = 1) -> int:
     value = options.get(key)
     value = default if value is None else value
@@ -234,6 +271,7 @@ def _plan(kind: StudyKind, targets: list[_Target], input_size: SizeLike | None, 
           weights: str | None, options: dict[str, Any]) -> _Plan:
     limits.check_seed(seed)
     _check_options(kind, options)
+    _check_values(kind, options)
     numbers: dict[str, int] = {}
     batch = {StudyKind.SIGNAL: SIGNAL_BATCH, StudyKind.PATHS: PATHS_BATCH}.get(kind, 1)
     if kind is StudyKind.SHATTER:
@@ -264,13 +302,9 @@ def _preflight(plan: _Plan, targets: list[_Target], dev: torch.device) -> None:
     for t in targets:
         subject: nn.Module | ResNetSpec | None = t.module if t.module is not None else t.spec
         assert subject is not None
-        where = dev if t.module is None else _device_of(t.module)
+        where = dev if t.module is None else device_of(t.module)
         check_pass(subject, shape, where, backward=backward, what=f"a {plan.kind} study")
 
-
-def _device_of(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
 
 
 def _check_weights(weights: str | Path | None, targets: list[_Target]) -> None:

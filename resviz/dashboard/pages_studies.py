@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from resviz.api.studying import LESION_STEPS, PATHS_SAMPLES, SHATTER_POINTS
 from resviz.dashboard.state import CUSTOM, ViewState, is_yours, model_label
 from resviz.errors import ResvizError
 from resviz.extras import missing
@@ -31,11 +32,12 @@ except ImportError as exc:  # Streamlit comes with the 'dashboard' extra
 RUN_KEY = "study_run"
 
 #: What each study's count input sets, its range and default (the api's defaults and bounds decide;
-#: these keep the widget small).
+#: these ranges keep the widget small). The count goes to the study only when the user changes it,
+#: so the api's own default applies otherwise (no training steps for a model resviz did not build).
 COUNTS: dict[StudyKind, tuple[str, str, int, int, int]] = {
-    StudyKind.SHATTER: ("points", "Points on the line", 3, 4096, 256),
-    StudyKind.PATHS: ("samples", "Subsets per path length", 1, 200, 10),
-    StudyKind.LESION: ("steps", "Training steps", 0, 2000, 200),
+    StudyKind.SHATTER: ("points", "Points on the line", 3, 4096, SHATTER_POINTS),
+    StudyKind.PATHS: ("samples", "Subsets per path length", 1, 200, PATHS_SAMPLES),
+    StudyKind.LESION: ("steps", "Training steps", 0, 2000, LESION_STEPS),
 }
 
 HELP = {
@@ -75,7 +77,7 @@ def run_study(key: tuple[Any, ...], progress: Callable[[int, int, str], None] | 
 
     kind, models, size, seed, device, twin, count = key
     extra: dict[str, Any] = {}
-    if kind in COUNTS and count is not None:
+    if kind in COUNTS and count is not None and count != COUNTS[kind][-1]:
         extra[COUNTS[kind][0]] = count
     result = study(kind, list(models), input_size=size or None, seed=seed, device=device, twin=twin,
                    progress=progress, **extra)

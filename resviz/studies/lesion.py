@@ -41,6 +41,8 @@ from torch import nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
+from resviz.measure.outputs import logits as scores
+from resviz.measure.state import device_of
 from resviz.records import DataInfo, DataKind
 from resviz.records.paths import LesionBlock, LesionScore, LesionSet, LesionSettings, LesionStudy
 from resviz.studies.data import Batch, Batches, ImageShape, _digits_arrays
@@ -91,14 +93,14 @@ def lesioned(blocks: Iterable[nn.Module]) -> Iterator[None]:
 
 def evaluate(model: nn.Module, batches: Sequence[Batch]) -> LesionScore:
     """Mean cross entropy and top-1 error of ``model`` as it is (mode and hooks) on ``batches``."""
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
+    device = device_of(model)
     loss = torch.zeros((), dtype=torch.float64, device=device)
     wrong = torch.zeros((), dtype=torch.int64, device=device)
     count = 0
     with torch.no_grad():
         for x, y in batches:
             x, y = x.to(device), y.to(device)
-            logits = model(x)
+            logits = scores(model(x), type(model).__name__)
             loss += F.cross_entropy(logits.double(), y, reduction="sum")
             wrong += (logits.argmax(dim=1) != y).sum()
             count += int(y.shape[0])

@@ -51,6 +51,7 @@ from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
 from resviz.errors import ResvizError
+from resviz.measure.outputs import find_logits
 from resviz.model.blocks import ResidualBlock, find_blocks
 from resviz.records.paths import PathLength, PathsSettings, PathsStudy
 from resviz.studies.held import held
@@ -159,10 +160,11 @@ def _lengths(n: int, ks: Sequence[int] | None) -> list[int]:
     return sorted(set(ks))
 
 
-def _loss(logits: Tensor, x: Tensor, y: Tensor | torch.Generator) -> Tensor:
-    if logits.ndim != 2:
-        raise ResvizError(f"the paths study needs (batch, classes) logits, the model returns shape "
-                          f"{tuple(logits.shape)}")
+def _loss(out: Any, x: Tensor, y: Tensor | torch.Generator) -> Tensor:
+    logits = find_logits(out)
+    if logits is None or logits.ndim != 2:
+        got = tuple(logits.shape) if logits is not None else type(out).__name__
+        raise ResvizError(f"the paths study needs (batch, classes) logits, the model returns {got}")
     if isinstance(y, torch.Generator):
         y = torch.randint(0, logits.shape[1], (x.shape[0],), generator=y).to(x.device)
     return F.cross_entropy(logits, y)

@@ -41,8 +41,9 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError, one_line
+from resviz.errors import ResvizError, one_line, quote
 from resviz.measure.compiled import eager, original
+from resviz.measure.outputs import find_logits
 from resviz.model.blocks import find_blocks, shortcut_type
 from resviz.records import ShortcutKind
 from resviz.records.signal import BatchNormMode, ShatterModel, ShatterStudy, TrainGradient
@@ -55,7 +56,7 @@ CHUNK = 64
 """Points per forward/backward pass where points are independent (eval mode, frozen statistics):
 bounds the memory of the graph without changing any gradient."""
 
-_MODES = {"eval": (BatchNormMode.EVAL,), "train": (BatchNormMode.TRAIN,),
+BN_MODES = {"eval": (BatchNormMode.EVAL,), "train": (BatchNormMode.TRAIN,),
           "both": (BatchNormMode.EVAL, BatchNormMode.TRAIN)}
 
 
@@ -67,9 +68,11 @@ def line_points(shape: Sequence[int], points: int, seed: int, device: torch.devi
 
 
 def _logit(out: Any, k: int, label: str) -> Tensor:
-    if not isinstance(out, Tensor) or out.dim() != 2:
-        got = tuple(out.shape) if isinstance(out, Tensor) else type(out).__name__
+    found = find_logits(out)
+    if found is None or found.dim() != 2:
+        got = tuple(found.shape) if found is not None else type(out).__name__
         raise ResvizError(f"{label} must return (batch, classes) logits, got {got}")
+    out = found
     if not 0 <= k < out.shape[1]:
         raise ResvizError(f"output index {k} is out of range: {label} has {out.shape[1]} outputs")
     return out[:, k]
@@ -213,21 +216,25 @@ def shatter_study(
     modes; ``max_lag`` defaults to ``points // 4``. Formulas in the module docstring."""
     check_models(models)
     shape = check_shape(input_shape, 3, "the input shape (C, H, W)")
-    if bn_mode not in _MODES:
-        raise ResvizError(f"bn_mode must be one of {', '.join(_MODES)}, got {bn_mode!r}")
+    if not isinstance(bn_mode, str) or bn_mode not in BN_MODES:
+        raise ResvizError(f"bn_mode must be one of {', '.join(BN_MODES)}, got {quote(bn_mode)}")
     if not isinstance(points, int) or points < 3:
         raise ResvizError(f"points must be an integer of at least 3, got {points!r}")
     lag = max(1, points // 4) if max_lag is None else max_lag
     if not 1 <= lag < points:
         raise ResvizError(f"max_lag must be between 1 and {points - 1}, got {lag}")
-    how = TrainGradient(train_gradient)
+    try:
+        how = TrainGradient(train_gradient)
+    except ValueError:
+        raise ResvizError(f"train_gradient must be one of {', '.join(g.value for g in TrainGradient)}, "
+                          f"got {quote(train_gradient)}") from None
     results: list[ShatterModel] = []
     device = torch.device("cpu")
     for label, module in models:
         model = original(module)
         device, dtype = placement(model)
         x = line_points(shape, points, seed, device, dtype)
-        results.extend(_measure(label, model, x, mode, output_index, lag, how) for mode in _MODES[bn_mode])
+        results.extend(_measure(label, model, x, mode, output_index, lag, how) for mode in BN_MODES[bn_mode])
     return ShatterStudy(
         input_shape=shape, points=points, seed=seed, output_index=output_index, max_lag=lag,
         train_gradient=how, models=tuple(results), device=str(device),
