@@ -124,11 +124,10 @@ def gather_rows(values: Tensor) -> Tensor:
 def combine(rows: Tensor, kinds: list[Combine] | Tensor) -> Tensor:
     """One value per column of ``rows`` (ranks x values), each combined by its kind (a list of
     :class:`Combine`, or their codes, indices into ``_KINDS``, as an integer tensor)."""
-    codes = kinds if isinstance(kinds, Tensor) else torch.tensor([_KINDS.index(k) for k in kinds], dtype=torch.long)
-    codes = codes.to(rows.device)
+    column_codes = (kinds if isinstance(kinds, Tensor) else codes(kinds)).to(rows.device)
     out = torch.empty(rows.shape[1], dtype=rows.dtype, device=rows.device)
     for code, kind in enumerate(_KINDS):
-        cols = (codes == code).nonzero().flatten()
+        cols = (column_codes == code).nonzero().flatten()
         if cols.numel():
             out[cols] = _COMBINE[kind](rows[:, cols])
     return out

@@ -25,7 +25,7 @@ the page reads as a column of equal panels, and the legend below the plot, clear
 Their titles stay where the template puts them (``title_x=None``)."""
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
+def report_layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
     """The shared layout with axis titles; a y axis is set to log only when asked (a heatmap's
     axis stays categorical)."""
     axes: dict[str, object] = {"xaxis_title": x, "yaxis_title": y}
@@ -43,7 +43,7 @@ def grad_vs_depth(c: Comparison) -> go.Figure:
             name=m.name, line={"color": theme.model_color(i)}, text=[b.name for b in m.blocks],
             hovertemplate="%{text}<br>|dL/dx| = %{y:.4g}<extra>" + m.name + "</extra>",
         )
-    return _layout(fig, "Gradient norm at each block input (at initialisation)", "block (input -> output)",
+    return report_layout(fig, "Gradient norm at each block input (at initialisation)", "block (input -> output)",
                    "|dL/dx| (log)", log_y=True)
 
 
@@ -57,7 +57,7 @@ def branch_grads(c: Comparison) -> go.Figure:
         if m.has_skips:
             fig.add_scatter(x=x, y=[positive(b.grad_skip) for b in m.blocks], mode="lines",
                             name=f"{m.name} skip", line={"color": theme.model_color(i), "dash": "dash"})
-    return _layout(fig, "Gradient through the main path and through the shortcut", "block",
+    return report_layout(fig, "Gradient through the main path and through the shortcut", "block",
                    "gradient norm (log)", log_y=True)
 
 
@@ -70,7 +70,7 @@ def branch_ratio(c: Comparison) -> go.Figure:
         fig.add_scatter(x=[b.depth for b in m.blocks], y=[positive(b.ratio) for b in m.blocks],
                         mode="lines+markers", name=m.name, line={"color": theme.model_color(i)})
     fig.add_hline(y=1.0, line={"color": "#999999", "dash": "dot"})
-    return _layout(fig, "Main-path gradient / skip-path gradient per block", "block", "main / skip (log)",
+    return report_layout(fig, "Main-path gradient / skip-path gradient per block", "block", "main / skip (log)",
                    log_y=True)
 
 
@@ -88,7 +88,7 @@ def response_std(c: Comparison) -> go.Figure:
                 line={"color": theme.model_color(i), "dash": dash}, text=[a.name for a in points],
                 hovertemplate="%{text}<br>std = %{y:.4g}<extra>" + m.name + "</extra>",
             )
-    return _layout(fig, "Std of 3x3 layer responses after BN (He et al. 2015, Fig. 7 view)", "3x3 layer index",
+    return report_layout(fig, "Std of 3x3 layer responses after BN (He et al. 2015, Fig. 7 view)", "3x3 layer index",
                    "std")
 
 
@@ -106,21 +106,21 @@ def loss_curves(c: Comparison) -> go.Figure:
             fig.add_scatter(x=[len(losses)], y=[last], mode="markers", showlegend=False,
                             marker={"symbol": "x", "size": 12, "color": theme.model_color(i)},
                             hovertext=f"{m.name}: loss NaN, stopped", hoverinfo="text")
-    return _layout(fig, "Training loss (same batches for every model)", "step", "cross-entropy")
+    return report_layout(fig, "Training loss (same batches for every model)", "step", "cross-entropy")
 
 
 def held_out_loss(c: Comparison) -> go.Figure:
     """Held-out loss at each evaluation (solid) over the training loss of each step (faint): a gap
     that opens between them is over-fitting, a held-out curve that stays high is failing to train."""
     fig = _train_and_held_out(c, "loss")
-    return _layout(fig, "Training and held-out loss (held-out: eval mode, every held-out image)", "step",
+    return report_layout(fig, "Training and held-out loss (held-out: eval mode, every held-out image)", "step",
                    "cross-entropy")
 
 
 def held_out_error(c: Comparison) -> go.Figure:
     """Held-out error at each evaluation (solid) and each step's training error on its batch
     (faint): He et al. 2015, Fig. 6's view of plain against residual nets."""
-    fig = _layout(_train_and_held_out(c, "error"), "Training and held-out error (He et al. 2015, Fig. 6 view)",
+    fig = report_layout(_train_and_held_out(c, "error"), "Training and held-out error (He et al. 2015, Fig. 6 view)",
                   "step", "error")
     fig.update_yaxes(tickformat=".0%")
     return fig
@@ -168,7 +168,7 @@ def block_heatmap(
         hovertemplate="step %{x}<br>%{y}<br>log10 = %{z:.3f}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
-    _layout(fig, f"{m.name}: {label} per block over training", "step", "block")
+    report_layout(fig, f"{m.name}: {label} per block over training", "step", "block")
     fig.update_layout(height=max(300, 14 * len(rows) + 120))
     return fig
 

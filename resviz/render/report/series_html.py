@@ -16,9 +16,9 @@ from resviz import __version__
 from resviz.extras import missing
 from resviz.records import MonitorSeries
 from resviz.render import theme
-from resviz.render.plot_style import finite, layout, log10, positive
+from resviz.render.plot_style import finite, log10, positive
 from resviz.render.report.page import figures_html, page, table_html
-from resviz.render.report.plots import REPORT_LAYOUT
+from resviz.render.report.plots import report_layout
 from resviz.render.report.series import (
     block_labels,
     block_table,
@@ -38,13 +38,6 @@ except ImportError as exc:  # Plotly comes with the 'reports' extra
 Grid = list[list[float | None]]
 
 
-def _layout(fig: go.Figure, heading: str, x: str, y: str, log_y: bool = False) -> go.Figure:
-    axes: dict[str, object] = {"xaxis_title": x, "yaxis_title": y}
-    if log_y:
-        axes["yaxis_type"] = "log"
-    return layout(fig, heading, title_x=None, **REPORT_LAYOUT, **axes)
-
-
 def heatmap(series: MonitorSeries, grid: Grid, label: str, log: bool) -> go.Figure:
     """Block x step heatmap of ``grid`` (``rows[block][snapshot]``): colours log10 of the values when
     ``log``, else the values; the hover text and ``customdata`` hold the values themselves."""
@@ -56,7 +49,7 @@ def heatmap(series: MonitorSeries, grid: Grid, label: str, log: bool) -> go.Figu
         hovertemplate="step %{x}<br>%{y}<br>" + html.escape(label) + " = %{customdata:.4g}<extra></extra>",
     ))
     fig.update_yaxes(autorange="reversed", type="category")
-    _layout(fig, f"{label} per block over training", "step", "block")
+    report_layout(fig, f"{label} per block over training", "step", "block")
     fig.update_layout(height=max(300, 14 * len(grid) + 120))
     return fig
 
@@ -67,7 +60,7 @@ def loss_curve(series: MonitorSeries) -> go.Figure | None:
     if not steps:
         return None
     fig = go.Figure(go.Scatter(x=steps, y=values, mode="lines", name="loss", line={"color": theme.TOTAL_COLOR}))
-    return _layout(fig, "Training loss", "step", "loss")
+    return report_layout(fig, "Training loss", "step", "loss")
 
 
 def end_blocks(series: MonitorSeries) -> go.Figure:
@@ -78,7 +71,7 @@ def end_blocks(series: MonitorSeries) -> go.Figure:
     for i, color in ((0, theme.MAIN_COLOR), (len(grid) - 1, theme.SKIP_COLOR)):
         fig.add_scatter(x=list(series.steps), y=[positive(v) for v in grid[i]], customdata=grid[i],
                         mode="lines+markers", name=names[i], line={"color": color})
-    return _layout(fig, "Gradient at the first and the last block over training", "step", "|dL/dx| (log)",
+    return report_layout(fig, "Gradient at the first and the last block over training", "step", "|dL/dx| (log)",
                    log_y=True)
 
 

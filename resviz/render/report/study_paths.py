@@ -21,8 +21,8 @@ from resviz.extras import missing
 from resviz.records.paths import LesionBlock, LesionStudy, PathLength, PathsStudy
 from resviz.render import theme
 from resviz.render.format import percent, sig
-from resviz.render.plot_style import finite, layout, positive
-from resviz.render.report.plots import REPORT_LAYOUT
+from resviz.render.plot_style import finite, positive
+from resviz.render.report.plots import report_layout
 
 try:
     import plotly.graph_objects as go
@@ -41,13 +41,6 @@ PAPER_LESION = (
 )
 
 
-def _layout(fig: go.Figure, title: str, x: str, y: str, log_y: bool = False) -> go.Figure:
-    axes: dict[str, object] = {"xaxis_title": x, "yaxis_title": y}
-    if log_y:
-        axes["yaxis_type"] = "log"
-    return layout(fig, title, title_x=None, **REPORT_LAYOUT, **axes)
-
-
 # --- paths --------------------------------------------------------------------------------------
 
 
@@ -58,7 +51,7 @@ def path_counts(study: PathsStudy) -> go.Figure:
     fig.add_bar(x=[r.k for r in rows], y=[float(r.paths) for r in rows], marker={"color": theme.MAIN_COLOR},
                 text=[str(r.paths) for r in rows], textposition="none", name="paths",
                 hovertemplate="length %{x}: %{text} paths<extra></extra>")
-    return _layout(fig, f"{study.model}: distribution of path lengths ({study.n} blocks, 2^{study.n} paths)",
+    return report_layout(fig, f"{study.model}: distribution of path lengths ({study.n} blocks, 2^{study.n} paths)",
                    "path length k (residual branches on the path)", "number of paths C(n, k)")
 
 
@@ -73,7 +66,7 @@ def path_gradients(study: PathsStudy) -> go.Figure:
         customdata=[r.samples for r in rows],
         hovertemplate="length %{x}: %{y:.4g} (%{customdata} subsets)<extra></extra>",
     )
-    return _layout(fig, f"{study.model}: gradient norm at the input per path length", "path length k",
+    return report_layout(fig, f"{study.model}: gradient norm at the input per path length", "path length k",
                    "mean |dL/dx| through one path (log)", log_y=True)
 
 
@@ -88,7 +81,7 @@ def path_contributions(study: PathsStudy) -> go.Figure:
                 marker={"color": theme.MAIN_COLOR},
                 hovertemplate="length %{x}: %{y:.4g}<extra></extra>")
     share = percent(study.settings.fraction)
-    return _layout(fig, f"{study.model}: total gradient contribution per path length (shaded: {share} of it)",
+    return report_layout(fig, f"{study.model}: total gradient contribution per path length (shaded: {share} of it)",
                    "path length k", "paths x mean |dL/dx|")
 
 
@@ -193,7 +186,7 @@ def lesion_blocks(studies: Sequence[LesionStudy]) -> go.Figure:
     for i, s in enumerate(studies):
         _block_trace(fig, s, i)
     fig.update_xaxes(type="category")
-    return _layout(fig, "Error with one block removed (diamonds: downsampling blocks)", "removed block",
+    return report_layout(fig, "Error with one block removed (diamonds: downsampling blocks)", "removed block",
                    "held-out error")
 
 
@@ -208,7 +201,7 @@ def lesion_sets(studies: Sequence[LesionStudy]) -> go.Figure:
             error_y={"type": "data", "array": [0.0] + [finite(r.error_err) or 0.0 for r in s.sets], "visible": True},
             mode="lines+markers", name=f"{s.model} ({kind})", line={"color": theme.model_color(i)},
         )
-    return _layout(fig, "Error with random sets of blocks removed", "blocks removed", "held-out error")
+    return report_layout(fig, "Error with random sets of blocks removed", "blocks removed", "held-out error")
 
 
 def lesion_figures(*studies: LesionStudy) -> list[go.Figure]:

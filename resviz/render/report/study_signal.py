@@ -26,7 +26,8 @@ from resviz.extras import missing
 from resviz.records.signal import BatchNormMode, ShatterModel, ShatterStudy, SignalModel, SignalStudy
 from resviz.render import theme
 from resviz.render.format import sig
-from resviz.render.plot_style import finite, layout
+from resviz.render.plot_style import finite
+from resviz.render.report.plots import report_layout
 
 try:
     import plotly.graph_objects as go
@@ -50,16 +51,6 @@ NEAR_ONE = (0.5, 2.0)
 
 WHITE = 0.1
 """Lag-1 autocorrelation below which a gradient sequence is called white-noise-like."""
-
-_LAYOUT: dict[str, object] = {
-    "height": 380, "margin": {"l": 60, "r": 20, "t": 50, "b": 50},
-    "font": {"size": theme.FONT_SIZE + 1}, "legend": {"orientation": "h", "y": -0.2},
-}
-
-
-def _layout(fig: go.Figure, title: str, x: str, y: str) -> go.Figure:
-    return layout(fig, title, title_x=None, **_LAYOUT, xaxis_title=x, yaxis_title=y)
-
 
 # ---------------------------------------------------------------------------------------------
 # Signal propagation
@@ -201,7 +192,7 @@ def _spp(m: SignalModel) -> go.Figure:
         )
     for _, idx in stage_runs(m)[1:]:
         fig.add_vline(x=idx[0] + 0.5, line={"color": "#999999", "dash": "dot"})
-    return _layout(fig, f"Signal propagation in {m.name} at initialisation", "block (input -> output)", "value")
+    return report_layout(fig, f"Signal propagation in {m.name} at initialisation", "block (input -> output)", "value")
 
 
 def _overlay(study: SignalStudy) -> go.Figure:
@@ -212,7 +203,7 @@ def _overlay(study: SignalStudy) -> go.Figure:
             name=m.name, line={"color": theme.model_color(i)}, text=[f"{b.name} ({b.stage})" for b in m.blocks],
             hovertemplate="%{text}<br>variance %{y:.4g}<extra>" + m.name + "</extra>",
         )
-    return _layout(fig, "Average channel variance of block outputs, all models", "block (input -> output)",
+    return report_layout(fig, "Average channel variance of block outputs, all models", "block (input -> output)",
                    "average channel variance")
 
 
@@ -246,7 +237,7 @@ def shatter_figures(study: ShatterStudy) -> list[go.Figure]:
         acf.add_scatter(x=list(range(len(m.autocorrelation))), y=[finite(v) for v in m.autocorrelation],
                         mode="lines", name=_label(m), line={"color": colors[m.name], "dash": _DASH[m.mode]})
     acf.add_hline(y=0.0, line={"color": "#999999", "dash": "dot"})
-    _layout(acf, f"Autocorrelation of input gradients along a line of {study.points} points", "lag (points)",
+    report_layout(acf, f"Autocorrelation of input gradients along a line of {study.points} points", "lag (points)",
             "autocorrelation R(lag)")
     bars = go.Figure()
     for mode in BatchNormMode:
@@ -255,7 +246,7 @@ def shatter_figures(study: ShatterStudy) -> list[go.Figure]:
             bars.add_bar(x=[m.name for m in rows], y=[finite(m.neighbor_correlation) for m in rows],
                          name=f"{mode.value} BN", marker={"color": [colors[m.name] for m in rows]},
                          marker_pattern_shape="/" if mode is BatchNormMode.TRAIN else "")
-    _layout(bars, "Neighbour correlation: mean cosine of consecutive gradients", "model", "mean cosine")
+    report_layout(bars, "Neighbour correlation: mean cosine of consecutive gradients", "model", "mean cosine")
     bars.update_layout(barmode="group")
     return [acf, bars]
 
