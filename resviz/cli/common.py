@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import functools
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -99,3 +100,35 @@ def console() -> Any:
     from rich.console import Console
 
     return Console() if sys.stdout.isatty() else Console(width=160)
+
+
+Progress = Callable[[int, int, str], None]
+
+
+@contextmanager
+def progress_bar(quiet: bool) -> Iterator[Progress]:
+    """A ``progress(done, total, label)`` callback drawing a rich bar on stderr. The bar starts at the
+    first report, once the api has accepted its arguments, so an argument error is the only thing
+    printed; it stops on exit. ``quiet``: a callback that draws nothing."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import Progress as Bar
+
+    bar = Bar(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+              console=Console(stderr=True), transient=False)
+    task: Any = None
+
+    def progress(done: int, total: int, label: str) -> None:
+        nonlocal task
+        if quiet:
+            return
+        if task is None:
+            bar.start()
+            task = bar.add_task(label[:28], total=total)
+        bar.update(task, completed=done, total=total, description=label[:28])
+
+    try:
+        yield progress
+    finally:
+        if task is not None:
+            bar.stop()

@@ -20,7 +20,7 @@ from typing import Annotated, Any
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import echo, user_errors
+from resviz.cli.common import echo, progress_bar, user_errors
 from resviz.files import check_writable, write_atomic
 from resviz.records import TrainingStatus
 
@@ -40,16 +40,6 @@ def output_kind(path: Path) -> Any:
     if kind is not ReportFormat.JSON:
         check_writable(path.with_suffix(".json"))  # the sidecar
     return kind
-
-
-def _progress_bar() -> Any:
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-        console=Console(stderr=True), transient=False,
-    )
 
 
 @app.command("compare")
@@ -88,27 +78,10 @@ def compare_cmd(
 
     kind = output_kind(output)
     command = "resviz " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "resviz compare"
-    bar = None if quiet else _progress_bar()
-    task = None
-
-    def progress(done: int, total: int, label: str) -> None:
-        # The bar starts with the first traced model, once compare() has accepted its arguments:
-        # an argument error is then the only thing printed.
-        nonlocal task
-        if bar is None:
-            return
-        if task is None:
-            bar.start()
-            task = bar.add_task(label, total=total)
-        bar.update(task, completed=done, description=label)
-
-    try:
+    with progress_bar(quiet) as progress:
         result = compare(list(models), steps=steps, batch=batch, input_size=input, data=data, seed=seed,
                          device=device, lr=lr, every=every, progress=progress, recipe=recipe, seeds=seeds,
                          warmup=warmup, eval_every=eval_every)
-    finally:
-        if bar is not None and task is not None:
-            bar.stop()
     result = result.with_command(command)
     files = _render(result, output, kind)
     for path, text in files:

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 import typer
 
 from resviz.cli import app
-from resviz.cli.common import check_format, echo, resolve_cli_spec, user_errors
+from resviz.cli.common import check_format, echo, progress_bar, user_errors
 from resviz.files import check_writable, write_atomic
 
 
@@ -31,12 +31,6 @@ def _outputs(output: Path) -> Any:
         check_writable(output.with_suffix(".json"))
     check_writable(output)
     return kind
-
-
-def _progress_bar() -> Any:
-    from resviz.cli.compare_cmd import _progress_bar as bar
-
-    return bar()
 
 
 def _files(result: Any, output: Path, kind: Any) -> list[tuple[Path, str]]:
@@ -81,26 +75,10 @@ def study_cmd(
     what = study_kind(kind)
     form = check_format(fmt, ("table", "json"))
     report = _outputs(output) if output is not None else None
-    for m in models:  # each name read and checked before any work; study() keeps them as typed
-        resolve_cli_spec(m)
     options = {k: v for k, v in (("points", points), ("samples", samples)) if v is not None}
-    bar, task = (None if quiet else _progress_bar()), None
-
-    def progress(done: int, total: int, label: str) -> None:
-        nonlocal task
-        if bar is None:
-            return
-        if task is None:  # started once study() has accepted its arguments
-            bar.start()
-            task = bar.add_task(label, total=total)
-        bar.update(task, completed=done, total=total, description=label[:28])
-
-    try:
+    with progress_bar(quiet) as progress:
         result = study(what, list(models), input_size=input, seed=seed,
                        device=device, twin=not no_twin, weights=weights, steps=steps, progress=progress, **options)
-    finally:
-        if bar is not None and task is not None:
-            bar.stop()
     if output is None:
         _print(result, form)
         return

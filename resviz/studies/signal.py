@@ -103,13 +103,10 @@ class _SignalHooks:
         self.repeated: set[str] = set()
 
     def attach(self, handles: list[RemovableHandle]) -> None:
-        for name, block in self.blocks:
+        for name, block in self.blocks:  # resviz's blocks; any other model is measured by _measure_found
             handles.append(block.register_forward_hook(self._output(name)))
-            branch = _branch_module(block)
-            if isinstance(block, ResidualBlock) and block.add is not None:
+            if block.add is not None:
                 handles.append(block.add.register_forward_pre_hook(self._addend(name)))
-            elif branch is not None:
-                handles.append(branch.register_forward_hook(self._branch_out(name)))
 
     def _output(self, name: str) -> Callable[..., None]:
         def hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
@@ -127,21 +124,6 @@ class _SignalHooks:
                 self.branch[name] = channel_moments(args[0])[1]
 
         return pre
-
-    def _branch_out(self, name: str) -> Callable[..., None]:
-        def hook(_m: nn.Module, _args: tuple[Any, ...], out: Any) -> None:
-            if name not in self.out and isinstance(out, Tensor):
-                self.branch[name] = channel_moments(out)[1]
-
-        return hook
-
-
-def _branch_module(block: nn.Module) -> nn.Module | None:
-    """The module whose output is the main addend of a torchvision-style block (its last BN);
-    None for resviz blocks, whose :class:`~resviz.model.blocks.ResidualAdd` is hooked instead."""
-    if isinstance(block, ResidualBlock):
-        return None
-    return getattr(block, "bn3", None) or getattr(block, "bn2", None)
 
 
 def _preact(blocks: Sequence[tuple[str, nn.Module]]) -> bool | None:
@@ -240,7 +222,7 @@ def _record(label: str, model: nn.Module, hooks: _SignalHooks) -> SignalModel:
         kind = shortcut_type(by_name[n])
         blocks.append(SignalBlock(
             name=n, stage=stage_of(n), avg_sq_mean=sq, avg_var=var,
-            branch_var=var if isinstance(by_name[n], ResidualBlock) and by_name[n].add is None else branch,
+            branch_var=var if by_name[n].add is None else branch,
             shortcut=kind,
         ))
     notes = [f"{n} runs more than once in one forward: its first call is recorded" for n in sorted(hooks.repeated)]
