@@ -53,7 +53,7 @@ from resviz.errors import ResvizError, quote
 from resviz.extras import require
 from resviz.measure.state import device_of
 from resviz.model.weights import check_checkpoint, load_checkpoint
-from resviz.records import StudyKind, StudyResult
+from resviz.records import StudyKind, StudyResult, shape_str
 from resviz.records.signal import TrainGradient
 from resviz.records.study import StudyRecord
 from resviz.spec import ResNetSpec
@@ -402,7 +402,7 @@ def _command(kind: StudyKind, given: list[_Target], plan: _Plan, twin: bool, wei
     if any(t.module is not None and not t.factory for t in given) or plan.options:
         return ""
     words = ["resviz", "study", str(kind), *(t.given for t in given)]
-    words += ["--input", "x".join(map(str, plan.shape)), "--seed", str(plan.seed), "--device", device]
+    words += ["--input", shape_str(plan.shape), "--seed", str(plan.seed), "--device", device]
     if not twin:
         words.append("--no-twin")
     if weights is not None:
@@ -417,11 +417,11 @@ def _command(kind: StudyKind, given: list[_Target], plan: _Plan, twin: bool, wei
 
 
 def _settings(plan: _Plan, given: list[_Target], targets: list[_Target], twin: bool, weights: str | Path | None,
-              dev: torch.device, device: str) -> dict[str, str]:
+              weights_text: str, dev: torch.device, device: str) -> dict[str, str]:
     out = {
         "study": str(plan.kind), "models": ", ".join(t.label for t in targets),
-        "input": "x".join(map(str, plan.shape)), "seed": str(plan.seed), "device": str(dev),
-        "twin": "yes" if twin else "no", "weights": _weights_text(weights, plan, any(t.module for t in targets)),
+        "input": shape_str(plan.shape), "seed": str(plan.seed), "device": str(dev),
+        "twin": "yes" if twin else "no", "weights": weights_text,
     }
     out.update({k: str(v) for k, v in plan.numbers.items()})
     if plan.kind is StudyKind.LESION:
@@ -470,11 +470,11 @@ def study(
     _preflight(plan, targets, dev)
     if what is StudyKind.LESION:
         require("sklearn.datasets", "data", "the lesion study (digits)")  # before any training
+    weights_text = _weights_text(weights, plan, any(t.module is not None for t in targets))
     with torch.random.fork_rng(devices=[]):
         built = _build(targets, device, dev, seed, weights)
-        records = _dispatch(plan, built, {t.label for t in targets if t.module is None}, progress, dev,
-                            _weights_text(weights, plan, any(t.module for t in targets)))
-    settings = _settings(plan, given, targets, twin, weights, dev, str(device))
+        records = _dispatch(plan, built, {t.label for t in targets if t.module is None}, progress, dev, weights_text)
+    settings = _settings(plan, given, targets, twin, weights, weights_text, dev, str(device))
     return StudyResult(what, settings, tuple(records), tuple(notes), tuple(t.label for t in targets))
 
 

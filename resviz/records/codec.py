@@ -24,6 +24,13 @@ def stamped(kind: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"kind": kind, "schema": SCHEMA_VERSION, **body}
 
 
+def expect_kind(data: dict[str, Any], kind: str, what: str | None = None) -> None:
+    """A ``ValueError`` unless ``data`` was written as a ``kind`` record (its ``kind`` field);
+    ``what`` names the record in the message (default: the kind itself)."""
+    if data.get("kind") != kind:
+        raise ValueError(f"not a {what or kind + ' record'} (kind {data.get('kind')!r})")
+
+
 def json_safe(value: Any) -> Any:
     """Dataclasses, tuples and floats -> dicts, lists and JSON-safe values, recursively.
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from resviz.records.codec import build, decode_float, json_safe, stamped
+from resviz.records.codec import build, decode_float, expect_kind, json_safe, stamped
 from resviz.records.display import NotebookRepr
 from resviz.records.enums import DataKind, ShortcutKind, TrainingStatus
 from resviz.records.summary import Summary
@@ -387,8 +387,7 @@ class Comparison(NotebookRepr):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Comparison:
         """Read what :meth:`to_dict` wrote, by this or any earlier version (additive changes only)."""
-        if data.get("kind") != COMPARISON_KIND:
-            raise ValueError(f"not a resviz comparison (kind {data.get('kind')!r})")
+        expect_kind(data, COMPARISON_KIND, "resviz comparison")
         return cls(
             models=tuple(ModelResult.from_dict(m) for m in data["models"]),
             settings=Settings.from_dict(data["settings"]),

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from resviz.records.codec import build, decode_float, json_safe, stamped
+from resviz.records.codec import build, decode_float, expect_kind, json_safe, stamped
 
 PATHS_KIND = "resviz.paths_study"
 LESION_KIND = "resviz.lesion_study"
@@ -92,6 +92,7 @@ class PathsStudy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> PathsStudy:
+        expect_kind(data, PATHS_KIND)
         lo, hi = data["effective_range"]
         return cls(
             model=data["model"],
@@ -168,6 +169,7 @@ class LesionStudy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LesionStudy:
+        expect_kind(data, LESION_KIND)
         base = data["baseline"]
         return cls(
             model=data["model"],

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from resviz.records.codec import Shape, build, json_safe, stamped
+from resviz.records.codec import Shape, build, expect_kind, json_safe, stamped
 from resviz.records.enums import ShortcutKind
 
 SIGNAL_KIND = "resviz.signal_study"
@@ -45,11 +45,6 @@ class TrainGradient(StrEnum):
 
     FROZEN_STATS = "frozen-stats"
     FULL = "full"
-
-
-def _check_kind(data: dict[str, Any], kind: str) -> None:
-    if data.get("kind") != kind:
-        raise ValueError(f"not a {kind} record (kind {data.get('kind')!r})")
 
 
 @dataclass(frozen=True)
@@ -124,7 +119,7 @@ class SignalStudy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SignalStudy:
-        _check_kind(data, SIGNAL_KIND)
+        expect_kind(data, SIGNAL_KIND)
         return cls(
             input_shape=tuple(int(v) for v in data["input_shape"]),
             seed=int(data["seed"]),
@@ -188,7 +183,7 @@ class ShatterStudy:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ShatterStudy:
-        _check_kind(data, SHATTER_KIND)
+        expect_kind(data, SHATTER_KIND)
         known = {f.name for f in dataclasses.fields(cls)}
         row = {k: v for k, v in data.items() if k in known}
         row["input_shape"] = tuple(int(v) for v in row["input_shape"])

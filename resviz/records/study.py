@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from resviz.records.codec import stamped
+from resviz.records.codec import expect_kind, stamped
 from resviz.records.paths import LesionStudy, PathsStudy
 from resviz.records.signal import ShatterStudy, SignalStudy
 
@@ -85,8 +85,7 @@ class StudyResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> StudyResult:
-        if data.get("kind") != STUDY_KIND:
-            raise ValueError(f"not a {STUDY_KIND} record (kind {data.get('kind')!r})")
+        expect_kind(data, STUDY_KIND)
         kind = StudyKind(data["study"])
         make = RECORD_TYPES[kind].from_dict
         return cls(
