@@ -47,7 +47,7 @@ from resviz.records import DataInfo, DataKind
 from resviz.records.paths import LesionBlock, LesionScore, LesionSet, LesionSettings, LesionStudy
 from resviz.studies.data import Batch, Batches, ImageShape, _digits_arrays
 from resviz.studies.held import held
-from resviz.studies.paths import residual_blocks
+from resviz.studies.paths import mean_stderr, residual_blocks
 
 DEFAULT_SEEDS = 5
 
@@ -105,14 +105,6 @@ def evaluate(model: nn.Module, batches: Sequence[Batch]) -> LesionScore:
             wrong += (logits.argmax(dim=1) != y).sum()
             count += int(y.shape[0])
     return LesionScore(float(loss) / count, float(wrong) / count)
-
-
-def _mean_err(values: Sequence[float]) -> tuple[float, float]:
-    mean = math.fsum(values) / len(values)
-    if len(values) < 2:
-        return mean, 0.0
-    var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    return mean, math.sqrt(var / len(values))
 
 
 def _select(
@@ -181,8 +173,8 @@ def _set(model: nn.Module, k: int, draws: Sequence[Sequence[nn.Module]], batches
     for group in draws:
         with lesioned(group):
             scores.append(evaluate(model, batches))
-    loss, loss_err = _mean_err([s.loss for s in scores])
-    error, error_err = _mean_err([s.error for s in scores])
+    loss, loss_err = mean_stderr([s.loss for s in scores])
+    error, error_err = mean_stderr([s.error for s in scores])
     return LesionSet(k, loss, error, loss_err, error_err, len(scores))
 
 

@@ -331,6 +331,15 @@ def paths_study(
                       _notes(n, lengths))
 
 
+def mean_stderr(values: Sequence[float]) -> tuple[float, float]:
+    """The mean of ``values`` and its standard error (sample standard deviation / sqrt(n); 0 for one value)."""
+    mean = math.fsum(values) / len(values)
+    if len(values) < 2:
+        return mean, 0.0
+    var = math.fsum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    return mean, math.sqrt(var / len(values))
+
+
 def _rows(
     n: int, lengths: Sequence[int], plan: dict[int, tuple[list[tuple[int, ...]], bool]], values: list[float],
 ) -> list[PathLength]:
@@ -339,11 +348,8 @@ def _rows(
         pats, exhaustive = plan[k]
         vals = values[pos:pos + len(pats)]
         pos += len(pats)
-        mean = math.fsum(vals) / len(vals)
-        err = 0.0
-        if not exhaustive and len(vals) > 1:
-            var = math.fsum((v - mean) ** 2 for v in vals) / (len(vals) - 1)
-            err = math.sqrt(var / len(vals))
+        mean, err = mean_stderr(vals)
+        err = 0.0 if exhaustive else err  # every subset measured: nothing to estimate
         paths = math.comb(n, k)
         rows.append(PathLength(k, paths, mean, err, paths * mean, len(vals), exhaustive))
     return rows
