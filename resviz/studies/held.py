@@ -9,13 +9,15 @@ asked, the ``inplace`` flags. Parameters are never written by the studies.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from torch import nn
 
+from resviz.errors import ResvizError, one_line
 from resviz.measure.ownership import Use, exclusive
 from resviz.measure.state import saved
+from resviz.records import shape_str
 
 
 @contextmanager
@@ -26,4 +28,16 @@ def held(model: nn.Module, label: str, inplace: bool = False) -> Iterator[None]:
         yield
 
 
-__all__ = ["held"]
+@contextmanager
+def failures_in_one_line(label: str, shape: Sequence[int]) -> Iterator[None]:
+    """A pass of ``label`` that fails on an input of ``shape`` as one :class:`ResvizError` line;
+    resviz's own errors (a :class:`ValueError` too) pass as they are."""
+    try:
+        yield
+    except ResvizError:
+        raise
+    except (RuntimeError, ValueError, TypeError, IndexError) as exc:
+        raise ResvizError(f"{label} fails on input {shape_str(tuple(shape))}: {one_line(exc)}") from None
+
+
+__all__ = ["failures_in_one_line", "held"]

@@ -41,13 +41,13 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from resviz.errors import ResvizError, one_line, quote
+from resviz.errors import ResvizError, quote
 from resviz.measure.compiled import eager, original
 from resviz.measure.outputs import find_logits
 from resviz.model.blocks import find_blocks, shortcut_type
 from resviz.records import ShortcutKind
 from resviz.records.signal import BatchNormMode, ShatterModel, ShatterStudy, TrainGradient
-from resviz.studies.held import held
+from resviz.studies.held import failures_in_one_line, held
 from resviz.studies.signal import check_models, check_shape, gaussian, placement, set_batchnorm
 
 Models = Sequence[tuple[str, nn.Module]]
@@ -184,13 +184,8 @@ def _measure(
         set_batchnorm(model, mode)
         for p in model.parameters():
             p.requires_grad_(False)  # gradients with respect to the input only
-        try:
-            with eager(), torch.enable_grad():
-                values = correlations(_grad_fn(mode, how)(model, x, k, label), max_lag).tolist()
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            if isinstance(exc, ResvizError):
-                raise
-            raise ResvizError(f"{label} fails on input {tuple(x.shape)}: {one_line(exc)}") from None
+        with failures_in_one_line(label, x.shape), eager(), torch.enable_grad():
+            values = correlations(_grad_fn(mode, how)(model, x, k, label), max_lag).tolist()
     blocks = find_blocks(model)
     residual = any(shortcut_type(b) is not ShortcutKind.NONE for _, b in blocks)
     notes = () if mode is BatchNormMode.EVAL else (f"BatchNorm statistics of the {x.shape[0]} points as one batch",)

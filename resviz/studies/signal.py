@@ -29,7 +29,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.hooks import RemovableHandle
 
-from resviz.errors import ResvizError, one_line
+from resviz.errors import ResvizError
 from resviz.measure.branches import BlockProbe, SiteMode
 from resviz.measure.compiled import eager, original
 from resviz.measure.graph import quietly
@@ -37,7 +37,7 @@ from resviz.measure.static import stage_of
 from resviz.measure.structure import Layout, ResidualSite, discover
 from resviz.model.blocks import ResidualBlock, find_blocks, shortcut_type
 from resviz.records.signal import BatchNormMode, SignalBlock, SignalModel, SignalStudy
-from resviz.studies.held import held
+from resviz.studies.held import failures_in_one_line, held
 
 Models = Sequence[tuple[str, nn.Module]]
 
@@ -138,7 +138,8 @@ def _measure_found(label: str, model: nn.Module, x: Tensor, mode: BatchNormMode)
     branch: dict[str, Tensor] = {}
     with held(model, label):
         set_batchnorm(model, mode)
-        sites = list(discover(model, tuple(x.shape), x.dtype).sites)
+        with failures_in_one_line(label, x.shape):
+            sites = list(discover(model, tuple(x.shape), x.dtype).sites)
         recorder = SiteMode(model, sites, {s.name: BlockProbe(s.name, s.shortcut) for s in sites}, lambda *_: None)
         recorder.on_operands = lambda site, main, _skip: branch.__setitem__(site.name, channel_moments(main)[1])
         single = _one_per_call(sites)
@@ -148,14 +149,12 @@ def _measure_found(label: str, model: nn.Module, x: Tensor, mode: BatchNormMode)
             model.get_submodule(m).register_forward_hook(_module_output(m, sites, out)) for m in single
         ]
         try:
-            with torch.no_grad(), eager():
+            with failures_in_one_line(label, x.shape), torch.no_grad(), eager():
                 recorder.begin(x, handles)
                 try:
                     model(x)
                 finally:
                     recorder.end()
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise ResvizError(f"{label} fails on input {tuple(x.shape)}: {one_line(exc)}") from None
         finally:
             for h in handles:
                 h.remove()
@@ -202,10 +201,8 @@ def _measure(label: str, model: nn.Module, x: Tensor, mode: BatchNormMode) -> Si
         set_batchnorm(model, mode)
         try:
             hooks.attach(handles)
-            with torch.no_grad(), eager():
+            with failures_in_one_line(label, x.shape), torch.no_grad(), eager():
                 model(x)
-        except (RuntimeError, ValueError, TypeError, IndexError) as exc:
-            raise ResvizError(f"{label} fails on input {tuple(x.shape)}: {one_line(exc)}") from None
         finally:
             for h in handles:
                 h.remove()
