@@ -191,6 +191,25 @@ def test_user_errors(shape: tuple[int, ...], message: str) -> None:
         signal_study([("resnet20", _model("resnet20"))], (2, 1, 16, 16))
 
 
+class _Breaks(nn.Module):
+    """A residual network of no resviz block whose forward fails for a reason of its own."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = x + self.conv(x)
+        return y.view(-1, 7)  # 8x3x16x16 values do not fill rows of 7
+
+
+def test_a_foreign_model_that_fails_is_one_line() -> None:
+    """Discovery runs the forward too: its failure is the same one line as the measured pass's."""
+    with pytest.raises(ResvizError) as err:
+        signal_study([("breaks", _Breaks())], SHAPE)
+    assert str(err.value).startswith("breaks fails on input 8x3x16x16: ") and "\n" not in str(err.value)
+
+
 def _linear_study() -> SignalStudy:
     """A made-up pre-activation net: variance 1 + 0.5 i inside each stage, branch variance 1."""
     blocks = tuple(
